@@ -1,0 +1,386 @@
+"""A pure-Python model of the VideoCore firmware behind /dev/vcio, as on a Pi 3B.
+
+`FirmwareEmulator.process` takes a mailbox property buffer and answers it in
+place the way the firmware does, so the code above it cannot tell the two
+apart (apart from speed). It follows the documented behaviour: the
+raspberrypi/firmware wiki page "Mailbox property interface" (buffer layout,
+tags, allocation flags) and `include/soc/bcm2835/raspberrypi-firmware.h`
+(status codes). Where the documentation is silent, the comments say which
+choice was made and why.
+
+Like the firmware's, the emulator's state outlives the processes that use it:
+it lives in a directory (a JSON state file and a sparse file holding the GPU
+memory), so an allocation that a killed process never released stays
+allocated, and every process using the directory sees it.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pathlib
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .exc import UsageError
+
+DEFAULT_GPU_MEM = 76 * 2**20  # what Raspberry Pi OS gives a board with 1 GB
+
+_RAM = 2**30  # a Pi 3B has 1 GiB
+_MIB = 2**20
+_PAGE = 4096
+_CHUNK = _MIB  # bytes per read/write when filling or moving GPU memory
+
+_STATUS_SUCCESS = 0x80000000
+_STATUS_ERROR = 0x80000001  # "error parsing request"
+_TAG_RESPONSE = 0x80000000  # bit 31 of a tag's request/response word
+
+_TAG_FIRMWARE_REVISION = 0x00000001
+_TAG_BOARD_MODEL = 0x00010001
+_TAG_BOARD_REVISION = 0x00010002
+_TAG_ARM_MEMORY = 0x00010005
+_TAG_VC_MEMORY = 0x00010006
+_TAG_ALLOCATE = 0x0003000C
+_TAG_LOCK = 0x0003000D
+_TAG_UNLOCK = 0x0003000E
+_TAG_RELEASE = 0x0003000F
+
+# How many request words each known tag reads; any other tag is unknown.
+_REQUEST_WORDS = {
+    _TAG_FIRMWARE_REVISION: 0,
+    _TAG_BOARD_MODEL: 0,
+    _TAG_BOARD_REVISION: 0,
+    _TAG_ARM_MEMORY: 0,
+    _TAG_VC_MEMORY: 0,
+    _TAG_ALLOCATE: 3,
+    _TAG_LOCK: 1,
+    _TAG_UNLOCK: 1,
+    _TAG_RELEASE: 1,
+}
+
+_FLAG_ZERO = 16
+_FLAG_NO_INIT = 32
+# Bus alias (bits 31..30) by flag bits 2..3, as a BCM2837 answers: the
+# original lesson's run shows COHERENT at 0x8... and DIRECT at 0xC...
+_ALIAS = {0: 0x00000000, 4: 0xC0000000, 8: 0x80000000, 12: 0x40000000}
+
+_FAILED = 1  # any nonzero status from unlock/release means failure
+
+
+def _round_up(value: int, step: int) -> int:
+    return -(-value // step) * step
+
+
+def _footprint(block: dict[str, Any]) -> int:
+    # Blocks start on a page and own whole pages, so any block can be mmapped
+    # without exposing its neighbour.
+    return _round_up(block["size"], _PAGE)
+
+
+def _parse(view: memoryview) -> list[tuple[int, int, int]] | None:
+    """Check the whole buffer before touching anything, as a parse error must
+    leave it unchanged but for the status word. Returns (tag, position,
+    value size) for each tag, or None if the buffer is malformed."""
+    n = len(view)
+    size, code = struct.unpack_from("<II", view, 0)
+    if size != n or n < 12 or n % 4 or code != 0:
+        return None
+    tags = []
+    pos = 8
+    while pos < n:
+        (tag,) = struct.unpack_from("<I", view, pos)
+        if tag == 0:
+            return tags
+        if pos + 12 > n:
+            return None
+        (value_size,) = struct.unpack_from("<I", view, pos + 4)
+        end = pos + 12 + _round_up(value_size, 4)
+        if end > n:
+            return None
+        tags.append((tag, pos, value_size))
+        pos = end
+    return None  # no end tag
+
+
+class FirmwareEmulator:
+    """The VideoCore firmware of a Raspberry Pi 3B (1 GiB), kept in `state_dir`.
+
+    If `state_dir` already holds state, the firmware "has already booted":
+    the state is reused and `gpu_mem` is ignored.
+    """
+
+    def __init__(self, state_dir: str | os.PathLike, gpu_mem: int = DEFAULT_GPU_MEM,
+                 board_revision: int = 0xA02082,
+                 # 0x68A60009: the revision a real Pi 3B printed in the
+                 # original lesson's run.
+                 firmware_revision: int = 0x68A60009) -> None:
+        if not isinstance(gpu_mem, int) or gpu_mem % _MIB or not _MIB <= gpu_mem < _RAM:
+            raise UsageError(
+                f"gpu_mem={gpu_mem!r}: give a whole number of MiB from 1 MiB to "
+                f"1023 MiB (the emulated board has 1 GiB), e.g. 76 * 2**20")
+        for name, value in (("board_revision", board_revision),
+                            ("firmware_revision", firmware_revision)):
+            if not isinstance(value, int) or not 0 <= value < 2**32:
+                raise UsageError(f"{name}={value!r}: give a 32-bit unsigned integer")
+        self.board_revision = board_revision
+        self.firmware_revision = firmware_revision
+        self.state_dir = pathlib.Path(state_dir)
+        self.memory_path = self.state_dir / "memory.bin"
+        self._state_path = self.state_dir / "state.json"
+        self._lock_path = self.state_dir / "lock"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self._locked():
+            state = self._load() if self._state_path.exists() else self._boot(gpu_mem)
+        self.gpu_mem: int = state["heap_size"]
+        self.vc_base: int = state["vc_base"]
+
+    # --- the mailbox -------------------------------------------------------
+
+    def process(self, buf: bytearray) -> None:
+        """Answer one property request in place, exactly like the firmware.
+
+        Bad bytes never raise: a malformed buffer gets status 0x80000001 and
+        is otherwise left as it was. Raises TypeError if `buf` is not a
+        writable, contiguous buffer.
+        """
+        view = memoryview(buf)
+        if view.readonly:
+            raise TypeError(f"process() answers in place and needs a writable buffer "
+                            f"such as a bytearray, not a read-only {type(buf).__name__}")
+        view = view.cast("B")
+        if len(view) < 8:
+            return  # too short to hold even the status word
+        tags = _parse(view)
+        if tags is None:
+            struct.pack_into("<I", view, 4, _STATUS_ERROR)
+            return
+        with self._locked():
+            state = self._load()
+            before = json.dumps(state)
+            for tag, pos, value_size in tags:
+                if tag not in _REQUEST_WORDS:
+                    # The wiki: "Unknown tags are ignored (the response bit
+                    # will not be set)". So the whole tag is left untouched.
+                    continue
+                words = self._answer(state, tag, self._request(view, pos, value_size,
+                                                               _REQUEST_WORDS[tag]))
+                response = struct.pack(f"<{len(words)}I", *words)
+                # The wiki: "The response is truncated to the provided buffer
+                # length" and "Response length indicates the desired length
+                # even when it is longer than the buffer size filled".
+                filled = min(value_size, len(response))
+                view[pos + 12:pos + 12 + filled] = response[:filled]
+                struct.pack_into("<I", view, pos + 8, _TAG_RESPONSE | len(response))
+            if json.dumps(state) != before:
+                self._save(state)
+        struct.pack_into("<I", view, 4, _STATUS_SUCCESS)
+
+    @staticmethod
+    def _request(view: memoryview, pos: int, value_size: int, count: int) -> tuple[int, ...]:
+        # The wiki does not say what the firmware reads when a value buffer is
+        # shorter than the request. We read only the bytes inside it and take
+        # the missing words as 0, rather than the next tag's bytes: a missing
+        # handle or size is then 0 and the tag fails (handle 0, bus address 0,
+        # nonzero status); a missing alignment or flags word is a valid 0.
+        raw = bytes(view[pos + 12:pos + 12 + min(value_size, 4 * count)])
+        return struct.unpack(f"<{count}I", raw.ljust(4 * count, b"\0"))
+
+    def _answer(self, state: dict[str, Any], tag: int, args: tuple[int, ...]) -> list[int]:
+        if tag == _TAG_FIRMWARE_REVISION:
+            return [self.firmware_revision]
+        if tag == _TAG_BOARD_MODEL:
+            return [0]
+        if tag == _TAG_BOARD_REVISION:
+            return [self.board_revision]
+        if tag == _TAG_ARM_MEMORY:
+            return [0, state["vc_base"]]  # the ARM has everything below the GPU
+        if tag == _TAG_VC_MEMORY:
+            return [state["vc_base"], state["heap_size"]]
+        if tag == _TAG_ALLOCATE:
+            return [self._allocate(state, *args)]
+        if tag == _TAG_LOCK:
+            return [self._lock(state, *args)]
+        if tag == _TAG_UNLOCK:
+            return [self._unlock(state, *args)]
+        return [self._release(state, *args)]
+
+    # --- the relocatable heap ----------------------------------------------
+
+    def _allocate(self, state: dict[str, Any], size: int, alignment: int, flags: int) -> int:
+        if size == 0 or size > state["heap_size"]:
+            return 0
+        # A power of two, and at least a page so every block can be mmapped.
+        alignment = max(_PAGE, 1 << max(alignment - 1, 0).bit_length())
+        footprint = _round_up(size, _PAGE)
+        offset = self._first_fit(state, footprint, alignment)
+        if offset is None:
+            self._compact(state)
+            offset = self._first_fit(state, footprint, alignment)
+            if offset is None:
+                return 0
+        live = {block["handle"] for block in state["blocks"]}
+        handle = state["next_handle"]
+        while handle in live:  # only after 2**32 - 1 allocations wrap around
+            handle = handle % 0xFFFFFFFF + 1
+        state["next_handle"] = handle % 0xFFFFFFFF + 1  # never 0
+        state["blocks"].append({"handle": handle, "offset": offset, "size": size,
+                                "align": alignment, "flags": flags, "lock_count": 0})
+        state["blocks"].sort(key=lambda block: block["offset"])
+        if flags & _FLAG_ZERO:
+            self._fill(offset, footprint, 0x00)
+        elif not flags & _FLAG_NO_INIT:
+            self._fill(offset, footprint, 0xFF)  # the wiki: "default is all ones"
+        return handle
+
+    @staticmethod
+    def _holes(state: dict[str, Any]) -> Iterator[tuple[int, int]]:
+        """(start, end) offsets of the free gaps, lowest first."""
+        cursor = 0
+        for block in state["blocks"]:
+            if block["offset"] > cursor:
+                yield cursor, block["offset"]
+            cursor = block["offset"] + _footprint(block)
+        if state["heap_size"] > cursor:
+            yield cursor, state["heap_size"]
+
+    def _first_fit(self, state: dict[str, Any], footprint: int, alignment: int) -> int | None:
+        base = state["vc_base"]
+        for start, end in self._holes(state):
+            # Align the bus address, not the offset: vc_base is only MiB-aligned.
+            offset = _round_up(base + start, alignment) - base
+            if offset + footprint <= end:
+                return offset
+        return None
+
+    def _compact(self, state: dict[str, Any]) -> None:
+        """Slide every unlocked block down as far as it goes; locked blocks
+        stay put, since the ARM may be using their bus addresses."""
+        base = state["vc_base"]
+        cursor = 0
+        for block in state["blocks"]:  # sorted by offset
+            if not block["lock_count"]:
+                target = _round_up(base + cursor, block["align"]) - base
+                if target < block["offset"]:
+                    self._move(block["offset"], target, _footprint(block))
+                    block["offset"] = target
+            cursor = block["offset"] + _footprint(block)
+
+    @staticmethod
+    def _find(state: dict[str, Any], handle: int) -> dict[str, Any] | None:
+        return next((b for b in state["blocks"] if b["handle"] == handle), None)
+
+    def _lock(self, state: dict[str, Any], handle: int) -> int:
+        block = self._find(state, handle)
+        if block is None:
+            return 0
+        block["lock_count"] += 1
+        return _ALIAS[block["flags"] & 0xC] | (state["vc_base"] + block["offset"])
+
+    def _unlock(self, state: dict[str, Any], handle: int) -> int:
+        block = self._find(state, handle)
+        if block is None or not block["lock_count"]:
+            return _FAILED
+        block["lock_count"] -= 1
+        return 0
+
+    def _release(self, state: dict[str, Any], handle: int) -> int:
+        block = self._find(state, handle)
+        if block is None:
+            return _FAILED
+        # Assumption: release frees a block even while it is locked. The wiki
+        # does not say what the firmware does here; freeing keeps the model
+        # simple, and a caller must not rely on either behaviour.
+        state["blocks"].remove(block)
+        return 0
+
+    # --- the backing memory ------------------------------------------------
+
+    def _fill(self, offset: int, length: int, value: int) -> None:
+        chunk = memoryview(bytes([value]) * min(length, _CHUNK))
+        fd = os.open(self.memory_path, os.O_RDWR)
+        try:
+            done = 0
+            while done < length:
+                done += os.pwrite(fd, chunk[:length - done], offset + done)
+        finally:
+            os.close(fd)
+
+    def _move(self, source: int, target: int, length: int) -> None:
+        # Copying low to high is safe for overlapping ranges because the
+        # target lies below the source.
+        fd = os.open(self.memory_path, os.O_RDWR)
+        try:
+            done = 0
+            while done < length:
+                data = os.pread(fd, min(_CHUNK, length - done), source + done)
+                os.pwrite(fd, data, target + done)
+                done += len(data)
+        finally:
+            os.close(fd)
+
+    # --- state on disk -----------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # One exclusive lock per request: processes sharing a state dir take
+        # turns, as requests to the real firmware do.
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _load(self) -> dict[str, Any]:
+        return json.loads(self._state_path.read_text())
+
+    def _save(self, state: dict[str, Any]) -> None:
+        # Written whole, then renamed over the old file: a process killed
+        # mid-write leaves the previous state intact. No fsync: the state
+        # must survive processes, not power cuts.
+        temporary = self._state_path.with_name("state.json.tmp")
+        temporary.write_text(json.dumps(state))
+        os.replace(temporary, self._state_path)
+
+    def _boot(self, gpu_mem: int) -> dict[str, Any]:
+        # A new file replaces the old rather than truncating it: a process
+        # that still maps the old memory keeps a valid (stale) mapping
+        # instead of dying of SIGBUS.
+        temporary = self.memory_path.with_name("memory.bin.tmp")
+        with open(temporary, "wb") as memory:
+            memory.truncate(gpu_mem)  # sparse: takes no disk until written
+        os.replace(temporary, self.memory_path)
+        state = {"heap_size": gpu_mem, "vc_base": _RAM - gpu_mem,
+                 "next_handle": 1, "blocks": []}
+        self._save(state)
+        return state
+
+    # --- inspection (for tests and `info`) ---------------------------------
+
+    def allocations(self) -> list[dict]:
+        """The live blocks, lowest offset first: handle, offset (from
+        vc_base), size (as asked for), flags and lock_count."""
+        with self._locked():
+            state = self._load()
+        keys = ("handle", "offset", "size", "flags", "lock_count")
+        return [{key: block[key] for key in keys} for block in state["blocks"]]
+
+    def free_bytes(self) -> int:
+        """Free bytes in the heap (blocks own whole pages)."""
+        with self._locked():
+            state = self._load()
+        return sum(end - start for start, end in self._holes(state))
+
+    def largest_free_block(self) -> int:
+        """The largest free gap, before any compaction."""
+        with self._locked():
+            state = self._load()
+        return max((end - start for start, end in self._holes(state)), default=0)
+
+    def reboot(self) -> None:
+        """Boot again with the same gpu_mem: every allocation is gone and the
+        memory is fresh."""
+        with self._locked():
+            self._boot(self.gpu_mem)

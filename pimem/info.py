@@ -1,0 +1,79 @@
+"""The readable record of this board, like gpiozero's pi_info()."""
+from __future__ import annotations
+
+import os
+import platform
+import struct
+from dataclasses import asdict, dataclass
+
+from .backend import Backend
+from .board import BoardRevision, decode_revision, read_model_string
+from .exc import RevisionError
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    backend: str
+    model_string: str | None       # /proc/device-tree/model (None off a Pi)
+    revision: BoardRevision | None
+    revision_code: int
+    board_model: int
+    firmware_revision: int
+    arm_memory: tuple[int, int]    # base, size
+    vc_memory: tuple[int, int]
+    machine: str                   # platform.machine() of this process
+    pointer_bits: int              # 32 or 64: picks the ioctl number
+    is_root: bool
+
+    def as_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["revision"] = asdict(self.revision) if self.revision else None
+        d["revision_code"] = f"{self.revision_code:x}"
+        d["firmware_revision"] = f"0x{self.firmware_revision:08X}"
+        d["arm_memory"] = {"base": f"0x{self.arm_memory[0]:08X}", "size": self.arm_memory[1]}
+        d["vc_memory"] = {"base": f"0x{self.vc_memory[0]:08X}", "size": self.vc_memory[1]}
+        return d
+
+    def lines(self) -> list[str]:
+        mib = 1 << 20
+        arm, vc = self.arm_memory, self.vc_memory
+        board = self.revision.describe() if self.revision else f"unknown revision {self.revision_code:x}"
+        where = "emulated by pimem (no Raspberry Pi attached)" if self.backend.startswith("emulator") else "this Raspberry Pi"
+        return [
+            f"Backend:      {self.backend}",
+            f"Board:        {board} ({where})",
+            f"Model string: {self.model_string or '(none: /proc/device-tree/model is absent)'}",
+            f"Revision:     {self.revision_code:x}",
+            f"Firmware:     0x{self.firmware_revision:08X}",
+            f"ARM memory:   0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // mib} MiB)",
+            f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // mib} MiB, gpu_mem)",
+            f"Process:      {self.machine}, {self.pointer_bits}-bit, {'root' if self.is_root else 'not root'}",
+        ]
+
+
+def system_info(backend: Backend) -> SystemInfo:
+    mb = backend.mailbox
+    code = mb.board_revision()
+    try:
+        revision: BoardRevision | None = decode_revision(code)
+    except RevisionError:
+        revision = None
+    arm, vc = mb.arm_memory(), mb.vc_memory()
+    # The model string describes the machine we run on, which the emulator is not.
+    model = read_model_string() if backend.name == "pi" else None
+    return SystemInfo(
+        backend=backend.describe(),
+        model_string=model,
+        revision=revision,
+        revision_code=code,
+        board_model=mb.board_model(),
+        firmware_revision=mb.firmware_revision(),
+        arm_memory=(arm.base, arm.size),
+        vc_memory=(vc.base, vc.size),
+        machine=platform.machine(),
+        pointer_bits=struct.calcsize("P") * 8,
+        is_root=os.geteuid() == 0,
+    )
+
+
+__all__ = ["SystemInfo", "system_info"]

@@ -1,0 +1,248 @@
+"""Transports: carry a property message to the firmware and map its memory.
+
+Two of them, with one interface (like gpiozero's pin factories):
+
+- VcioTransport: a real Raspberry Pi. The ioctl on /dev/vcio, and mmap of
+  /dev/mem for the memory the firmware gave us.
+- EmulatorTransport: pimem.emulator's model of the firmware, with the
+  kernel's behaviour around it (EINVAL and nothing copied back when the
+  firmware reports an error, as drivers/firmware/raspberrypi.c does).
+
+Errors from either are turned into pimem's own, with what to do.
+"""
+from __future__ import annotations
+
+import abc
+import ctypes
+import errno
+import fcntl
+import mmap
+import os
+import struct
+from pathlib import Path
+
+from .exc import MailboxError, MailboxPermissionError, MailboxUnavailable
+from .protocol import RESPONSE_SUCCESS
+
+VCIO_PATH = "/dev/vcio"
+DEVMEM_PATH = "/dev/mem"
+PAGE_SIZE = mmap.PAGESIZE
+
+# _IOC encoding from include/uapi/asm-generic/ioctl.h.
+_IOC_WRITE, _IOC_READ = 1, 2
+_IOC_NRSHIFT, _IOC_TYPESHIFT, _IOC_SIZESHIFT, _IOC_DIRSHIFT = 0, 8, 16, 30
+VCIO_IOC_MAGIC = 100
+
+
+def ioctl_property_number(pointer_size: int | None = None) -> int:
+    """IOCTL_MBOX_PROPERTY = _IOWR(100, 0, char *) for this interpreter.
+
+    The size field is sizeof(char *), so a 64-bit process needs 0xC0086400
+    and a 32-bit one 0xC0046400; the wrong one gets EINVAL (vcio.c).
+    """
+    if pointer_size is None:
+        pointer_size = struct.calcsize("P")
+    if pointer_size not in (4, 8):
+        raise MailboxError(f"pointer size {pointer_size} is neither 4 nor 8 bytes")
+    return (
+        ((_IOC_READ | _IOC_WRITE) << _IOC_DIRSHIFT)
+        | (pointer_size << _IOC_SIZESHIFT)
+        | (VCIO_IOC_MAGIC << _IOC_TYPESHIFT)
+        | (0 << _IOC_NRSHIFT)
+    )
+
+
+class Transport(abc.ABC):
+    """Sends property messages and maps the physical memory they hand out."""
+
+    #: "pi" or "emulator"
+    name: str
+
+    def property(self, buf: bytearray) -> None:
+        """Send one property message; the answer is written into ``buf``."""
+        try:
+            self._ioctl(buf)
+        except OSError as e:
+            if e.errno == errno.EINVAL:
+                raise MailboxError(
+                    "the mailbox refused the request (EINVAL). Usually: the firmware reported an "
+                    "error for the buffer (a malformed message or a tag it does not know), or the "
+                    f"ioctl number does not match this process's pointer size "
+                    f"(sent 0x{ioctl_property_number():08X}); see 'dmesg' for 'unknown ioctl'"
+                ) from None
+            raise MailboxError(f"the mailbox ioctl failed: {e.strerror} (errno {e.errno})") from None
+
+    @abc.abstractmethod
+    def _ioctl(self, buf: bytearray) -> None:
+        """Do what ioctl(IOCTL_MBOX_PROPERTY) does; raise OSError as it would."""
+
+    @abc.abstractmethod
+    def map_physical(self, phys: int, size: int) -> mmap.mmap:
+        """A shared read/write mapping of ``size`` bytes at page-aligned ``phys``.
+
+        Only pimem.buffer calls this, and only with an address its own lock
+        call returned: pimem is not a general /dev/mem tool.
+        """
+
+    @abc.abstractmethod
+    def default_ledger_dir(self) -> Path:
+        """Where the allocation ledger lives: somewhere cleared when the firmware restarts."""
+
+    def close(self) -> None:
+        """Release the transport's file descriptors."""
+
+    def describe(self) -> str:
+        return self.name
+
+
+def _check_mapping(phys: int, size: int) -> None:
+    if phys % PAGE_SIZE:
+        raise MailboxError(f"physical address 0x{phys:08X} is not page aligned ({PAGE_SIZE} bytes)")
+    if size <= 0:
+        raise MailboxError(f"cannot map {size} bytes")
+
+
+class VcioTransport(Transport):
+    """The real thing: /dev/vcio and /dev/mem on a Raspberry Pi."""
+
+    name = "pi"
+
+    def __init__(self, vcio_path: str = VCIO_PATH, devmem_path: str = DEVMEM_PATH) -> None:
+        self.vcio_path = vcio_path
+        self.devmem_path = devmem_path
+        self._request = ioctl_property_number()
+        try:
+            self._fd = os.open(vcio_path, os.O_RDWR)
+        except FileNotFoundError:
+            raise MailboxUnavailable(
+                f"there is no {vcio_path}: this is not a Raspberry Pi, or its kernel has no vcio "
+                "driver. Use the emulator (PIMEM_BACKEND=emulator) or run on a Pi with Raspberry Pi OS"
+            ) from None
+        except PermissionError:
+            raise MailboxPermissionError(
+                f"permission denied opening {vcio_path}: add yourself to the 'video' group "
+                "(sudo usermod -aG video $USER, then log in again) or run as root"
+            ) from None
+
+    def _ioctl(self, buf: bytearray) -> None:
+        # mutate_flag=True: the kernel writes the answer back into buf.
+        fcntl.ioctl(self._fd, self._request, buf, True)
+
+    def map_physical(self, phys: int, size: int) -> mmap.mmap:
+        _check_mapping(phys, size)
+        try:
+            # O_SYNC asks for an uncached mapping; memory outside Linux's RAM
+            # (the GPU's) is mapped non-cached either way (phys_mem_access_prot).
+            fd = os.open(self.devmem_path, os.O_RDWR | os.O_SYNC)
+        except PermissionError:
+            raise MailboxPermissionError(
+                f"permission denied opening {self.devmem_path}: mapping GPU memory needs root "
+                "(CAP_SYS_RAWIO). Run as root, e.g. 'sudo .venv/bin/python -m pimem ...'"
+            ) from None
+        try:
+            return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=phys)
+        except OSError as e:
+            raise MailboxError(
+                f"mapping {size} bytes of {self.devmem_path} at 0x{phys:08X} failed: {e.strerror}. "
+                "A kernel built with CONFIG_STRICT_DEVMEM may refuse it"
+            ) from None
+        finally:
+            os.close(fd)
+
+    def default_ledger_dir(self) -> Path:
+        return _runtime_dir("pimem")
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class EmulatorTransport(Transport):
+    """pimem.emulator's firmware, wrapped the way the kernel wraps the real one."""
+
+    name = "emulator"
+
+    def __init__(self, state_dir: str | os.PathLike | None = None, gpu_mem: int | None = None) -> None:
+        from .emulator import DEFAULT_GPU_MEM, FirmwareEmulator
+
+        self.firmware = FirmwareEmulator(
+            state_dir if state_dir is not None else default_emulator_dir(),
+            gpu_mem=gpu_mem if gpu_mem is not None else DEFAULT_GPU_MEM,
+        )
+
+    def _ioctl(self, buf: bytearray) -> None:
+        # The kernel copies the buffer in, runs the firmware, and copies back
+        # only on success (rpi_firmware_property_list returns -EINVAL).
+        size = struct.unpack_from("<I", buf, 0)[0] if len(buf) >= 4 else 0
+        if size < 12 or size > len(buf):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        work = bytearray(buf[:size])
+        self.firmware.process(work)
+        if struct.unpack_from("<I", work, 4)[0] != RESPONSE_SUCCESS:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        buf[:size] = work
+
+    def map_physical(self, phys: int, size: int) -> mmap.mmap:
+        _check_mapping(phys, size)
+        fw = self.firmware
+        if not (fw.vc_base <= phys and phys + size <= fw.vc_base + fw.gpu_mem):
+            raise MailboxError(
+                f"0x{phys:08X}+{size} is outside the emulated GPU memory "
+                f"(0x{fw.vc_base:08X}..0x{fw.vc_base + fw.gpu_mem:08X})"
+            )
+        fd = os.open(fw.memory_path, os.O_RDWR)
+        try:
+            return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                             offset=phys - fw.vc_base)
+        finally:
+            os.close(fd)
+
+    def default_ledger_dir(self) -> Path:
+        # The ledger lives and dies with the emulator's state, as a real
+        # ledger in /run lives and dies with the firmware (a reboot).
+        return Path(self.firmware.state_dir) / "ledger"
+
+    def describe(self) -> str:
+        return f"emulator ({self.firmware.state_dir})"
+
+
+def _runtime_dir(name: str) -> Path:
+    """A directory cleared at reboot: /run for root, else XDG_RUNTIME_DIR, else /tmp."""
+    if os.geteuid() == 0:
+        return Path("/run") / name
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg):
+        return Path(xdg) / name
+    return Path("/tmp") / f"{name}-{os.geteuid()}"
+
+
+def default_emulator_dir() -> Path:
+    """PIMEM_EMULATOR_DIR, or a per-user directory cleared at reboot."""
+    env = os.environ.get("PIMEM_EMULATOR_DIR")
+    return Path(env) if env else _runtime_dir("pimem-emulator")
+
+
+# --- unmapping a region that numpy views still point into ----------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_MAP_FIXED = 0x10
+_MAP_ANONYMOUS = getattr(mmap, "MAP_ANONYMOUS", 0x20)
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def detach_mapping(address: int, size: int) -> None:
+    """Put private anonymous memory where a shared mapping was.
+
+    Used when GPU memory must be released while numpy views of it still
+    exist (at interpreter exit): afterwards those views read and write a
+    private scratch page instead of memory the firmware may give to
+    someone else.
+    """
+    res = _libc.mmap(ctypes.c_void_p(address), size, mmap.PROT_READ | mmap.PROT_WRITE,
+                     mmap.MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_FIXED, -1, 0)
+    if res == _MAP_FAILED or res != address:
+        err = ctypes.get_errno()
+        raise OSError(err, f"could not replace the mapping at 0x{address:x}: {os.strerror(err)}")
