@@ -18,7 +18,7 @@ import numpy as np
 
 from .backend import Backend, get_backend
 from .exc import BufferClosedError, GpuMemoryError, UsageError, ViewsOutliveBuffer
-from .ledger import Allocation
+from .ledger import Allocation, deferred_interrupts
 from .memflags import Alias, MemFlag, bus_to_phys
 from .transport import PAGE_SIZE, detach_mapping
 
@@ -99,39 +99,38 @@ class GpuBuffer:
         self.flags = flags
         self._length = _round_up(size, PAGE_SIZE)
         mailbox, ledger = self.backend.mailbox, self.backend.ledger
+        # One critical section from allocation to the finalizer that will
+        # release it: no interrupt can leave the memory unaccounted for.
         with ledger.locked():
             handle = mailbox.allocate(self._length, alignment, flags)
+            entry = None
             try:
                 bus = mailbox.lock(handle)
+                entry = ledger.record(handle, self._length, flags, bus)
+                mapping = self.backend.transport.map_physical(bus_to_phys(bus), self._length)
             except BaseException:
-                mailbox.release(handle)
-                raise
-            entry = ledger.record(handle, self._length, flags, bus)
-        try:
-            mapping = self.backend.transport.map_physical(bus_to_phys(bus), self._length)
-        except BaseException:
-            with ledger.locked():
                 with contextlib.suppress(GpuMemoryError):
                     mailbox.unlock(handle)
                 mailbox.release(handle)
-                ledger.forget(entry)
-            raise
-        # The exporter points at the mapping without holding a buffer export
-        # on it, so the mmap can be closed from the exporter's finalizer.
-        probe = ctypes.c_ubyte.from_buffer(mapping)
-        address = ctypes.addressof(probe)
-        del probe
-        exporter = _exporter_type(self._length).from_address(address)
-        self._region = _Region(self.backend, entry, mapping, address, self._length)
-        self._array: np.ndarray | None = np.frombuffer(exporter, dtype=np.uint8, count=size)
-        self._exporter_ref = weakref.ref(exporter)
-        # Runs when the last view (and our own array) is gone, or at exit.
-        self._finalizer = weakref.finalize(exporter, _finalize, self._region, self._exporter_ref)
+                if entry is not None:
+                    ledger.forget(entry)
+                raise
+            # The exporter points at the mapping without holding a buffer
+            # export on it, so the mmap can be closed from its finalizer.
+            probe = ctypes.c_ubyte.from_buffer(mapping)
+            address = ctypes.addressof(probe)
+            del probe
+            exporter = _exporter_type(self._length).from_address(address)
+            self._region = _Region(self.backend, entry, mapping, address, self._length)
+            self._array: np.ndarray | None = np.frombuffer(exporter, dtype=np.uint8, count=size)
+            self._exporter_ref = weakref.ref(exporter)
+            # Runs when the last view (and our own array) is gone, or at exit.
+            self._finalizer = weakref.finalize(exporter, _finalize, self._region, self._exporter_ref)
+            del exporter
         self.handle = handle
         self.bus_address = bus
         self.phys_address = bus_to_phys(bus)
         self.alias = Alias.from_bus(bus)
-        del exporter
 
     # --- use ---
     @property
@@ -166,23 +165,39 @@ class GpuBuffer:
         allocated (and mapped) until the last of them is deleted, so no
         view can ever write into released memory; a warning says so.
         """
+        self._close(warn=True)
+
+    def _close(self, warn: bool) -> None:
         if self._array is None:
             return
-        self._array = None
-        if self._exporter_ref() is not None:
+        with deferred_interrupts():
+            # Disarm the finalizer while our array goes: a release run from a
+            # weakref callback would print and swallow a Ctrl-C held back
+            # during it. Released here instead, unless views keep it alive.
+            self._finalizer.detach()
+            self._array = None
+            exporter = self._exporter_ref()
+            if exporter is None:
+                self._region.release(views_alive=False)
+                return
+            self._finalizer = weakref.finalize(exporter, _finalize, self._region, self._exporter_ref)
+            del exporter
+        if warn:
             warnings.warn(
                 f"GpuBuffer handle {self.handle} closed while numpy views of it are alive: its "
                 f"{self.size} bytes stay allocated until the last view is deleted (del it, "
                 "or copy what you need with .copy() before closing)",
                 ViewsOutliveBuffer,
-                stacklevel=2,
+                stacklevel=3,
             )
 
     def __enter__(self) -> "GpuBuffer":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # While an exception propagates, its traceback holds the frames'
+        # views for a moment: the release then follows when it is dropped.
+        self._close(warn=exc_type is None)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"bus=0x{self.bus_address:08X} alias={self.alias}"

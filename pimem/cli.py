@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from .backend import BACKENDS, Backend, get_backend
 from .board import decode_revision
-from .exc import PimemError
+from .exc import PimemError, UsageError
 from .memflags import BusAddress, parse_address
 
 Command = Callable[[argparse.Namespace], int]
@@ -98,10 +98,130 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options(args: argparse.Namespace):
+    from .benchmarks import RunOptions
+
+    for name in ("iterations", "warmup"):
+        v = getattr(args, name)
+        if v < (1 if name == "iterations" else 0):
+            raise UsageError(f"--{name} must be at least {1 if name == 'iterations' else 0}, got {v}")
+    return RunOptions(iterations=args.iterations, warmup=args.warmup)
+
+
+def _sizes(texts: Sequence[str] | None, backend: Backend) -> list[int]:
+    from .sweep import DEFAULT_SIZES, parse_size
+
+    return [parse_size(t) for t in texts] if texts else list(DEFAULT_SIZES)
+
+
+def _benchmarks(texts: Sequence[str] | None) -> list[str]:
+    from .benchmarks import BENCHMARKS, check_name
+
+    names = [n.strip() for t in (texts or list(BENCHMARKS)) for n in t.split(",") if n.strip()]
+    for n in names:
+        check_name(n)
+    return names
+
+
+def _check_gpu_size(size: int, backend: Backend) -> None:
+    from .sweep import format_size
+
+    gpu = backend.mailbox.vc_memory().size
+    if size > gpu:
+        raise UsageError(f"{format_size(size)} is more than this board's GPU memory ({format_size(gpu)}); "
+                         "ask for less, or raise gpu_mem in /boot/firmware/config.txt")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .report import bench
+    from .sweep import parse_size
+
+    size = parse_size(args.size, default_unit=1 << 20)
+    backend = _backend(args)
+    _check_gpu_size(size, backend)
+    report = bench(backend, size, kernel=args.kernel, options=_options(args), statistic=args.statistic)
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(report.text())
+    return 0 if all(r.verified for r in report.results) else 1
+
+
+def _run_sweep(args: argparse.Namespace):
+    from .sweep import sweep
+
+    backend = _backend(args)
+    names = _benchmarks(args.benchmarks)
+    return sweep(backend, names, _sizes(args.sizes, backend), kernel=args.kernel, options=_options(args),
+                 progress=not args.json and not args.no_progress,
+                 command="pimem " + " ".join(sys.argv[1:]) if sys.argv[1:] else None)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    result = _run_sweep(args)
+    frame = result.frame
+    if args.json:
+        _print_json({"meta": result.meta, "notes": result.notes,
+                     "rows": json.loads(frame.to_json(orient="records"))})
+        return 0
+    for note in result.notes:
+        print("note:", note)
+    summary = (frame.groupby(["benchmark", "phase", "size_bytes"], sort=False)
+               .agg(median_s=("seconds", "median"), gb_per_s=("gb_per_s", "median"),
+                    verified=("verified", lambda v: "PASS" if (v == "pass").all() else "FAIL"),
+                    overhead_bound=("overhead_bound", "any"))
+               .reset_index())
+    print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("(median of the samples; GB/s = 10^9 bytes/s)")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from .data import data_dir, save_recording
+
+    result = _run_sweep(args)
+    directory = args.dir or data_dir()
+    name = args.name or ("pi-" if result.meta["machine"]["is_pi"] else "host-") + \
+        result.meta["created"][:10] + "-" + result.meta["kernel_choice"]
+    path = save_recording(result.frame, result.meta, directory, name)
+    for note in result.notes:
+        print("note:", note)
+    print(f"Recorded {len(result.frame)} samples to {path} (metadata in {path.with_suffix('.json').name})")
+    return 0
+
+
+def cmd_check_data(args: argparse.Namespace) -> int:
+    from .data import check_data_dir, data_dir
+
+    directory = args.dir or data_dir()
+    problems = check_data_dir(directory)
+    if args.json:
+        _print_json({"directory": str(directory), "problems": problems})
+    else:
+        for p in problems:
+            print(p)
+        print(f"{directory}: " + ("every recording follows the schema" if not problems
+                                   else f"{len(problems)} problem(s)"))
+    return 1 if problems else 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .lab import run_lab
+
+    return run_lab(args.ip, args.port, open_browser=args.browser)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments get one line that says what to do, not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pimem", description="GPU memory on the Raspberry Pi, for teaching.")
+    parser = _Parser(prog="pimem", description="GPU memory on the Raspberry Pi, for teaching.")
     parser.add_argument("--version", action="version", version=f"pimem {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def add(name: str, func: Command, help: str, backend: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
@@ -119,13 +239,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("codes", nargs="+", metavar="CODE")
     add("selftest", cmd_selftest, "allocate, lock, map, write, read back and release with each ARM-usable flag")
     add("cleanup", cmd_cleanup, "release the GPU memory that dead processes left allocated")
-    for extend in _EXTENSIONS:
-        extend(sub, add)
+
+    def timing_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--iterations", type=int, default=5, help="timed iterations per point (default 5)")
+        p.add_argument("--warmup", type=int, default=1, help="untimed warm-up iterations (default 1)")
+        p.add_argument("--kernel", choices=("numpy", "libc"), default=None,
+                       help="how to fill, copy and read (default: the one closer to C)")
+
+    p = add("bench", cmd_bench, "the original three benchmarks and the read-back, as one report")
+    p.add_argument("size", nargs="?", default="64", help="data size; a plain number is MiB, as in the original "
+                   "(default 64), or give units: 512KiB, 8MiB")
+    p.add_argument("--statistic", choices=("median", "min", "mean"), default="median")
+    timing_options(p)
+    for name, func, text in (("sweep", cmd_sweep, "run benchmarks over a range of sizes"),
+                             ("record", cmd_record, "run a sweep and save it under data/ (never overwrites)")):
+        p = add(name, func, text)
+        p.add_argument("--sizes", nargs="+", metavar="SIZE",
+                       help="sizes in bytes or with units (64KiB 1MiB); default: powers of two 4 KiB..256 MiB")
+        p.add_argument("--benchmarks", nargs="+", metavar="NAME", help="benchmark names (default: all)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        timing_options(p)
+        if name == "record":
+            p.add_argument("--name", help="recording name (default: host-DATE-KERNEL or pi-DATE-KERNEL)")
+            p.add_argument("--dir", help="directory (default: the repository's data/)")
+    p = add("lab", cmd_lab, "start JupyterLab on notebooks/ (loopback only, token kept; safe as root)",
+            backend=False)
+    p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--browser", action="store_true", help="open a browser on this machine")
+    p = add("check-data", cmd_check_data, "check every recording in data/ against the schema", backend=False)
+    p.add_argument("--dir", help="directory (default: the repository's data/)")
     return parser
-
-
-#: Other modules add their commands here (benchmarks, notebooks).
-_EXTENSIONS: list[Callable[[Any, Callable[..., argparse.ArgumentParser]], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,21 +71,32 @@ def process_alive(pid: int, start_time: int | None) -> bool:
 
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back for a few lines that must not be split.
+    """Hold Ctrl-C and SIGTERM back for a few lines that must not be split.
 
-    Between the firmware handing out a handle and the ledger recording it,
-    a Ctrl-C would leak the memory. Blocked signals stay pending and are
-    delivered (as KeyboardInterrupt etc.) as soon as the block ends.
+    Between the firmware handing out a handle and the ledger recording it
+    (or between unlock and release), an interrupt would leak the memory.
+    New signals are blocked in the kernel; one Python already caught but
+    has not yet acted on is parked by a stand-in handler. Both are
+    delivered as soon as the block ends.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    mask = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, mask)
+    parked: list[int] = []
+    # Swap the handler first: signal.signal() runs any handler already due,
+    # and a KeyboardInterrupt from it must not leave the mask blocked.
+    old_handler = signal.signal(signal.SIGINT, lambda signum, frame: parked.append(signum))
     try:
-        yield
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            yield
+        finally:
+            # Unblock first: what was pending trips now and is parked below.
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, old_handler)
+    if parked and callable(old_handler):
+        old_handler(signal.SIGINT, None)  # the default one raises KeyboardInterrupt here
 
 
 class Ledger:

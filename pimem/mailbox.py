@@ -90,8 +90,9 @@ class Mailbox:
 
 def suggest_gpu_mem(asked: int, vc_size: int) -> int | None:
     """A gpu_mem setting (MiB) likely to fit ``asked`` bytes, or None if none does."""
-    need = (vc_size + asked) // MiB + _FIRMWARE_RESERVE_MIB
-    need = max(need, asked // MiB + _FIRMWARE_RESERVE_MIB)
+    # The setting must hold the ask plus what the firmware keeps for itself,
+    # and be larger than today's, or it changes nothing.
+    need = max(-(-asked // MiB) + _FIRMWARE_RESERVE_MIB, vc_size // MiB + 1)
     return next((m for m in _GPU_MEM_STEPS if m >= need), None)
 
 

@@ -152,6 +152,12 @@ def parse_response(buf: bytes | bytearray, tag: int, response_words: int | None 
         raise MailboxError(
             f"{name}: the value buffer holds {value_size} bytes, too small for {response_words * WORD}"
         )
+    # Header, value buffer and end tag must all lie inside the message.
+    if _HEADER_WORDS * WORD + value_size + WORD > size:
+        raise MailboxError(
+            f"{name}: the value buffer ({value_size} bytes) runs past the end of the "
+            f"{size}-byte message"
+        )
     return struct.unpack_from(f"<{response_words}I", buf, _HEADER_WORDS * WORD)
 
 

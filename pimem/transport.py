@@ -123,6 +123,13 @@ class VcioTransport(Transport):
                 f"permission denied opening {vcio_path}: add yourself to the 'video' group "
                 "(sudo usermod -aG video $USER, then log in again) or run as root"
             ) from None
+        except OSError as e:
+            # ENXIO/ENODEV: the device node is there but its driver is not.
+            raise MailboxUnavailable(
+                f"cannot open {vcio_path}: {e.strerror} (errno {e.errno}). The node exists but "
+                "the vcio driver did not answer; update Raspberry Pi OS (sudo apt full-upgrade) "
+                "or use the emulator (PIMEM_BACKEND=emulator)"
+            ) from None
 
     def _ioctl(self, buf: bytearray) -> None:
         # mutate_flag=True: the kernel writes the answer back into buf.
@@ -138,6 +145,11 @@ class VcioTransport(Transport):
             raise MailboxPermissionError(
                 f"permission denied opening {self.devmem_path}: mapping GPU memory needs root "
                 "(CAP_SYS_RAWIO). Run as root, e.g. 'sudo .venv/bin/python -m pimem ...'"
+            ) from None
+        except OSError as e:
+            raise MailboxError(
+                f"cannot open {self.devmem_path}: {e.strerror}. pimem maps GPU memory through "
+                "/dev/mem; a container or a kernel without it cannot; run on the Pi itself"
             ) from None
         try:
             return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=phys)

@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Make the published recordings in data/ from the figures below.
+
+    python data/published/make_published.py            # rewrites them in data/
+    python data/published/make_published.py --out DIR   # writes them elsewhere
+
+Nothing here was measured by pimem: every figure is a literal copied, as
+printed, from the source named beside it. The time of one operation is
+derived from the figure in the source's own unit (ms, MB/s = 10^6 B/s or
+MiB/s = 2^20 B/s); the bandwidth columns are then computed from that time,
+as for any recording. The old files are deleted first, because
+save_recording never overwrites.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing pimem
+
+import pandas as pd  # noqa: E402
+
+from pimem import __version__  # noqa: E402
+from pimem.data import BUS_FACTOR, COLUMNS, SCHEMA, save_recording  # noqa: E402
+
+MiB = 2 ** 20
+NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3")
+COMMAND = "python data/published/make_published.py"
+CONVERTED_BY = f"pimem {__version__}, data/published/make_published.py"
+
+
+def row(benchmark: str, phase: str, size: int, seconds: float, *, statistic: str, kernel: str,
+        flags: str = "", alias: str = "") -> dict[str, Any]:
+    """One published statistic as a row; bandwidths follow from size and time."""
+    return {
+        "benchmark": benchmark, "phase": phase, "size_bytes": size, "statistic": statistic,
+        "sample": 0, "seconds": seconds, "bytes": size, "bus_bytes": BUS_FACTOR[phase] * size,
+        "gb_per_s": size / seconds / 1e9, "gib_per_s": size / seconds / 2 ** 30,
+        "reps": 1, "overhead_bound": False, "verified": "unknown",
+        "kernel": kernel, "flags": flags, "alias": alias,
+    }
+
+
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+# --- 1. The original lesson's run ------------------------------------------
+# Source: the lesson "006_Zero_Copy_Shared_Memory", README section
+# "Actual Output (Raspberry Pi 3B)", Results Summary table (Time (ms)).
+LESSON_BYTES = 67108864  # "64 MB (67108864 bytes)"
+LESSON_MS = [
+    # benchmark, phase, mean ms, flags, alias (from the bus addresses it prints)
+    ("baseline", "fill", 50.16, "", ""),               # Baseline (cached malloc)
+    ("standard", "fill", 45.51, "COHERENT", "0x8"),    # Standard: Fill (cached)
+    ("standard", "copy", 64.04, "COHERENT", "0x8"),    # Standard: Copy (memcpy)
+    ("standard", "total", 109.56, "COHERENT", "0x8"),  # Standard: TOTAL
+    ("zerocopy", "write", 38.26, "DIRECT|ZERO", "0xC"),  # Zero-Copy: Direct write
+]
+
+
+def lesson(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    # Decimal, so 50.16 ms is stored as 0.05016 s and not 0.050159999999999996.
+    rows = [row(b, p, LESSON_BYTES, float(Decimal(str(ms)) / 1000), statistic="mean", kernel="c",
+                flags=f, alias=a)
+            for b, p, ms, f, a in LESSON_MS]
+    meta = {
+        "schema": SCHEMA,
+        "title": "Original lesson, Raspberry Pi 3B run: cached fill, fill + copy, zero-copy write (64 MiB)",
+        "source": {
+            "kind": "published",
+            "short": "original lesson (C, mean of 5 runs)",
+            "reference": "The original lesson '006_Zero_Copy_Shared_Memory' (C benchmark), README, "
+                         "section 'Actual Output (Raspberry Pi 3B)', table 'Results Summary (64 MB data)'. "
+                         "A copy is kept with the project as shared/reference/original-lesson.md.",
+            "url": "",
+            "notes": (
+                "Times are the printed means in ms (1 warm-up, then 5 timed iterations averaged); "
+                "per-iteration times were not published. Printed to 0.01 ms, so fill + copy (109.55) "
+                "and total (109.56) differ in the last digit. The table's 'BW (GB/s)' column is in "
+                "GiB/s: 67108864 B / 50.16 ms = 1.338 GB/s = 1.246 GiB/s, and it prints 1.246; both "
+                "units here are computed from the times, which are rounded, so they can differ from "
+                "the printed GiB/s in the last digit (zero-copy: 1.634 here, 1.633 printed). Its Status column shows REF for the baseline "
+                "and [PASS] for the standard total and the zero-copy write, but the README never says "
+                "what [PASS] checks (its C source is not in the copy we have): it may check the "
+                "buffer's contents or only that the step ran, so verified is 'unknown'. Buffers: "
+                "standard copies into a COHERENT allocation, printed at bus 0xBAAA8000 (alias 0x8); "
+                "zero-copy writes a DIRECT|ZERO allocation at bus 0xFAAA8000 (alias 0xC; the program "
+                "prints 'Alias: 0x3', the raw value of bits 31..30, which is the 0xC alias). The "
+                "standard rows all carry the GPU buffer's flags, the fill row included. kernel 'c' "
+                "means the lesson's C program; its table labels the copy memcpy and does not say how "
+                "it fills. The README gives the 3B a 1.4 GHz clock (that is the 3B+); the run records "
+                "neither clock, so cpu_mhz and sdram_mhz are null."
+            ),
+        },
+        "machine": {
+            "is_pi": True,
+            "description": "Raspberry Pi 3 Model B of the original lesson's run "
+                           "(firmware 0x68A60009; ARM 896 MB, GPU 128 MB)",
+            "board": "Raspberry Pi 3B",
+            "revision": None,
+            "cpu_model": "Cortex-A53 (BCM2837)",
+            "arch": None,
+            "kernel": None,
+            "cpu_mhz": None,
+            "sdram_mhz": None,
+            "firmware": "0x68A60009",
+            "arm_memory_mb": 896,
+            "gpu_memory_mb": 128,
+        },
+        "software": {"tool": "zero_copy_bench, the lesson's C program", "converted_by": CONVERTED_BY},
+        "backend": None,
+        "kernel_choice": None,
+        "created": created,
+        "command": COMMAND,
+        "statistic_note": "mean of 5 timed iterations after 1 warm-up iteration, one 64 MiB "
+                          "operation per iteration, as the lesson prints it",
+    }
+    return frame(rows), meta
+
+
+# --- 2. tinymembench 0.4.9 through sbc-bench --------------------------------
+# 1 MB = 1000000 bytes; a copy's figure counts its bytes once (tinymembench's
+# own notes 1 and 2). Buffer: 32 MiB (SIZE in tinymembench's main.c).
+TMB_BYTES = 32 * MiB
+TMB_URL = "https://github.com/ThomasKaiser/sbc-bench/blob/master/results/{}.txt"
+TMB_STAT = ("best: tinymembench's figure is the highest of up to 10 measurements, each timing "
+            "batches of 16 operations on the 32 MiB buffer for at least 0.5 s; it adds the sample "
+            "standard deviation in brackets when that exceeds 0.1%")
+TMB_FIGURES = {
+    # name: [(benchmark, phase, MB/s, kernel, tinymembench's label)]
+    "4hOp": [("baseline", "fill", 1705.0, "libc", "standard memset"),
+             ("host-copy", "copy", 1110.5, "libc", "standard memcpy"),
+             ("baseline", "fill", 1705.4, "c-fill", "C fill")],
+    "1iI5": [("baseline", "fill", 1638.6, "libc", "standard memset"),    # printed "(0.2%)"
+             ("host-copy", "copy", 1227.5, "libc", "standard memcpy"),
+             ("baseline", "fill", 1638.0, "c-fill", "C fill")],           # printed "(0.6%)"
+}
+
+
+def tinymembench(result: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    rows = [row(b, p, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel=k)
+            for b, p, mbps, k, _ in TMB_FIGURES[result]]
+    labels = "; ".join(f"{label} {mbps} MB/s -> {b}/{p}, kernel {k}"
+                       for b, p, mbps, k, label in TMB_FIGURES[result])
+    common = (f"Figures as printed: {labels}. tinymembench's MB/s are 10^6 B/s and a copy counts its "
+              "bytes once (read and written bytes together would be twice as many). kernel 'libc' "
+              "is the C library's memset/memcpy; 'c-fill' is tinymembench's own C fill loop. "
+              "Single-threaded, on cpu0. ")
+    if result == "4hOp":
+        title = "tinymembench 0.4.9 on a Raspberry Pi 3B (1200 MHz, sdram_freq 450): memset, memcpy, C fill"
+        short = "tinymembench 0.4.9, sbc-bench 4hOp (best of repeats)"
+        notes = common + (
+            "sbc-bench v0.9.9, 5 Dec 2022, 'Raspberry Pi 3 Model B Rev 1.2'; ThreadX settings "
+            "arm_freq=1200, sdram_freq=450; Raspbian bookworm/sid with an armhf (32-bit) userland on "
+            "a 5.15.74-v8+ aarch64 kernel, gcc 12.2.0; no sample deviation above 0.1% was printed for "
+            "these three; the health log shows 1200/1200 MHz throughout tinymembench.")
+        machine = {
+            "is_pi": True,
+            "description": "Raspberry Pi 3 Model B Rev 1.2 of sbc-bench result 4hOp",
+            "board": "Raspberry Pi 3B", "revision": None,
+            "model_string": "Raspberry Pi 3 Model B Rev 1.2",
+            "cpu_model": "Cortex-A53 r0p4",
+            "arch": "aarch64 kernel, armhf (32-bit) userland",
+            "kernel": "5.15.74-v8+", "cpu_mhz": 1200, "sdram_mhz": 450,
+        }
+        software = {"tool": "tinymembench v0.4.9", "harness": "sbc-bench v0.9.9",
+                    "compiler": "gcc 12.2.0 (Raspbian 12.2.0-9+rpi1), arm-linux-gnueabihf"}
+    else:
+        title = "tinymembench 0.4.9 on a Raspberry Pi 3B+ (1400 MHz): memset, memcpy, C fill"
+        short = "tinymembench 0.4.9, sbc-bench 1iI5 (best of repeats)"
+        notes = common + (
+            "sbc-bench v0.4, 29 Jul 2018, Raspbian 9.3 stretch (armhf), kernel 4.9.80-v7+ armv7l, "
+            "ThreadX firmware of 13 Mar 2018. This sbc-bench version does not print the board "
+            "model: a Pi 3 whose cpufreq reaches 1400 MHz with 927 MiB of memory for Linux is a 3B+ "
+            "(the 3A+ also runs 1400 MHz but has 512 MB). sdram_mhz 500 is the 3B+ default: the "
+            "config.txt it shows sets only disable_overscan and audio, so no sdram_freq override. "
+            "Sample deviations printed: memset 0.2%, C fill 0.6%.")
+        machine = {
+            "is_pi": True,
+            "description": "Raspberry Pi 3B+ (identified from its clock and memory) of sbc-bench result 1iI5",
+            "board": "Raspberry Pi 3B+", "revision": None,
+            "cpu_model": "ARMv7 Processor rev 4 (v7l)",
+            "arch": "armv7l", "kernel": "4.9.80-v7+", "cpu_mhz": 1400, "sdram_mhz": 500,
+        }
+        software = {"tool": "tinymembench v0.4.9", "harness": "sbc-bench v0.4"}
+    software["converted_by"] = CONVERTED_BY
+    meta = {
+        "schema": SCHEMA, "title": title,
+        "source": {"kind": "published", "short": short,
+                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt "
+                                "(tinymembench 0.4.9 'Memory bandwidth tests')",
+                   "url": TMB_URL.format(result), "notes": notes},
+        "machine": machine, "software": software,
+        "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
+        "statistic_note": TMB_STAT,
+    }
+    return frame(rows), meta
+
+
+# --- 3. Idein/qmkl PR #35 ---------------------------------------------------
+# "memory performance benchmark", test/memory_bench.c; each line printed as
+# "<op>(4MB): <seconds> sec (<MiB/s>)", the MiB/s computed from the unrounded time.
+QMKL_BYTES = 4 * MiB  # N = 1024 * 1024 floats
+QMKL_FIGURES = [
+    # benchmark, phase, printed MiB/s, printed seconds, kernel, flags, the PR's test name
+    # (text, so the notes quote them exactly as printed)
+    ("baseline", "fill", "670.793491", "0.005963", "libc", "", "memset 0 -> Host"),
+    ("zerocopy", "write", "1288.275820", "0.003105", "libc", "DIRECT", "memset 0 -> GPU"),
+    ("read-host", "read", "1083.099806", "0.003693", "c", "", "sumall Host -> x"),
+    ("read-direct", "read", "33.638056", "0.118913", "c", "DIRECT", "sumall GPU -> x"),
+    ("copy-to-direct", "copy", "889.660409", "0.004496", "libc", "DIRECT", "memcpy Host -> GPU"),
+    ("copy-from-direct", "copy", "190.340878", "0.021015", "libc", "DIRECT", "memcpy GPU -> Host"),
+    ("host-copy", "copy", "600.601990", "0.006660", "libc", "", "memcpy Host -> Host"),
+]
+
+
+def qmkl(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    rows = []
+    for b, p, mibps, printed_s, k, f, _ in QMKL_FIGURES:
+        seconds = QMKL_BYTES / (float(mibps) * MiB)
+        # The printed time is rounded to 1 us; the bandwidth carries more digits.
+        assert abs(seconds - float(printed_s)) <= 0.5e-6, (b, seconds, printed_s)
+        rows.append(row(b, p, QMKL_BYTES, seconds, statistic="sample", kernel=k, flags=f))
+    figures = "; ".join(f"{name} {mibps} MiB/s ({s} s) -> {b}" for b, _, mibps, s, _, _, name in QMKL_FIGURES)
+    meta = {
+        "schema": SCHEMA,
+        "title": "Idein/qmkl memory benchmark on a Raspberry Pi 3: host vs DIRECT GPU memory (4 MiB)",
+        "source": {
+            "kind": "published",
+            "short": "Idein/qmkl PR #35 (C, one shot each)",
+            "reference": "Idein/qmkl pull request #35 'memory performance benchmark' (notogawa, "
+                         "2017-03-28), results in its description; code test/memory_bench.c",
+            "url": "https://github.com/Idein/qmkl/pull/35",
+            "notes": (
+                f"Figures as printed: {figures}. Each is one timed operation (gettimeofday) on "
+                "4 MiB after a pass meant to evict the CPU's L2; the PR prints MiB/s "
+                "(bytes / time / 1024 / 1024) and counts a copy's bytes once. GPU buffers: "
+                "mailbox allocations with MEM_FLAG_DIRECT mapped through /dev/mem opened O_SYNC "
+                "(qmkl's mailbox-era src/memory.c); their bus addresses were not printed, so alias "
+                "is empty. Host destinations are malloc'ed just before the timed call, so the host "
+                "memset, host->host and GPU->host copies include the first-touch page faults of a "
+                "fresh buffer (read from the code, not measured). sumall adds floats one after "
+                "another, so its host figure may be limited by the additions rather than by memory "
+                "(inference). Not kept, as no benchmark here matches it: memcpy GPU -> GPU "
+                "242.249278 MiB/s. "
+                "Each test asserts its result with CUnit, but the PR shows only the timings, so "
+                "verified is 'unknown'. The results print no board name; their config points to one: "
+                "a v7+ kernel (Pi 2 or 3) with dtoverlay=pi3-disable-bt, in March 2017 when the only Pi 3 "
+                "was the Model B, so a 3B by inference. config.txt (partly snipped): gpu_mem=128, "
+                "force_turbo=1, gpu_freq=400; arm_freq is not shown, so cpu_mhz is null."
+            ),
+        },
+        "machine": {
+            "is_pi": True,
+            "description": "Raspberry Pi 3 of qmkl PR #35 (Raspbian, kernel 4.4.50-v7+, gpu_mem=128, force_turbo=1)",
+            "board": "Raspberry Pi 3 (3B by inference)",
+            "revision": None,
+            "cpu_model": "Cortex-A53 (BCM2837)",
+            "arch": "armv7l",
+            "kernel": "4.4.50-v7+",
+            "cpu_mhz": None,
+            "sdram_mhz": None,
+            "gpu_memory_mb": 128,
+        },
+        "software": {"tool": "qmkl test/memory_bench.c (CUnit)", "converted_by": CONVERTED_BY},
+        "backend": None,
+        "kernel_choice": None,
+        "created": created,
+        "command": COMMAND,
+        "statistic_note": "one shot each: a single timed operation per figure (sample 0), "
+                          "no repeats, no warm-up",
+    }
+    return frame(rows), meta
+
+
+def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
+    """The four recordings by name (exposed for the tests)."""
+    return {
+        "original-lesson-pi3b": lesson(created),
+        "tinymembench-pi3b": tinymembench("4hOp", created),
+        "tinymembench-pi3bplus": tinymembench("1iI5", created),
+        "qmkl-pi3": qmkl(created),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "data", help="folder to write (default: data/)")
+    args = parser.parse_args(argv)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    recordings = build(created)
+    for name in recordings:  # save_recording never overwrites: clear our own old files first
+        for suffix in (".csv", ".json"):
+            (args.out / f"{name}{suffix}").unlink(missing_ok=True)
+    for name, (df, meta) in recordings.items():
+        path = save_recording(df, meta, args.out, name)
+        if path.stem != name:
+            raise SystemExit(f"{path}: expected {name}.csv; another process wrote into {args.out}?")
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""The benchmarks: what is filled, copied or read, in which kind of memory.
+
+- baseline:  the CPU fills an ordinary cached host buffer.
+- standard:  fill a cached host buffer, then copy it into a GPU buffer
+             allocated COHERENT (fill, copy and their total are timed apart).
+- zerocopy:  the CPU fills a GPU buffer allocated DIRECT (with ZERO) directly.
+- write-coherent, write-l1nonalloc: the same direct fill into the other
+             ARM-usable kinds of GPU memory.
+- read-host, read-direct, read-coherent, read-l1nonalloc: the CPU reads
+             every byte of a buffer of that kind (the price of zero-copy).
+
+Every timed write goes to a destination poisoned first and is checked
+completely afterwards; a wrong result is a FAIL and has no bandwidth.
+On the emulator the "GPU" buffers are host memory: the results are real
+host measurements and are labelled so by the caller.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .backend import Backend
+from .buffer import GpuBuffer
+from .exc import UsageError
+from .kernels import Kernel, Op
+from .memflags import MemFlag
+from .timing import DEFAULT_ITERATIONS, DEFAULT_WARMUP, Timing, time_op
+
+PATTERN = 0xA5   # what the benchmarks write
+POISON = 0x5A    # what the destination holds before each timed write
+_CHUNK = 1 << 20  # verify in slices: no temporary the size of the buffer
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    title: str
+    phases: tuple[str, ...]
+    flags: MemFlag | None   # the GPU buffer's flags; None: host memory only
+    what: str
+
+
+_GPU_WRITE = MemFlag.ZERO  # every GPU destination is allocated zeroed, as the original did
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {s.name: s for s in [
+    BenchmarkSpec("baseline", "Baseline (cached host fill)", ("fill",), None,
+                  "the CPU fills an ordinary cached host buffer"),
+    BenchmarkSpec("standard", "Standard (fill, then copy)", ("fill", "copy", "total"), MemFlag.COHERENT,
+                  "fill a cached host buffer, then copy it into a COHERENT GPU buffer"),
+    BenchmarkSpec("zerocopy", "Zero-copy (direct write)", ("write",), MemFlag.DIRECT,
+                  "the CPU fills a DIRECT (uncached) GPU buffer directly"),
+    BenchmarkSpec("write-coherent", "Direct write, COHERENT", ("write",), MemFlag.COHERENT,
+                  "the CPU fills a COHERENT GPU buffer directly"),
+    BenchmarkSpec("write-l1nonalloc", "Direct write, L1_NONALLOCATING", ("write",), MemFlag.L1_NONALLOCATING,
+                  "the CPU fills an L1_NONALLOCATING GPU buffer directly"),
+    BenchmarkSpec("read-host", "Read, cached host", ("read",), None,
+                  "the CPU reads every byte of a cached host buffer"),
+    BenchmarkSpec("read-direct", "Read, DIRECT", ("read",), MemFlag.DIRECT,
+                  "the CPU reads every byte of a DIRECT (uncached) GPU buffer"),
+    BenchmarkSpec("read-coherent", "Read, COHERENT", ("read",), MemFlag.COHERENT,
+                  "the CPU reads every byte of a COHERENT GPU buffer"),
+    BenchmarkSpec("read-l1nonalloc", "Read, L1_NONALLOCATING", ("read",), MemFlag.L1_NONALLOCATING,
+                  "the CPU reads every byte of an L1_NONALLOCATING GPU buffer"),
+]}
+
+#: The original lesson's three, in its order.
+ORIGINAL = ("baseline", "standard", "zerocopy")
+
+
+@dataclass
+class PhaseResult:
+    """One timed phase of one benchmark at one size."""
+
+    benchmark: str
+    phase: str
+    size: int
+    timing: Timing
+    bytes: int        # counted for bandwidth: a copy's bytes once
+    bus_bytes: int    # moved over the memory bus: a copy reads and writes
+    verified: bool
+    detail: str
+    kernel: str
+    flags: str = ""   # the GPU buffer's flags, "" for host memory
+    alias: str = ""   # the alias read from its bus address
+    bus_address: int | None = None
+
+    def seconds(self, statistic: str = "median") -> float:
+        return self.timing.stat(statistic)
+
+    def gb_per_s(self, statistic: str = "median") -> float | None:
+        """10^9 bytes per second; None when the result failed verification."""
+        return self.bytes / self.seconds(statistic) / 1e9 if self.verified else None
+
+    def gib_per_s(self, statistic: str = "median") -> float | None:
+        """2^30 bytes per second; None when the result failed verification."""
+        return self.bytes / self.seconds(statistic) / 2**30 if self.verified else None
+
+
+def check_name(name: str) -> BenchmarkSpec:
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        raise UsageError(f"unknown benchmark {name!r}; choose from: {', '.join(BENCHMARKS)}") from None
+
+
+def count_mismatches(arr: np.ndarray, value: int) -> int:
+    """How many bytes of ``arr`` differ from ``value`` (read in slices)."""
+    flat = arr.reshape(-1).view(np.uint8)
+    return sum(int(np.count_nonzero(flat[i:i + _CHUNK] != value)) for i in range(0, flat.size, _CHUNK))
+
+
+class _Verifier:
+    """Poisons before each timed write; checks every byte after it."""
+
+    def __init__(self, kernel: Kernel, dst: np.ndarray, value: int) -> None:
+        self.kernel, self.dst, self.value = kernel, dst, value
+        self.failures: list[str] = []
+
+    def poison(self) -> None:
+        self.kernel.fill(self.dst, POISON)
+
+    def check(self) -> None:
+        bad = count_mismatches(self.dst, self.value)
+        if bad:
+            self.failures.append(f"{bad} of {self.dst.nbytes} bytes wrong after the timed write")
+
+    def detail(self, what: str) -> tuple[bool, str]:
+        if self.failures:
+            return False, self.failures[0]
+        return True, f"{what}: every byte checked"
+
+
+def _host_buffer(kernel: Kernel, size: int) -> np.ndarray:
+    buf = np.empty(size, dtype=np.uint8)
+    kernel.fill(buf, POISON)  # touch every page before any timing
+    return buf
+
+
+@dataclass
+class RunOptions:
+    iterations: int = DEFAULT_ITERATIONS
+    warmup: int = DEFAULT_WARMUP
+    reps: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def time(self, op: Op, **kw: Callable[[], object] | None) -> Timing:
+        return time_op(op.run, empty_op=op.empty, iterations=self.iterations, warmup=self.warmup,
+                       reps=self.reps, **kw)
+
+
+def _timed_write(spec: BenchmarkSpec, phase: str, kernel: Kernel, dst: np.ndarray, opts: RunOptions,
+                 op: Op, bus_factor: int = 1, gpu: GpuBuffer | None = None) -> PhaseResult:
+    v = _Verifier(kernel, dst, PATTERN)
+    timing = opts.time(op, before_each=v.poison, after_each=v.check)
+    ok, detail = v.detail(f"{phase} of {dst.nbytes} bytes")
+    return PhaseResult(spec.name, phase, dst.nbytes, timing, dst.nbytes, bus_factor * dst.nbytes, ok, detail,
+                       kernel.name, *_gpu_labels(gpu))
+
+
+def _gpu_labels(gpu: GpuBuffer | None) -> tuple[str, str, int | None]:
+    if gpu is None:
+        return "", "", None
+    return str(gpu.flags).removeprefix("MemFlag."), str(gpu.alias), gpu.bus_address
+
+
+def _run_read(spec: BenchmarkSpec, kernel: Kernel, src: np.ndarray, opts: RunOptions,
+              gpu: GpuBuffer | None) -> PhaseResult:
+    kernel.fill(src, PATTERN)
+    bad = count_mismatches(src, PATTERN)
+    # What a correct read returns, from a host buffer with the same bytes.
+    expected = kernel.read(np.full(src.nbytes, PATTERN, dtype=np.uint8))
+    op = kernel.read_op(src)
+    # The timed loop drops what each read returns (keeping it would be timed
+    # too); the same prepared call is checked before and after instead.
+    results = [int(op.run())]
+    timing = opts.time(op)
+    results.append(int(op.run()))
+    wrong = sum(1 for r in results if r != expected)
+    ok = not bad and not wrong
+    detail = (f"read of {src.nbytes} bytes: result checked before and after timing" if ok else
+              f"{bad} bytes not as written" if bad else f"{wrong} of {len(results)} reads returned a wrong value")
+    return PhaseResult(spec.name, "read", src.nbytes, timing, src.nbytes, src.nbytes, ok, detail, kernel.name,
+                       *_gpu_labels(gpu))
+
+
+def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | None = None,
+                  options: RunOptions | None = None) -> list[PhaseResult]:
+    """Run one benchmark at one size; every GPU buffer is released on return, even on Ctrl-C."""
+    spec = check_name(name)
+    opts = options or RunOptions()
+    if size <= 0:
+        raise UsageError(f"size must be a positive number of bytes, got {size}")
+    if spec.name == "baseline":
+        host = _host_buffer(kernel, size)
+        return [_timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN))]
+    if spec.name == "read-host":
+        return [_run_read(spec, kernel, _host_buffer(kernel, size), opts, None)]
+    assert spec.flags is not None
+    if spec.phases[0] == "read":
+        with GpuBuffer(size, spec.flags, backend=backend) as gpu:
+            return [_run_read(spec, kernel, gpu.array, opts, gpu)]
+    with GpuBuffer(size, spec.flags | _GPU_WRITE, backend=backend) as gpu:
+        dst = gpu.array
+        try:
+            if spec.name != "standard":
+                return [_timed_write(spec, "write", kernel, dst, opts, kernel.fill_op(dst, PATTERN), gpu=gpu)]
+            host = _host_buffer(kernel, size)
+            fill = _timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN))
+            kernel.fill(host, PATTERN)  # the copy's source, whatever the fill's check did
+            copy = _timed_write(spec, "copy", kernel, dst, opts, kernel.copy_op(dst, host),
+                                bus_factor=2, gpu=gpu)
+            return [fill, copy, _total(spec, fill, copy)]
+        finally:
+            del dst  # drop our view, so close() can release at once
+
+
+def _total(spec: BenchmarkSpec, fill: PhaseResult, copy: PhaseResult) -> PhaseResult:
+    # Sample i of the total is fill i + copy i, as one fill-then-copy would take.
+    samples = tuple(f + c for f, c in zip(fill.timing.samples_s, copy.timing.samples_s))
+    timing = Timing(samples_s=samples, reps=min(fill.timing.reps, copy.timing.reps),
+                    overhead_s=fill.timing.overhead_s + copy.timing.overhead_s,
+                    overhead_bound=fill.timing.overhead_bound or copy.timing.overhead_bound)
+    ok = fill.verified and copy.verified
+    detail = "fill and copy both checked" if ok else (fill.detail if not fill.verified else copy.detail)
+    # The data delivered is counted once; on the bus: the fill's write, the copy's read and write.
+    return PhaseResult(spec.name, "total", fill.size, timing, fill.size, 3 * fill.size, ok, detail,
+                       fill.kernel, copy.flags, copy.alias, copy.bus_address)
+
+
+def iter_phases(results: list[PhaseResult]) -> Iterator[tuple[PhaseResult, int, float]]:
+    """(result, sample index, seconds) for every timed sample."""
+    for r in results:
+        for i, s in enumerate(r.timing.samples_s):
+            yield r, i, s

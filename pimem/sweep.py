@@ -1,0 +1,173 @@
+"""Sweeps over sizes, results as a tidy DataFrame, and the run's metadata."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .backend import Backend
+from .benchmarks import BENCHMARKS, PhaseResult, RunOptions, check_name, iter_phases, run_benchmark
+from .exc import GpuMemoryExhausted, UsageError
+from .kernels import get_kernel
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+DEFAULT_SIZES: tuple[int, ...] = tuple(1 << p for p in range(12, 29))  # 4 KiB .. 256 MiB
+
+#: The tidy frame's columns, the same as a recording's CSV (data/README.md).
+COLUMNS = ("benchmark", "phase", "size_bytes", "statistic", "sample", "seconds", "bytes", "bus_bytes",
+           "gb_per_s", "gib_per_s", "reps", "overhead_bound", "verified", "kernel", "flags", "alias")
+
+_UNITS = {"": 1, "b": 1, "k": KiB, "kb": 1000, "kib": KiB, "m": MiB, "mb": 10**6, "mib": MiB,
+          "g": GiB, "gb": 10**9, "gib": GiB}
+
+
+def parse_size(text: str | int, *, default_unit: int = 1) -> int:
+    """Bytes from '4096', '64KiB', '1MiB', '1.5MB' (KB/MB = 10^3/10^6; KiB/MiB = 2^10/2^20)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value, unit = float(text), default_unit
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
+        if not m or m.group(2).lower() not in _UNITS:
+            raise UsageError(f"size {text!r} is not a size; write e.g. 4096, 64KiB, 1MiB or 1.5MB")
+        value = float(m.group(1))
+        unit = _UNITS[m.group(2).lower()] if m.group(2) else default_unit
+    size = int(value * unit)
+    if size <= 0 or size != value * unit:
+        raise UsageError(f"size {text!r} must be a positive whole number of bytes")
+    return size
+
+
+def format_size(n: int) -> str:
+    for unit, name in ((GiB, "GiB"), (MiB, "MiB"), (KiB, "KiB")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit} {name}"
+    return f"{n} B"
+
+
+def cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (x86 'model name', ARM 'Model' or the implementer line)."""
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return platform.processor() or platform.machine()
+    for key in ("model name", "Model", "Hardware"):
+        m = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
+        if m:
+            return m.group(1).strip()
+    return platform.machine()
+
+
+def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: str | None = None) -> dict:
+    """Where and how a run was measured: the provenance every recording carries."""
+    from .info import system_info
+
+    info = system_info(backend)
+    is_pi = backend.name == "pi"
+    cpu = cpu_model()
+    board = info.revision.describe() if info.revision else None
+    if is_pi:
+        description = f"{board or 'Raspberry Pi'} ({cpu}), measured live through /dev/vcio and /dev/mem"
+    else:
+        description = (f"host run on {cpu} ({platform.machine()}), not a Raspberry Pi: the GPU buffers are the "
+                       "emulator's host memory")
+    return {
+        "schema": "pimem-recording/1",
+        "title": f"pimem sweep on {'a Raspberry Pi' if is_pi else 'a host machine'}",
+        "source": {"kind": "measured", "reference": f"pimem {__version__}",
+                   "notes": "recorded with pimem's timing engine"},
+        "machine": {
+            "is_pi": is_pi,
+            "description": description,
+            "board": board if is_pi else None,
+            "revision": f"{info.revision_code:x}" if is_pi else None,
+            "firmware": f"0x{info.firmware_revision:08X}" if is_pi else None,
+            "cpu_model": cpu,
+            "arch": platform.machine(),
+            "kernel": platform.release(),
+            "gpu_mem_bytes": info.vc_memory[1],
+        },
+        "software": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
+                     "pimem": __version__},
+        "backend": backend.name,
+        "kernel_choice": kernel,
+        "iterations": options.iterations,
+        "warmup": options.warmup,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command or " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "statistic_note": "one row per timed sample; seconds per operation, loop overhead subtracted",
+    }
+
+
+def results_frame(results: Iterable[PhaseResult]) -> pd.DataFrame:
+    """One row per timed sample, in the recording schema."""
+    rows = []
+    for r, i, s in iter_phases(list(results)):
+        gb = r.bytes / s / 1e9 if r.verified and s > 0 else np.nan
+        rows.append({
+            "benchmark": r.benchmark, "phase": r.phase, "size_bytes": r.size, "statistic": "sample",
+            "sample": i, "seconds": s, "bytes": r.bytes, "bus_bytes": r.bus_bytes, "gb_per_s": gb,
+            "gib_per_s": gb * 1e9 / 2**30 if r.verified and s > 0 else np.nan, "reps": r.timing.reps,
+            "overhead_bound": r.timing.overhead_bound, "verified": "pass" if r.verified else "fail",
+            "kernel": r.kernel, "flags": r.flags, "alias": r.alias,
+        })
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+@dataclass
+class SweepResult:
+    frame: pd.DataFrame
+    meta: dict
+    notes: list[str] = field(default_factory=list)   # sizes skipped and why
+    results: list[PhaseResult] = field(default_factory=list)
+
+
+def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes: Sequence[int] = DEFAULT_SIZES,
+          *, kernel: str | None = None, options: RunOptions | None = None, progress: bool = True,
+          command: str | None = None) -> SweepResult:
+    """Run every benchmark at every size (GPU sizes capped by the GPU memory), with a progress bar."""
+    from .kernels import DEFAULT_KERNEL
+
+    kernel_name = kernel or DEFAULT_KERNEL
+    k = get_kernel(kernel_name)
+    opts = options or RunOptions()
+    specs = [check_name(b) for b in benchmarks]
+    if not specs:
+        raise UsageError("no benchmark chosen; choose from: " + ", ".join(BENCHMARKS))
+    bad = [s for s in sizes if s <= 0]
+    if bad:
+        raise UsageError(f"sizes must be positive, got {bad[0]}")
+    gpu_total = backend.mailbox.vc_memory().size
+    notes: list[str] = []
+    plan = []
+    for spec in specs:
+        for size in sizes:
+            if spec.flags is not None and size > gpu_total:
+                notes.append(f"{spec.name} at {format_size(size)} skipped: more than the GPU memory "
+                             f"({format_size(gpu_total)}; raise gpu_mem to go further)")
+            else:
+                plan.append((spec, size))
+    results: list[PhaseResult] = []
+    for spec, size in _progress(plan, progress):
+        try:
+            results += run_benchmark(spec.name, size, kernel=k, backend=backend, options=opts)
+        except GpuMemoryExhausted:
+            notes.append(f"{spec.name} at {format_size(size)} skipped: the firmware could not allocate it "
+                         "(GPU memory in use or fragmented)")
+    return SweepResult(results_frame(results), run_metadata(backend, kernel_name, opts, command), notes, results)
+
+
+def _progress(plan: list, enabled: bool):
+    if not enabled:
+        return plan
+    from tqdm.auto import tqdm
+
+    return tqdm(plan, desc="benchmarks", unit="run",
+                postfix=None, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
