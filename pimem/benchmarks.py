@@ -25,7 +25,7 @@ from .backend import Backend
 from .buffer import GpuBuffer
 from .exc import UsageError
 from .kernels import Kernel, Op
-from .memflags import MemFlag
+from .memflags import MemFlag, flag_names
 from .timing import DEFAULT_ITERATIONS, DEFAULT_WARMUP, Timing, time_op
 
 PATTERN = 0xA5   # what the benchmarks write
@@ -162,7 +162,7 @@ def _timed_write(spec: BenchmarkSpec, phase: str, kernel: Kernel, dst: np.ndarra
 def _gpu_labels(gpu: GpuBuffer | None) -> tuple[str, str, int | None]:
     if gpu is None:
         return "", "", None
-    return str(gpu.flags).removeprefix("MemFlag."), str(gpu.alias), gpu.bus_address
+    return flag_names(gpu.flags), str(gpu.alias), gpu.bus_address
 
 
 def _run_read(spec: BenchmarkSpec, kernel: Kernel, src: np.ndarray, opts: RunOptions,
@@ -207,7 +207,8 @@ def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | No
             if spec.name != "standard":
                 return [_timed_write(spec, "write", kernel, dst, opts, kernel.fill_op(dst, PATTERN), gpu=gpu)]
             host = _host_buffer(kernel, size)
-            fill = _timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN))
+            # Every row of standard carries its GPU buffer's labels, the host fill's too.
+            fill = _timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN), gpu=gpu)
             kernel.fill(host, PATTERN)  # the copy's source, whatever the fill's check did
             copy = _timed_write(spec, "copy", kernel, dst, opts, kernel.copy_op(dst, host),
                                 bus_factor=2, gpu=gpu)

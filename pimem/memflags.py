@@ -28,6 +28,18 @@ class MemFlag(enum.IntFlag):
     HINT_PERMALOCK = 1 << 6  # likely to be locked for a long time
 
 
+def flag_names(flags: int) -> str:
+    """Flags as names joined by '|', the alias mode first: 24 -> 'COHERENT|ZERO'."""
+    flags = int(flags)
+    names = [MemFlag(flags & int(MemFlag.L1_NONALLOCATING)).name]
+    names += [f.name for f in (MemFlag.DISCARDABLE, MemFlag.ZERO, MemFlag.NO_INIT, MemFlag.HINT_PERMALOCK)
+              if flags & f]
+    unknown = flags & ~0x7D
+    if unknown:
+        names.append(f"0x{unknown:X}")
+    return "|".join(names)
+
+
 #: The flags a process on the ARM may use for memory it maps (NORMAL is not one).
 ARM_USABLE_FLAGS: tuple[MemFlag, ...] = (MemFlag.DIRECT, MemFlag.COHERENT, MemFlag.L1_NONALLOCATING)
 

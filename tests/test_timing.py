@@ -155,8 +155,28 @@ def test_overhead_bound_when_loop_cost_is_large(clock: FakeClock) -> None:
     clock.tick = 1000
     t = time_op(lambda: clock.work(1000), reps=1, iterations=2, warmup=0)
     assert t.overhead_s == pytest.approx(1e-6)
-    assert t.samples_s == pytest.approx((1e-6, 1e-6))
+    # Overhead-bound: the raw time is kept (a lower bound on bandwidth), not raw - overhead.
+    assert t.samples_s == pytest.approx((2e-6, 2e-6))
     assert t.overhead_bound is True
+
+
+def test_empty_op_cost_is_taken_off(clock: FakeClock) -> None:
+    # The call itself costs 50 ns (the empty op), the work 950 ns more.
+    t = time_op(lambda: clock.work(1000), empty_op=lambda: clock.work(50), reps=10, iterations=3, warmup=0)
+    assert t.overhead_s == pytest.approx((50 + clock.tick / 10) * 1e-9)  # one clock read per region
+    assert t.samples_s == pytest.approx((950e-9, 950e-9, 950e-9))
+    assert t.overhead_bound is False
+
+
+def test_empty_op_that_is_most_of_the_time_marks_overhead_bound(clock: FakeClock) -> None:
+    t = time_op(lambda: clock.work(1000), empty_op=lambda: clock.work(500), reps=10, iterations=2, warmup=0)
+    assert t.overhead_bound is True
+    assert t.samples_s == pytest.approx(((1000 + clock.tick / 10) * 1e-9,) * 2)
+
+
+def test_empty_op_must_be_callable() -> None:
+    with pytest.raises(UsageError, match="empty_op"):
+        time_op(lambda: None, empty_op=42)
 
 
 def test_after_each_exception_propagates(clock: FakeClock) -> None:
