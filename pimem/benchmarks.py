@@ -23,8 +23,8 @@ import numpy as np
 
 from .backend import Backend
 from .buffer import GpuBuffer
-from .exc import UsageError
-from .kernels import Kernel, Op
+from .exc import BenchmarkError, UsageError
+from .kernels import Kernel, NumpyKernel, Op
 from .memflags import MemFlag, flag_names
 from .timing import DEFAULT_ITERATIONS, DEFAULT_WARMUP, Timing, time_op
 
@@ -111,6 +111,46 @@ def count_mismatches(arr: np.ndarray, value: int) -> int:
     return sum(int(np.count_nonzero(flat[i:i + _CHUNK] != value)) for i in range(0, flat.size, _CHUNK))
 
 
+def first_mismatch(arr: np.ndarray, value: int) -> tuple[int, int] | None:
+    """(offset, byte) of the first byte of ``arr`` that differs from ``value``; None if none does."""
+    flat = arr.reshape(-1).view(np.uint8)
+    for i in range(0, flat.size, _CHUNK):
+        hits = np.flatnonzero(flat[i:i + _CHUNK] != value)
+        if hits.size:
+            return i + int(hits[0]), int(flat[i + int(hits[0])])
+    return None
+
+
+def describe_mismatch(arr: np.ndarray, value: int, when: str) -> str | None:
+    """Which bytes of ``arr`` are wrong, in one line; None when every byte is ``value``."""
+    bad = count_mismatches(arr, value)
+    if not bad:
+        return None
+    first = first_mismatch(arr, value)
+    assert first is not None
+    off, got = first
+    return (f"{bad} of {arr.nbytes} bytes wrong {when}: the first at offset {off} holds 0x{got:02X}, "
+            f"expected 0x{value:02X}")
+
+
+# Poison, sources and page touching use a kernel of their own, never the one
+# under test: a broken fill must not also break the poison that would expose
+# it. The numpy fill is the one safe on Device-mapped memory (kernels.py).
+_TRUSTED = NumpyKernel()
+
+
+def expected_read(nbytes: int, value: int) -> int:
+    """What a correct read returns for ``nbytes`` bytes all equal to ``value``, worked out, not read.
+
+    The sum mod 2**64 of the little-endian 64-bit words, the last zero-padded
+    (the contract of Kernel.read); computed so a wrong read cannot supply its
+    own expected value, and without a temporary the size of the buffer.
+    """
+    word = value * 0x0101010101010101
+    tail = nbytes % 8
+    return (nbytes // 8 * word + (word & ((1 << (8 * tail)) - 1))) & ((1 << 64) - 1)
+
+
 class _Verifier:
     """Poisons before each timed write; checks every byte after it."""
 
@@ -119,12 +159,14 @@ class _Verifier:
         self.failures: list[str] = []
 
     def poison(self) -> None:
-        self.kernel.fill(self.dst, POISON)
+        _TRUSTED.fill(self.dst, POISON)
 
     def check(self) -> None:
-        bad = count_mismatches(self.dst, self.value)
-        if bad:
-            self.failures.append(f"{bad} of {self.dst.nbytes} bytes wrong after the timed write")
+        if self.failures:  # only the first failure is reported
+            return
+        wrong = describe_mismatch(self.dst, self.value, "after the timed write")
+        if wrong:
+            self.failures.append(wrong)
 
     def detail(self, what: str) -> tuple[bool, str]:
         if self.failures:
@@ -132,9 +174,13 @@ class _Verifier:
         return True, f"{what}: every byte checked"
 
 
-def _host_buffer(kernel: Kernel, size: int) -> np.ndarray:
-    buf = np.empty(size, dtype=np.uint8)
-    kernel.fill(buf, POISON)  # touch every page before any timing
+def _host_buffer(size: int) -> np.ndarray:
+    try:
+        buf = np.empty(size, dtype=np.uint8)
+    except MemoryError:
+        raise BenchmarkError(f"cannot allocate a host buffer of {size} bytes: not enough memory; "
+                             "ask for a smaller size") from None
+    _TRUSTED.fill(buf, POISON)  # touch every page before any timing
     return buf
 
 
@@ -167,20 +213,21 @@ def _gpu_labels(gpu: GpuBuffer | None) -> tuple[str, str, int | None]:
 
 def _run_read(spec: BenchmarkSpec, kernel: Kernel, src: np.ndarray, opts: RunOptions,
               gpu: GpuBuffer | None) -> PhaseResult:
-    kernel.fill(src, PATTERN)
-    bad = count_mismatches(src, PATTERN)
-    # What a correct read returns, from a host buffer with the same bytes.
-    expected = kernel.read(np.full(src.nbytes, PATTERN, dtype=np.uint8))
+    _TRUSTED.fill(src, PATTERN)
+    not_written = describe_mismatch(src, PATTERN, "before the read (not as written)")
+    expected = expected_read(src.nbytes, PATTERN)
     op = kernel.read_op(src)
     # The timed loop drops what each read returns (keeping it would be timed
     # too); the same prepared call is checked before and after instead.
     results = [int(op.run())]
     timing = opts.time(op)
     results.append(int(op.run()))
-    wrong = sum(1 for r in results if r != expected)
-    ok = not bad and not wrong
+    wrong = [r for r in results if r != expected]
+    ok = not not_written and not wrong
     detail = (f"read of {src.nbytes} bytes: result checked before and after timing" if ok else
-              f"{bad} bytes not as written" if bad else f"{wrong} of {len(results)} reads returned a wrong value")
+              not_written if not_written else
+              f"{len(wrong)} of {len(results)} reads returned a wrong sum: 0x{wrong[0]:016X}, "
+              f"expected 0x{expected:016X}")
     return PhaseResult(spec.name, "read", src.nbytes, timing, src.nbytes, src.nbytes, ok, detail, kernel.name,
                        *_gpu_labels(gpu))
 
@@ -193,10 +240,10 @@ def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | No
     if size <= 0:
         raise UsageError(f"size must be a positive number of bytes, got {size}")
     if spec.name == "baseline":
-        host = _host_buffer(kernel, size)
+        host = _host_buffer(size)
         return [_timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN))]
     if spec.name == "read-host":
-        return [_run_read(spec, kernel, _host_buffer(kernel, size), opts, None)]
+        return [_run_read(spec, kernel, _host_buffer(size), opts, None)]
     assert spec.flags is not None
     if spec.phases[0] == "read":
         with GpuBuffer(size, spec.flags, backend=backend) as gpu:
@@ -206,10 +253,10 @@ def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | No
         try:
             if spec.name != "standard":
                 return [_timed_write(spec, "write", kernel, dst, opts, kernel.fill_op(dst, PATTERN), gpu=gpu)]
-            host = _host_buffer(kernel, size)
+            host = _host_buffer(size)
             # Every row of standard carries its GPU buffer's labels, the host fill's too.
             fill = _timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN), gpu=gpu)
-            kernel.fill(host, PATTERN)  # the copy's source, whatever the fill's check did
+            _TRUSTED.fill(host, PATTERN)  # the copy's source, right whatever the fill under test did
             copy = _timed_write(spec, "copy", kernel, dst, opts, kernel.copy_op(dst, host),
                                 bus_factor=2, gpu=gpu)
             return [fill, copy, _total(spec, fill, copy)]

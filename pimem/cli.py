@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from .backend import BACKENDS, Backend, get_backend
 from .board import decode_revision
-from .exc import PimemError, UsageError
+from .exc import BenchmarkError, PimemError, UsageError
 from .memflags import BusAddress, parse_address
 
 Command = Callable[[argparse.Namespace], int]
@@ -104,7 +104,8 @@ def _options(args: argparse.Namespace):
     for name in ("iterations", "warmup"):
         v = getattr(args, name)
         if v < (1 if name == "iterations" else 0):
-            raise UsageError(f"--{name} must be at least {1 if name == 'iterations' else 0}, got {v}")
+            raise UsageError(f"--{name} must be at least {1 if name == 'iterations' else 0}, got {v}; "
+                             f"leave it out for the default ({5 if name == 'iterations' else 1})")
     return RunOptions(iterations=args.iterations, warmup=args.warmup)
 
 
@@ -147,12 +148,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if all(r.verified for r in report.results) else 1
 
 
+def _check_sweep_sizes(sizes: Sequence[int], names: Sequence[str], backend: Backend) -> None:
+    """Sizes the user typed that no chosen GPU benchmark could run are an error, not a silent skip.
+
+    (The default sizes run up to 256 MiB and sweep() skips, with a note,
+    those a board's GPU memory cannot hold.)
+    """
+    from .benchmarks import BENCHMARKS
+    from .sweep import format_size
+
+    gpu_names = [n for n in names if BENCHMARKS[n].flags is not None]
+    gpu = backend.mailbox.vc_memory().size
+    too_big = [s for s in sizes if s > gpu]
+    if gpu_names and too_big:
+        raise UsageError(f"size {format_size(too_big[0])} is more than this board's GPU memory "
+                         f"({format_size(gpu)}), which {', '.join(gpu_names)} need; ask for less, choose "
+                         "only host benchmarks (baseline, read-host), or raise gpu_mem in /boot/firmware/config.txt")
+
+
 def _run_sweep(args: argparse.Namespace):
     from .sweep import sweep
 
     backend = _backend(args)
     names = _benchmarks(args.benchmarks)
-    return sweep(backend, names, _sizes(args.sizes, backend), kernel=args.kernel, options=_options(args),
+    sizes = _sizes(args.sizes, backend)
+    if args.sizes:
+        _check_sweep_sizes(sizes, names, backend)
+    return sweep(backend, names, sizes, kernel=args.kernel, options=_options(args),
                  progress=not args.json and not args.no_progress,
                  command="pimem " + " ".join(sys.argv[1:]) if sys.argv[1:] else None)
 
@@ -163,9 +185,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"meta": result.meta, "notes": result.notes,
                      "rows": json.loads(frame.to_json(orient="records"))})
-        return 0
+        return _sweep_status(frame) if not frame.empty else 1
     for note in result.notes:
         print("note:", note)
+    if frame.empty:
+        print("nothing was measured: every point was skipped (see the notes above)")
+        return 1
     summary = (frame.groupby(["benchmark", "phase", "size_bytes"], sort=False)
                .agg(median_s=("seconds", "median"), gb_per_s=("gb_per_s", "median"),
                     verified=("verified", lambda v: "PASS" if (v == "pass").all() else "FAIL"),
@@ -173,13 +198,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                .reset_index())
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print("(median of the samples; GB/s = 10^9 bytes/s)")
-    return 0
+    return _sweep_status(frame)
+
+
+def _sweep_status(frame: Any) -> int:
+    # As bench does: a result that failed verification makes the exit status 1.
+    return 0 if (frame["verified"] == "pass").all() else 1
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from .data import data_dir, save_recording
+    from .data import _NAME_RE, data_dir, save_recording
 
+    if args.name is not None and (not _NAME_RE.match(args.name) or args.name.endswith((".csv", ".json"))):
+        # Checked before the sweep, not after minutes of measuring (save_recording checks it too).
+        raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-', starting with a "
+                         "letter or digit, without .csv/.json")
     result = _run_sweep(args)
+    if result.frame.empty:
+        raise BenchmarkError("nothing was measured, so nothing was recorded: "
+                             + "; ".join(result.notes or ["no point ran"]))
     directory = args.dir or data_dir()
     name = args.name or ("pi-" if result.meta["machine"]["is_pi"] else "host-") + \
         result.meta["created"][:10] + "-" + result.meta["kernel_choice"]
@@ -187,7 +224,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     for note in result.notes:
         print("note:", note)
     print(f"Recorded {len(result.frame)} samples to {path} (metadata in {path.with_suffix('.json').name})")
-    return 0
+    return _sweep_status(result.frame)
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
@@ -209,6 +246,44 @@ def cmd_lab(args: argparse.Namespace) -> int:
     from .lab import run_lab
 
     return run_lab(args.ip, args.port, open_browser=args.browser)
+
+
+def cmd_student_copies(args: argparse.Namespace) -> int:
+    from .students import write_student_copies
+
+    written = write_student_copies(args.out)
+    if args.json:
+        _print_json({"written": [str(p) for p in written]})
+    else:
+        print(f"Wrote {len(written)} student notebook(s), solutions replaced and outputs cleared, to "
+              f"{written[0].parent}: " + ", ".join(p.name for p in written))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .render import render
+
+    done = render([Path(n) for n in args.notebooks] or None, timeout=args.timeout, progress=not args.json)
+    if args.json:
+        _print_json({"rendered": [str(p) for p in done]})
+    else:
+        print(f"Rendered {len(done)} notebook(s): " + ", ".join(p.name for p in done))
+    return 0
+
+
+def cmd_html(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .render import build_html
+
+    index = build_html(Path(args.out) if args.out else None)
+    if args.json:
+        _print_json({"index": str(index)})
+    else:
+        print(f"HTML edition: {index} (open it in a browser; it needs no network)")
+    return 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -269,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--browser", action="store_true", help="open a browser on this machine")
     p = add("check-data", cmd_check_data, "check every recording in data/ against the schema", backend=False)
     p.add_argument("--dir", help="directory (default: the repository's data/)")
+    p = add("student-copies", cmd_student_copies,
+            "write the lab notebooks without their solutions and outputs (default notebooks/labs/student/)",
+            backend=False)
+    p.add_argument("--out", help="output folder (default: notebooks/labs/student/)")
+    p = add("render", cmd_render, "execute the course notebooks (recorded data, emulator) and save their outputs",
+            backend=False)
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="default: every notebooks/NN-*.ipynb")
+    p.add_argument("--timeout", type=int, default=180, help="seconds per cell (default 180)")
+    p = add("html", cmd_html, "build the offline HTML edition of the notebooks (default build/html/)", backend=False)
+    p.add_argument("--out", help="output folder (default: build/html in the repository)")
     return parser
 
 

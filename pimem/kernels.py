@@ -239,7 +239,20 @@ def _read_op(src: np.ndarray) -> Op:
     return Op(partial(_read_words, flat), partial(_read_words, flat[:0]), (flat,))
 
 
-class NumpyKernel:
+class _OneShot:
+    """fill, copy and read as one prepared call each (what a kernel subclass prepares)."""
+
+    def fill(self, dst: np.ndarray, value: int) -> None:
+        self.fill_op(dst, value).run()
+
+    def copy(self, dst: np.ndarray, src: np.ndarray) -> None:
+        self.copy_op(dst, src).run()
+
+    def read(self, src: np.ndarray) -> int:
+        return int(self.read_op(src).run())
+
+
+class NumpyKernel(_OneShot):
     """fill: uint64 ``ndarray.fill``; copy: ``dst[...] = src``; read: uint64 sum."""
 
     name = "numpy"
@@ -269,15 +282,6 @@ class NumpyKernel:
     def read_op(self, src: np.ndarray) -> Op:
         return _read_op(src)
 
-    def fill(self, dst: np.ndarray, value: int) -> None:
-        self.fill_op(dst, value).run()
-
-    def copy(self, dst: np.ndarray, src: np.ndarray) -> None:
-        self.copy_op(dst, src).run()
-
-    def read(self, src: np.ndarray) -> int:
-        return int(self.read_op(src).run())
-
     def __repr__(self) -> str:
         return "NumpyKernel()"
 
@@ -287,7 +291,7 @@ def _load_libc() -> ctypes.CDLL:
     return ctypes.CDLL(name) if name else ctypes.CDLL(None)   # None: the process's own symbols
 
 
-class LibcKernel:
+class LibcKernel(_OneShot):
     """fill: libc ``memset``; copy: libc ``memcpy``; read: the numpy uint64 sum."""
 
     name = "libc"
@@ -327,15 +331,6 @@ class LibcKernel:
     def read_op(self, src: np.ndarray) -> Op:
         # The numpy reduction: see the module docstring for why no libc routine fits.
         return _read_op(src)
-
-    def fill(self, dst: np.ndarray, value: int) -> None:
-        self.fill_op(dst, value).run()
-
-    def copy(self, dst: np.ndarray, src: np.ndarray) -> None:
-        self.copy_op(dst, src).run()
-
-    def read(self, src: np.ndarray) -> int:
-        return int(self.read_op(src).run())
 
     def __repr__(self) -> str:
         return "LibcKernel()"

@@ -74,6 +74,9 @@ def run_lab(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, open_browser: bool =
     cmd = lab_command(ip, port, open_browser=open_browser)
     if not _has_module("jupyterlab"):
         raise UsageError("JupyterLab is not installed in this Python; run 'bash scripts/start.sh' to set it up")
+    if not notebooks_dir().is_dir():   # jupyter's own message for a missing root_dir is a traceback
+        raise UsageError(f"{notebooks_dir()} does not exist; pimem lab serves the course notebooks of a "
+                         "full checkout of the repository (git clone, then bash scripts/start.sh)")
     for line in advice(ip, port):
         print(line, file=sys.stderr)
     sys.stderr.flush()

@@ -49,6 +49,8 @@ class BenchReport:
         return {
             "size_bytes": self.size, "iterations": self.options.iterations, "warmup": self.options.warmup,
             "kernel": self.kernel, "statistic": st, "system": self.info.as_dict(),
+            # Never let a host measurement pass for a Pi's: the text report says so too.
+            "host_run": self.info.backend.startswith("emulator"),
             "results": [{
                 "benchmark": r.benchmark, "phase": r.phase, "seconds": r.seconds(st),
                 "gb_per_s": r.gb_per_s(st), "gib_per_s": r.gib_per_s(st), "bytes": r.bytes,
@@ -77,8 +79,8 @@ class BenchReport:
             *("  " + line for line in self.info.lines()),
         ]
         if emu:
-            lines += ["  NOTE: emulator backend: the \"GPU\" buffers are host memory; every figure below is",
-                      "        a measurement of this host, not of a Raspberry Pi."]
+            lines += ["  NOTE: host run (emulator backend): the \"GPU\" buffers are host memory; every figure",
+                      "        below is a measurement of this host, not of a Raspberry Pi."]
         lines += ["", "Bus address aliases (bits 31..30 of a bus address)",
                   f"  {'alias':6} {'base':11} {'BCM2835 manual (1.2.4)':38} firmware wiki (flag)"]
         for a in Alias:
@@ -101,21 +103,42 @@ class BenchReport:
                          f"{'PASS' if r.verified else 'FAIL: ' + r.detail}{flag}")
         a = self.analysis()
         lines += ["", "Analysis"]
-        if a["zerocopy_speedup_over_standard"]:
-            lines.append(f"  Zero-copy is {a['zerocopy_speedup_over_standard']:.2f}x as fast as fill-then-copy "
-                         f"(standard total / zero-copy write).")
-        if a["copy_share_of_standard"]:
+        zc = a["zerocopy_speedup_over_standard"]
+        if zc is not None:
+            lines.append(f"  {_compare('Zero-copy', zc, 'fill-then-copy')} (standard total / zero-copy write).")
+        if a["copy_share_of_standard"] is not None:
             lines.append(f"  The copy is {a['copy_share_of_standard'] * 100:.1f}% of the standard total.")
-        if a["direct_write_vs_cached_fill"]:
-            ratio = a["direct_write_vs_cached_fill"]
-            lines.append(f"  Writing the DIRECT buffer runs at {ratio:.2f}x the speed of the cached fill"
-                         f" ({'faster' if ratio > 1 else 'slower'}).")
-        if a["uncached_read_slowdown"]:
-            lines.append(f"  Reading the DIRECT buffer takes {a['uncached_read_slowdown']:.1f}x as long as reading "
-                         "cached host memory: the price of zero-copy for data the CPU reads back.")
-        if any(v is None for v in a.values()):
+        direct = a["direct_write_vs_cached_fill"]
+        if direct is not None:
+            lines.append(f"  {_compare('Writing the DIRECT buffer', direct, 'the cached fill')} "
+                         "(baseline fill / zero-copy write).")
+        slow = a["uncached_read_slowdown"]
+        if slow is not None:
+            # A slowdown is a speed ratio upside down: reading cached memory is the reference.
+            why = ("the price of zero-copy for data the CPU reads back" if slow > 1 + SAME_WITHIN
+                   else "DIRECT read / cached read")
+            lines.append(f"  {_compare('Reading the DIRECT buffer', 1 / slow, 'reading cached host memory')} "
+                         f"({why}).")
+        if any(not r.verified for r in self.results):
             lines.append("  (ratios involving a FAIL are not shown)")
         return "\n".join(lines)
+
+
+#: Speed ratios closer to 1 than this are reported as the same speed: timing noise is larger.
+SAME_WITHIN = 0.02
+
+
+def _compare(subject: str, ratio: float, other: str) -> str:
+    """'SUBJECT is faster than OTHER: 1.52x as fast' and the like; ratio > 1 means faster.
+
+    Decided on the ratio itself, not on its rounded text, so a 0.996 never
+    reads "1.00x ... slower".
+    """
+    if abs(ratio - 1) <= SAME_WITHIN:
+        return f"{subject} is about as fast as {other}: {ratio:.3f}x, within {SAME_WITHIN:.0%}"
+    if ratio > 1:
+        return f"{subject} is faster than {other}: {ratio:.2f}x as fast"
+    return f"{subject} is slower than {other}: {ratio:.2f}x the speed, taking {1 / ratio:.2f}x as long"
 
 
 def _num(x: float | None) -> str:

@@ -34,6 +34,8 @@ def parse_size(text: str | int, *, default_unit: int = 1) -> int:
     if isinstance(text, int) and not isinstance(text, bool):
         value, unit = float(text), default_unit
     else:
+        if str(text).strip().startswith("-"):
+            raise UsageError(f"size {text!r} is negative; give a positive size such as 4096, 64KiB or 1MiB")
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
         if not m or m.group(2).lower() not in _UNITS:
             raise UsageError(f"size {text!r} is not a size; write e.g. 4096, 64KiB, 1MiB or 1.5MB")
@@ -156,19 +158,34 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
             else:
                 plan.append((spec, size))
     results: list[PhaseResult] = []
-    for spec, size in _progress(plan, progress):
-        try:
-            results += run_benchmark(spec.name, size, kernel=k, backend=backend, options=opts)
-        except GpuMemoryExhausted:
-            notes.append(f"{spec.name} at {format_size(size)} skipped: the firmware could not allocate it "
-                         "(GPU memory in use or fragmented)")
-    return SweepResult(results_frame(results), run_metadata(backend, kernel_name, opts, command), notes, results)
+    bar = _progress(len(plan), progress)
+    try:
+        for spec, size in plan:
+            if bar is not None:
+                # Shows what is running now: a 256 MiB point can take a while.
+                bar.set_postfix_str(f"{spec.name} at {format_size(size)}", refresh=True)
+            try:
+                results += run_benchmark(spec.name, size, kernel=k, backend=backend, options=opts)
+            except GpuMemoryExhausted:
+                notes.append(f"{spec.name} at {format_size(size)} skipped: the firmware could not allocate it "
+                             "(GPU memory in use or fragmented)")
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    meta = run_metadata(backend, kernel_name, opts, command)
+    # Kept with the data: a recording should say which points it lacks and why
+    # (data/README.md allows extra keys in the sidecar).
+    meta["skipped"] = list(notes)
+    return SweepResult(results_frame(results), meta, notes, results)
 
 
-def _progress(plan: list, enabled: bool):
+def _progress(total: int, enabled: bool):
+    """A tqdm bar over ``total`` runs, or None when disabled."""
     if not enabled:
-        return plan
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(plan, desc="benchmarks", unit="run",
-                postfix=None, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    return tqdm(total=total, desc="pimem sweep", unit="run",
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")

@@ -60,6 +60,14 @@ class Transport(abc.ABC):
 
     def property(self, buf: bytearray) -> None:
         """Send one property message; the answer is written into ``buf``."""
+        # The kernel copies as many bytes as word 0 says, in and back out:
+        # a size word larger than buf would make it write past our buffer.
+        size = int.from_bytes(bytes(buf[:4]), "little") if len(buf) >= 4 else 0
+        if size < 12 or size % 4 or size > len(buf):
+            raise MailboxError(
+                f"the message's size word says {size} bytes for a {len(buf)}-byte buffer; it must be "
+                "a multiple of 4, at least 12 and no more than the buffer. Build messages with "
+                "pimem.protocol.build_request")
         try:
             self._ioctl(buf)
         except OSError as e:

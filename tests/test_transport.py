@@ -420,3 +420,14 @@ def test_detach_mapping_refuses_an_unaligned_address(tmp_path):
             detach_mapping(base + 1, PAGE_SIZE)
     finally:
         buf.close()
+
+
+@pytest.mark.parametrize("size_word", [0, 8, 4096])
+def test_property_refuses_a_size_word_that_is_not_the_buffer_length(emulator, size_word):
+    # The kernel copies word 0's count of bytes back into our buffer: a larger
+    # count would write past it, a smaller one would truncate the answer.
+    buf = bytearray(struct.pack("<7I", size_word, 0, 0x00000001, 4, 0, 0, 0))
+    before = bytes(buf)
+    with pytest.raises(MailboxError, match="size word"):
+        emulator.property(buf)
+    assert bytes(buf) == before

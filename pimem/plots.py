@@ -1,0 +1,504 @@
+"""Figures for the notebooks: bandwidth curves, cache regions, report bars.
+
+Every function draws with matplotlib's object-oriented API and returns (or
+draws into) a ``Figure``; nothing here calls ``plt.show``. Every figure
+carries the provenance of its data as a footer: the ``provenance`` column
+of a recorded frame (``pimem.data.load_all``), or a string passed in (see
+``run_provenance`` for a live sweep). A host run is labelled a host run; the
+Pi's caches and DRAM peak, when drawn over host data, say that they are the
+Pi's and not the host's.
+
+Units: GB/s = 10^9 bytes/s throughout (the original lesson printed GiB/s
+and called them GB/s). A copy counts its bytes once (tinymembench's
+convention); ``bus_bytes`` is what crosses the memory bus.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from .exc import UsageError
+from .sweep import format_size
+
+GB = 1e9
+FOOTER_GID = "pimem-footer"
+STATISTICS = ("median", "min", "mean", "best")
+_HOST_PREFIX = "host run"
+
+
+# --- the Pi 3B's figures, each with its primary source -----------------------
+
+@dataclass(frozen=True)
+class BoardFacts:
+    name: str
+    l1d_bytes: int
+    l2_bytes: int
+    peak_gb_per_s: float
+    cache_source: str
+    peak_source: str
+
+
+BOARDS: dict[str, BoardFacts] = {
+    "pi3b": BoardFacts(
+        name="Raspberry Pi 3B",
+        l1d_bytes=32 << 10, l2_bytes=512 << 10,
+        peak_gb_per_s=450e6 * 2 * 4 / GB,  # 450 MHz, two transfers per clock, 32-bit bus
+        cache_source="Linux arch/arm/boot/dts/broadcom/bcm2837.dtsi",
+        peak_source="450 MHz x 2 x 4 B; sdram_freq from raspberrypi/documentation config_txt/overclocking.adoc",
+    ),
+}
+
+
+def _board(board: str) -> BoardFacts:
+    try:
+        return BOARDS[board]
+    except KeyError:
+        raise UsageError(f"board {board!r} has no cache or peak figures here; use one of: "
+                         + ", ".join(BOARDS)) from None
+
+
+# --- provenance ----------------------------------------------------------------
+
+def run_provenance(meta: Mapping[str, Any]) -> str:
+    """The provenance line of a live sweep's metadata (``SweepResult.meta``), as a recording would have."""
+    from .data import Recording
+
+    return Recording("live", Path(""), pd.DataFrame(), dict(meta)).provenance()
+
+
+def is_host(provenance: str) -> bool:
+    """True for a host run's provenance line (pimem.data writes them starting 'host run' or 'host:')."""
+    p = provenance.strip().lower()
+    return p.startswith(_HOST_PREFIX) or p.startswith("host:")
+
+
+def _provenances(frame: pd.DataFrame, provenance: str | None) -> dict[str, str]:
+    """{series prefix: provenance} for the frame; raises if the frame's origin is unknown."""
+    if provenance is not None:
+        if not provenance.strip():
+            raise UsageError("provenance is empty; say where the data came from, e.g. run_provenance(sweep.meta)")
+        return {"": provenance}
+    if "provenance" not in frame.columns:
+        raise UsageError("the frame has no 'provenance' column and no provenance= was given; pass "
+                         "provenance=run_provenance(result.meta) for a live sweep, or use pimem.data.load_all()")
+    if "recording" in frame.columns:
+        pairs = frame[["recording", "provenance"]].fillna({"recording": ""}).drop_duplicates()
+        return {str(r): str(p) for r, p in zip(pairs["recording"], pairs["provenance"])}
+    return {str(p): str(p) for p in frame["provenance"].unique()}
+
+
+def _footer_lines(provs: Mapping[str, str]) -> list[str]:
+    return [p if not r or r == p else f"{r}: {p}" for r, p in provs.items()]
+
+
+def add_provenance(fig: Figure, lines: Iterable[str]) -> Any:
+    """Add lines to the figure's footer (created at the bottom left on first use); returns the Text."""
+    footer = next((t for t in fig.texts if t.get_gid() == FOOTER_GID), None)
+    old = footer.get_text().split("\n")[1:] if footer is not None else []
+    new = old + [ln for ln in lines if ln not in old]
+    # One line per source below the header, so that overlays can append theirs.
+    body = "\n".join(["Data:"] + new)
+    if footer is None:
+        footer = fig.text(0.01, 0.005, body, ha="left", va="bottom", fontsize=7.5, color="0.3",
+                          gid=FOOTER_GID, wrap=True)
+    else:
+        footer.set_text(body)
+    # Make room for the footer under the axes (a long line wraps onto a second).
+    width_chars = fig.get_figwidth() * 72 / 3.6
+    rows = 1 + sum(1 + int(len(ln) // width_chars) for ln in new)
+    inch = rows * 7.5 * 1.25 / 72 + 0.65  # footer lines + the x axis' labels
+    fig.subplots_adjust(bottom=min(0.6, inch / fig.get_figheight()))
+    return footer
+
+
+def footer_text(fig: Figure) -> str:
+    """The footer's text ('' when there is none)."""
+    return next((t.get_text() for t in fig.texts if t.get_gid() == FOOTER_GID), "")
+
+
+def _info(ax: Axes) -> dict[str, Any]:
+    # What this module drew on the axes, for the overlays that need to know (host data or not).
+    if not hasattr(ax, "_pimem"):
+        ax._pimem = {"host": False}  # type: ignore[attr-defined]
+    return ax._pimem  # type: ignore[attr-defined]
+
+
+def _display_ready() -> None:
+    """Let IPython show a bare ``Figure`` as a PNG even when pyplot was never imported."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is None:
+        return
+    fmt = ip.display_formatter.formatters["image/png"]
+
+    def png(fig: Figure) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        return buf.getvalue()
+
+    try:
+        fmt.lookup_by_type(Figure)
+    except KeyError:
+        fmt.for_type(Figure, png)
+
+
+def new_axes(ax: Axes | None = None, size: tuple[float, float] = (8.0, 4.8)) -> tuple[Figure, Axes]:
+    """The given axes and their figure, or a new figure (not registered with pyplot) with one axes."""
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    _display_ready()
+    fig = Figure(figsize=size, layout=None)
+    return fig, fig.add_subplot()
+
+
+# --- sizes on a log2 axis ------------------------------------------------------
+
+def size_label(n: int | float) -> str:
+    """'4 KiB', '1 MiB' for powers of two; other sizes as format_size writes them."""
+    return format_size(int(n))
+
+
+def size_axis(ax: Axes, sizes: Iterable[int]) -> None:
+    """A log2 x axis whose ticks are powers of two labelled in KiB/MiB."""
+    sizes = [int(s) for s in sizes]
+    ax.set_xscale("log", base=2)
+    if not sizes:
+        return
+    lo, hi = int(np.floor(np.log2(min(sizes)))), int(np.ceil(np.log2(max(sizes))))
+    step = max(1, int(np.ceil((hi - lo + 1) / 9)))  # at most ~9 labels
+    ticks = [2.0 ** p for p in range(lo, hi + 1, step)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: size_label(x)))
+    ax.set_xlim(2.0 ** lo / 1.3, 2.0 ** hi * 1.3)
+    ax.set_xlabel("buffer size (log2 scale; KiB = 2^10 B, MiB = 2^20 B)")
+
+
+# --- summarising samples -------------------------------------------------------
+
+def summarize_points(frame: pd.DataFrame, statistic: str = "median") -> pd.DataFrame:
+    """One row per (recording, benchmark, phase, kernel, size): value, lo, hi, n, overhead_bound.
+
+    Failed rows (verified == 'fail') are dropped: a wrong result has no bandwidth.
+    Rows that already are a statistic (published figures) are kept as they are.
+    ``statistic`` is the statistic of the samples' bandwidths: median, mean,
+    min (the slowest) or best (the fastest, as tinymembench reports).
+    """
+    if statistic not in STATISTICS:
+        raise UsageError(f"statistic {statistic!r} is not one of: {', '.join(STATISTICS)}")
+    need = {"benchmark", "phase", "size_bytes", "gb_per_s", "verified", "overhead_bound"}
+    missing = need - set(frame.columns)
+    if missing:
+        raise UsageError(f"the frame lacks the column(s) {', '.join(sorted(missing))}; expected the recording "
+                         "schema of data/README.md (pimem.sweep.results_frame or pimem.data.load_all)")
+    f = frame[frame["verified"] != "fail"].copy()
+    f = f[f["gb_per_s"].notna()]
+    f["gb_per_s"] = f["gb_per_s"].astype(float)
+    for col, default in (("recording", ""), ("kernel", ""), ("statistic", "sample")):
+        f[col] = f[col].fillna(default) if col in f.columns else default
+    f["published"] = f["statistic"] != "sample"
+    keys = ["recording", "benchmark", "phase", "kernel", "size_bytes"]
+    func = {"median": "median", "mean": "mean", "min": "min", "best": "max"}[statistic]
+    g = f.groupby(keys, sort=True)
+    out = g["gb_per_s"].agg(value=func, lo="min", hi="max", n="count")
+    out["overhead_bound"] = g["overhead_bound"].agg(lambda s: bool(np.any(s.astype(bool))))
+    out["published"] = g["published"].agg("all")
+    return out.reset_index()
+
+
+def _series_label(key: tuple[str, str, str, str], multi: Mapping[str, bool]) -> str:
+    rec, bench, phase, kernel = key
+    label = bench if phase in ("fill", "write", "read") and bench != "standard" else f"{bench} {phase}"
+    if multi["kernel"] and kernel:
+        label += f" [{kernel}]"
+    if multi["recording"] and rec:
+        label += f" ({rec})"
+    return label
+
+
+# --- the curve -------------------------------------------------------------------
+
+def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None,
+                    phases: Sequence[str] | None = None, statistic: str = "median", ax: Axes | None = None,
+                    title: str | None = None, *, provenance: str | None = None, logy: bool = False,
+                    band: bool = True) -> Figure:
+    """Bandwidth (GB/s) against buffer size, one line per benchmark/phase (and recording, and kernel).
+
+    Each point is the ``statistic`` of its samples, with the min-max range of
+    the samples shaded. Hollow markers: overhead-bound points (call overhead
+    dominated; a lower bound on bandwidth). Diamonds: published figures (one
+    statistic, no samples). Failed points are left out.
+    """
+    _provenances(frame, provenance)  # fail early when the data's origin is unknown
+    f = frame
+    if benchmarks is not None:
+        f = f[f["benchmark"].isin(list(benchmarks))]
+    if phases is not None:
+        f = f[f["phase"].isin(list(phases))]
+    if f.empty:
+        raise UsageError(f"nothing to draw: no rows for benchmarks={benchmarks!r}, phases={phases!r}; "
+                         f"the frame holds: {', '.join(sorted(frame['benchmark'].unique()))}")
+    provs = _provenances(f, provenance)
+    pts = summarize_points(f, statistic)
+    fig, ax = new_axes(ax, (10.0, 5.8))
+    info = _info(ax)
+    host = any(is_host(p) for p in provs.values())
+    info["host"] = info["host"] or host
+    multi = {"recording": pts["recording"].nunique() > 1, "kernel": pts["kernel"].nunique() > 1}
+    any_ob = False
+    for i, (key, s) in enumerate(pts.groupby(["recording", "benchmark", "phase", "kernel"], sort=False)):
+        label = _series_label(key, multi)
+        colour = f"C{i % 10}"
+        x, y = s["size_bytes"].to_numpy(float), s["value"].to_numpy(float)
+        ob, pub = s["overhead_bound"].to_numpy(bool), s["published"].to_numpy(bool)
+        marker = "D" if pub.all() else "o"
+        line, = ax.plot(x, y, "-" if len(x) > 1 else "", color=colour, lw=1.4, label=label, gid=f"{label}:line")
+        if band and len(x) > 1 and (s["n"] > 1).any():
+            ax.fill_between(x, s["lo"], s["hi"], color=colour, alpha=0.15, lw=0, gid=f"{label}:band")
+        ax.plot(x[~ob], y[~ob], marker, color=colour, ms=5, ls="", gid=f"{label}:points")
+        if ob.any():
+            any_ob = True
+            ax.plot(x[ob], y[ob], marker, mfc="none", mec=colour, ms=6, ls="", gid=f"{label}:overhead")
+        if not len(x) > 1:
+            line.set_marker(marker)
+    handles, labels = ax.get_legend_handles_labels()
+    if any_ob:
+        handles.append(Line2D([], [], marker="o", mfc="none", mec="0.3", ls="", gid="overhead-note"))
+        labels.append("hollow: overhead-bound\n(call overhead dominates;\na lower bound on bandwidth)")
+    if band and (pts["n"] > 1).any():
+        handles.append(Line2D([], [], color="0.6", lw=6, alpha=0.4))
+        labels.append("shaded: min-max of the samples")
+    # Outside the axes, on the right: the curves and the cache labels stay visible.
+    ax.legend(handles, labels, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(right=0.70, top=0.92)
+    size_axis(ax, sorted(set(pts["size_bytes"]) | set(info.get("sizes", ()))))
+    info["sizes"] = set(pts["size_bytes"]) | set(info.get("sizes", ()))
+    if logy:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+    what = {"median": "median", "mean": "mean", "min": "slowest", "best": "fastest"}[statistic]
+    ax.set_ylabel(f"bandwidth, GB/s (10^9 bytes/s; {what} of samples)")
+    ax.grid(True, which="major", alpha=0.3)
+    if title is None:
+        pi = any(not is_host(p) for p in provs.values())
+        title = "Bandwidth against buffer size" + (" - host run" if host and not pi else
+                                                   " - host run and Raspberry Pi figures" if host else "")
+    ax.set_title(title)
+    add_provenance(fig, _footer_lines(provs))
+    return fig
+
+
+def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> None:
+    """Shade the L1D, L2 and DRAM size regions of ``board``'s caches on a size axis.
+
+    ``host`` (default: whether host data was drawn on ``ax`` by this module)
+    adds a note that the shading is the Pi's caches, not the host's.
+    """
+    b = _board(board)
+    host = _info(ax)["host"] if host is None else host
+    lo, hi = ax.get_xlim()
+    regions = [(lo, b.l1d_bytes, f"L1D {size_label(b.l1d_bytes)}", "#c8e6c9"),
+               (b.l1d_bytes, b.l2_bytes, f"L2 {size_label(b.l2_bytes)}", "#fff9c4"),
+               (b.l2_bytes, hi, "DRAM", "#ffcdd2")]
+    for start, end, name, colour in regions:
+        if end <= lo or start >= hi:
+            continue
+        ax.axvspan(max(start, lo), min(end, hi), color=colour, alpha=0.45, zorder=0, lw=0, gid=f"region:{name}")
+        mid = np.sqrt(max(start, lo) * min(end, hi))
+        ax.text(mid, 0.98, name, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8,
+                color="0.25", gid=f"region-label:{name}")
+    ax.set_xlim(lo, hi)
+    note = f"shaded: {b.name} cache sizes ({b.cache_source})"
+    if host:
+        note += f"; these are the {b.name}'s caches, not the host's that ran the data"
+    add_provenance(ax.figure, [note])  # type: ignore[arg-type]
+
+
+def peak_line(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> Line2D:
+    """A horizontal line at ``board``'s theoretical DRAM peak (3.6 GB/s for the Pi 3B), with its source."""
+    b = _board(board)
+    host = _info(ax)["host"] if host is None else host
+    line = ax.axhline(b.peak_gb_per_s, color="k", ls="--", lw=1, gid="peak-line",
+                      label=f"{b.name} DRAM peak {b.peak_gb_per_s:.1f} GB/s")
+    ax.text(1.0, b.peak_gb_per_s, f" {b.name} peak {b.peak_gb_per_s:.1f} GB/s", transform=ax.get_yaxis_transform(),
+            ha="right", va="bottom", fontsize=8, gid="peak-label")
+    note = f"dashed: {b.name} theoretical DRAM peak, {b.peak_source}"
+    if host:
+        note += f"; the {b.name}'s peak, not the host's"
+    add_provenance(ax.figure, [note])  # type: ignore[arg-type]
+    return line
+
+
+# --- bars ------------------------------------------------------------------------
+
+@dataclass
+class _Bar:
+    label: str
+    seconds: float
+    gb_per_s: float | None
+    status: str   # PASS, FAIL or "not checked"
+
+
+def _bars_from_frame(frame: pd.DataFrame, statistic: str, size: int | None) -> tuple[list[_Bar], int]:
+    sizes = sorted(frame["size_bytes"].unique())
+    if size is None:
+        if len(sizes) != 1:
+            raise UsageError(f"the frame holds {len(sizes)} sizes ({', '.join(size_label(s) for s in sizes)}); "
+                             "pass size= to choose one")
+        size = int(sizes[0])
+    f = frame[frame["size_bytes"] == size]
+    if f.empty:
+        raise UsageError(f"no rows at size {size_label(size)}; the frame holds "
+                         f"{', '.join(size_label(s) for s in sizes)}")
+    func = {"median": "median", "mean": "mean", "min": "max", "best": "min"}[statistic]  # of seconds
+    bars = []
+    for (bench, phase, kernel), g in f.groupby(["benchmark", "phase", "kernel"], sort=False):
+        failed = (g["verified"] == "fail").any()
+        secs = float(getattr(g["seconds"], func)())
+        status = "FAIL" if failed else "PASS" if (g["verified"] == "pass").all() else "not checked"
+        label = f"{bench}: {phase}" + (f" [{kernel}]" if f["kernel"].nunique() > 1 else "")
+        bars.append(_Bar(label, secs, None if failed else int(g["bytes"].iloc[0]) / secs / GB, status))
+    return bars, size
+
+
+def _bars_from_results(results: Sequence[Any], statistic: str) -> tuple[list[_Bar], int]:
+    bars = [_Bar(f"{r.benchmark}: {r.phase}", r.seconds(statistic), r.gb_per_s(statistic),
+                 "PASS" if r.verified else "FAIL") for r in results]
+    return bars, results[0].size
+
+
+def report_provenance(report: Any) -> str:
+    """A provenance line for a ``pimem.report.BenchReport`` measured now."""
+    from .sweep import cpu_model
+
+    if report.info.backend.startswith("emulator"):
+        return f"host run: {cpu_model()} ({report.info.machine}), pimem emulator backend, measured now"
+    board = report.info.revision.describe() if report.info.revision else "Raspberry Pi"
+    return f"{board}, measured now: pimem pi backend, {report.kernel} kernel"
+
+
+def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median", size: int | None = None,
+                ax: Axes | None = None, title: str | None = None, provenance: str | None = None) -> Figure:
+    """Horizontal bars, one per benchmark phase, of bandwidth (GB/s) or time (ms), marked PASS/FAIL.
+
+    ``data``: a ``BenchReport``, a list of ``PhaseResult``, or a frame in the
+    recording schema (one size, or pass ``size=``). A FAIL has no bandwidth:
+    its bar is empty and says FAIL.
+    """
+    if value not in ("gb_per_s", "ms"):
+        raise UsageError(f"value {value!r} is not 'gb_per_s' or 'ms'")
+    if statistic not in STATISTICS:
+        raise UsageError(f"statistic {statistic!r} is not one of: {', '.join(STATISTICS)}")
+    if isinstance(data, pd.DataFrame):
+        provs = list(_provenances(data, provenance).values())
+        bars, size = _bars_from_frame(data, statistic, size)
+    elif hasattr(data, "results") and hasattr(data, "info"):
+        provs = [provenance or report_provenance(data)]
+        bars, size = _bars_from_results(data.results, "min" if statistic == "best" else statistic)
+    else:
+        results = list(data)
+        if not results:
+            raise UsageError("report_bars got no results to draw")
+        if provenance is None:
+            raise UsageError("a list of PhaseResult carries no provenance; pass provenance='...' "
+                             "(e.g. run_provenance(sweep_result.meta))")
+        provs = [provenance]
+        bars, size = _bars_from_results(results, "min" if statistic == "best" else statistic)
+    fig, ax = new_axes(ax, (8.0, 0.45 * len(bars) + 1.8))
+    ys = np.arange(len(bars))[::-1]
+    vals = [(b.gb_per_s or 0.0) if value == "gb_per_s" else b.seconds * 1e3 for b in bars]
+    colours = ["#c62828" if b.status == "FAIL" else "#1565c0" if b.status == "PASS" else "#757575" for b in bars]
+    rects = ax.barh(ys, vals, color=colours, gid="bars")
+    top = max(vals) if vals and max(vals) > 0 else 1.0
+    for rect, b, v in zip(rects, bars, vals):
+        shown = "-" if value == "gb_per_s" and b.gb_per_s is None else (f"{v:.3g} GB/s" if value == "gb_per_s"
+                                                                        else f"{v:.3g} ms")
+        ax.text(v + top * 0.01, rect.get_y() + rect.get_height() / 2, f"{shown}  {b.status}",
+                va="center", fontsize=8, gid=f"bar-label:{b.label}")
+    ax.set_yticks(ys, [b.label for b in bars])
+    ax.set_xlim(0, top * 1.35)
+    ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; a copy counts its bytes once)" if value == "gb_per_s"
+                  else "time of one operation, ms")
+    host = any(is_host(p) for p in provs)
+    _info(ax)["host"] = host
+    ax.set_title(title or f"Benchmarks at {size_label(size)} ({statistic})" + (" - host run" if host else ""))
+    add_provenance(fig, provs)
+    return fig
+
+
+def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFrame | None = None, *,
+                         benchmarks: Sequence[str] | None = None, statistic: str = "median",
+                         ax: Axes | None = None, provenance: str | None = None, title: str | None = None) -> Figure:
+    """Published Raspberry Pi figures (data/) beside a run, one row per benchmark phase.
+
+    ``published`` defaults to every published recording in data/. Each
+    point is labelled with its buffer size, since the sources used
+    different sizes; the run is drawn at the size of each published point
+    where it has one, else at its nearest size.
+    """
+    if published is None:
+        from .data import load_all
+
+        allrec = load_all()
+        published = allrec[allrec["provenance"].str.contains("published:", regex=False)]
+    if benchmarks is not None:
+        published = published[published["benchmark"].isin(list(benchmarks))]
+    if published.empty:
+        raise UsageError("no published figures to draw; check data/ (python -m pimem check-data)")
+    pub = summarize_points(published, "median")
+    rows = list(dict.fromkeys(zip(pub["benchmark"], pub["phase"])))
+    fig, ax = new_axes(ax, (8.5, 0.55 * len(rows) + 2.2))
+    y_of = {r: len(rows) - 1 - i for i, r in enumerate(rows)}
+    provs = _provenances(published, None)
+    recs = list(dict.fromkeys(pub["recording"]))
+    markers = "DsP^v<>"
+    for j, rec in enumerate(recs):
+        s = pub[pub["recording"] == rec]
+        ys = [y_of[(b, p)] + 0.12 * (j - len(recs) / 2) for b, p in zip(s["benchmark"], s["phase"])]
+        ax.plot(s["value"], ys, markers[j % len(markers)], color=f"C{j}", ls="", label=rec, gid=f"published:{rec}")
+        for x, y, n in zip(s["value"], ys, s["size_bytes"]):
+            ax.annotate(size_label(n), (x, y), xytext=(4, 0), textcoords="offset points", fontsize=6.5, va="center")
+    notes = _footer_lines({r: provs[r] for r in recs if r in provs})
+    host = False
+    if run is not None:
+        run_provs = _provenances(run, provenance)
+        host = any(is_host(p) for p in run_provs.values())
+        rp = summarize_points(run, statistic)
+        xs, ys, sizes = [], [], []
+        for (b, p), y in y_of.items():
+            mine = rp[(rp["benchmark"] == b) & (rp["phase"] == p)]
+            if mine.empty:
+                continue
+            want = int(pub[(pub["benchmark"] == b) & (pub["phase"] == p)]["size_bytes"].max())
+            pick = mine.iloc[int(np.argmin(np.abs(np.log2(mine["size_bytes"].to_numpy(float)) - np.log2(want))))]
+            xs.append(pick["value"]), ys.append(y + 0.3), sizes.append(int(pick["size_bytes"]))
+        label = "this run" + (" (host run, not a Pi)" if host else "")
+        ax.plot(xs, ys, "o", color="k", mfc="none", ls="", label=label, gid="run")
+        for x, y, n in zip(xs, ys, sizes):
+            ax.annotate(size_label(n), (x, y), xytext=(4, 0), textcoords="offset points", fontsize=6.5, va="center")
+        notes += [f"this run: {p}" for p in run_provs.values()]
+    ax.set_yticks(list(y_of.values()), [f"{b}: {p}" for b, p in y_of])
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; log scale; a copy counts its bytes once)")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=7.5, loc="best")
+    _info(ax)["host"] = host
+    ax.set_title(title or "Published Raspberry Pi figures" + (" beside this run" if run is not None else ""))
+    add_provenance(fig, notes)
+    return fig

@@ -1,0 +1,529 @@
+"""Run the course notebooks, check their committed outputs, and build the HTML edition.
+
+The committed notebooks carry their outputs, so the course can be read on
+GitHub or in the HTML edition without running anything. Those outputs must
+never depend on the machine that rendered them, so every execution here
+happens in one controlled environment: recorded data (PIMEM_MODE=recorded),
+the firmware emulator with a fresh state directory (so bus addresses and
+handles come out the same every time), a kernel from this very Python,
+no progress bars, fixed hashing.
+
+    python -m pimem render [NOTEBOOK...]   # execute and write outputs back
+    python -m pimem html                   # build/html/index.html, works offline
+
+Lab notebooks (notebooks/labs/) keep their outputs cleared: they are run by
+students, never rendered.
+
+A code cell tagged ``volatile`` may print things that legitimately change
+from run to run (a live timing on the host): its text is left out of the
+stale check (its figures and its presence are still checked).
+"""
+from __future__ import annotations
+
+import difflib
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from .exc import PimemError, UsageError
+
+if TYPE_CHECKING:  # nbformat is a test/render extra, not a runtime dependency
+    from nbformat import NotebookNode
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO / "notebooks"
+LABS_DIR = NOTEBOOKS_DIR / "labs"
+#: Course notebooks: notebooks/00-intro.ipynb .. notebooks/07-....ipynb
+COURSE_GLOB = "[0-9][0-9]-*.ipynb"
+DEFAULT_HTML_DIR = REPO / "build" / "html"
+VENDOR_CACHE = REPO / "build" / "vendor"
+#: Pinned so the HTML edition is reproducible. html-manager 1.x matches ipywidgets 8.
+HTML_MANAGER_SPEC = "@jupyter-widgets/html-manager@1.0.15"
+MATHJAX_SPEC = "mathjax@3.2.2"
+KERNEL_NAME = "pimem-render"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+VOLATILE_TAG = "volatile"
+
+
+class NotebookError(PimemError):
+    """A notebook could not be executed, rendered or converted."""
+
+
+# --- finding notebooks ------------------------------------------------------
+
+def course_notebooks(directory: Path | None = None) -> list[Path]:
+    """The course notebooks (NN-slug.ipynb), in order. Labs are not included."""
+    return sorted((directory or NOTEBOOKS_DIR).glob(COURSE_GLOB))
+
+
+def lab_notebooks(directory: Path | None = None) -> list[Path]:
+    """The lab notebooks (notebooks/labs/*.ipynb), in order."""
+    return sorted((directory or LABS_DIR).glob("*.ipynb"))
+
+
+def _require(module: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UsageError(f"{module} is not installed in this Python ({sys.executable}); rendering needs the "
+                         "test extras: .venv/bin/python -m pip install -e '.[test]' (or bash scripts/test.sh)") from None
+
+
+def _read(path: Path) -> "NotebookNode":
+    nbformat = _require("nbformat")
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except FileNotFoundError:
+        raise NotebookError(f"{path}: no such notebook") from None
+    except Exception as e:  # nbformat raises several types for a broken file
+        raise NotebookError(f"{path}: not a readable notebook ({type(e).__name__}: {e}); "
+                            "open it in JupyterLab or restore it with git") from None
+
+
+# --- executing ----------------------------------------------------------------
+
+def render_environment(scratch: Path) -> dict[str, str]:
+    """The kernel's environment: the same on every machine (see the module docstring)."""
+    env = dict(os.environ)
+    for name in ("MPLBACKEND", "PIMEM_DATA_DIR", "PYTHONSTARTUP", "JUPYTER_CONFIG_DIR"):
+        env.pop(name, None)   # MPLBACKEND=Agg would hide every inline figure
+    env.update({
+        "PIMEM_MODE": "recorded",
+        "PIMEM_BACKEND": "emulator",
+        "PIMEM_EMULATOR_DIR": str(scratch / "firmware"),
+        "PIMEM_LEDGER_DIR": str(scratch / "ledger"),
+        "PYTHONHASHSEED": "0",
+        "TQDM_DISABLE": "1",          # progress bars carry timings: never in committed outputs
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "TZ": "UTC",
+        "LC_ALL": "C.UTF-8",
+        "COLUMNS": "100",
+    })
+    return env
+
+
+def _kernel_manager(scratch: Path) -> Any:
+    """A kernel that runs in this Python, whatever kernelspecs the user has installed."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+
+    spec_dir = scratch / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (pimem render)", "language": "python"}))
+    ksm = KernelSpecManager(kernel_dirs=[str(scratch / "kernels")])
+    # The async manager, as nbclient uses by default: with a blocking one its cell timeout never fires.
+    # IPC sockets in our private directory: no TCP port open to other users of this machine.
+    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm, transport="ipc",
+                              ip=str(scratch / "kernel"), connection_file=str(scratch / "kernel.json"))
+
+
+def _cell_label(nb: "NotebookNode", index: int) -> str:
+    src = nb.cells[index].source.strip().splitlines() if 0 <= index < len(nb.cells) else []
+    first = src[0] if src else ""
+    return f"cell {index}" + (f" ({first[:60]!r})" if first else "")
+
+
+def execute_notebook(path: Path, *, timeout: int = 180) -> "NotebookNode":
+    """Execute a copy of the notebook at ``path`` top to bottom and return it (the file is untouched).
+
+    Runs in the notebook's folder, in render_environment(). Raises NotebookError naming the
+    notebook, the cell and the exception when a cell fails or takes longer than ``timeout`` s.
+    """
+    _require("nbclient")
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    path = Path(path).resolve()
+    nb = _read(path)
+    kernelspec = nb.metadata.get("kernelspec")
+    current = {"index": -1}
+    with tempfile.TemporaryDirectory(prefix="pimem-render-") as tmp:
+        scratch = Path(tmp)
+        client = NotebookClient(
+            nb, km=_kernel_manager(scratch), timeout=timeout, kernel_name=KERNEL_NAME,
+            resources={"metadata": {"path": str(path.parent)}},
+            store_widget_state=True,    # the HTML edition shows the controls
+            record_timing=False,        # timestamps would change every render
+            allow_errors=False,
+            shutdown_kernel="immediate",   # nothing to save; a graceful stop only costs time
+        )
+        client.on_cell_execute = lambda cell, cell_index: current.__setitem__("index", cell_index)
+        try:
+            client.execute(env=render_environment(scratch), cwd=str(path.parent))
+        except CellExecutionError as e:
+            raise NotebookError(
+                f"{path.name}: {_cell_label(nb, current['index'])} raised {e.ename}: {e.evalue}. "
+                f"Open it in JupyterLab for the traceback; after fixing, run: python -m pimem render {path.name}"
+            ) from None
+        except (CellTimeoutError, TimeoutError):
+            raise NotebookError(
+                f"{path.name}: {_cell_label(nb, current['index'])} ran longer than {timeout} s; "
+                "make it faster (smaller sizes in recorded mode) or raise the timeout") from None
+        except DeadKernelError as e:
+            raise NotebookError(f"{path.name}: the kernel died in {_cell_label(nb, current['index'])}: {e}") from None
+    if kernelspec is not None:   # keep the author's kernelspec, not our private one
+        nb.metadata["kernelspec"] = kernelspec
+    return clean_notebook(nb, name=path.stem)
+
+
+def clean_notebook(nb: "NotebookNode", *, name: str = "") -> "NotebookNode":
+    """Make an executed notebook byte-stable: no timings, widget ids derived from the notebook."""
+    nbformat = _require("nbformat")
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            for out in cell.get("outputs", []):
+                out.get("metadata", {}).pop("execution", None)
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    if not state:
+        nb.metadata.pop("widgets", None)
+        return nb
+    # ipywidgets names each model with uuid4: replace them, in creation order, with ids
+    # derived from the notebook's name so re-rendering gives the same file.
+    text = nbformat.writes(nb)
+    for i, old in enumerate(list(state)):
+        text = text.replace(old, uuid.uuid5(uuid.NAMESPACE_URL, f"pimem:{name}:{i}").hex)
+    return nbformat.reads(text, as_version=4)
+
+
+def render(paths: Sequence[Path] | None = None, *, timeout: int = 180, progress: bool = True) -> list[Path]:
+    """Execute the course notebooks (default: all of them) and write each back with its outputs.
+
+    Returns the notebooks rendered. A file is rewritten only when its content changed.
+    """
+    nbformat = _require("nbformat")
+    _require("nbclient")
+    targets = [Path(p).resolve() for p in paths] if paths else course_notebooks()
+    if not targets:
+        raise UsageError(f"no course notebooks ({COURSE_GLOB}) in {NOTEBOOKS_DIR}")
+    for p in targets:
+        if not p.exists():
+            raise UsageError(f"{p}: no such notebook")
+        if p.parent.name == "labs":
+            raise UsageError(f"{p.name} is a lab: labs are committed with outputs cleared, never rendered; "
+                             "render course notebooks (notebooks/NN-*.ipynb) only")
+    from tqdm import tqdm
+
+    done = []
+    bar = tqdm(targets, desc="render", unit="notebook", disable=not progress, file=sys.stderr)
+    for p in bar:
+        bar.set_postfix_str(p.name)
+        nb = execute_notebook(p, timeout=timeout)
+        text = nbformat.writes(nb)
+        text += "" if text.endswith("\n") else "\n"   # as nbformat.write does
+        if p.read_text(encoding="utf-8") != text:
+            p.write_text(text, encoding="utf-8")
+        done.append(p)
+    return done
+
+
+# --- the stale check ---------------------------------------------------------
+
+_NORMALISE: list[tuple[re.Pattern[str], str]] = [
+    # CPython object addresses: "<Foo object at 0x7f3a...>". Bus addresses (0xFAAA8000) are real data.
+    (re.compile(r"\bat 0x[0-9a-fA-F]+"), "at 0x…"),
+    (re.compile(r"(?<![0-9A-Za-z])0x(?:7f|55|56)[0-9a-fA-F]{10}\b"), "0x…"),
+    # widget model ids (uuid4 hex), when a repr or an HTML view names them
+    (re.compile(r"(IPY_MODEL_|model_id[\"']?\s*[:=]\s*[\"']?)[0-9a-f]{32}"), r"\1…"),
+    # temporary directories (the emulator's state dir, tmp files)
+    (re.compile(r"/(?:private/)?(?:tmp|var/folders)/[^\s'\"<>)]*"), "<tmp>"),
+]
+
+
+def normalise(text: str) -> str:
+    """Text with what legitimately varies between runs replaced by placeholders.
+
+    Only object addresses, widget model ids, temporary paths, the repository's location
+    and trailing whitespace: anything else that differs is a real difference.
+    """
+    text = text.replace("\r\n", "\n").replace(str(REPO), "<repo>")
+    tmp = tempfile.gettempdir()
+    if tmp not in ("/tmp", "/"):
+        text = text.replace(tmp, "<tmp>")
+    for pattern, repl in _NORMALISE:
+        text = pattern.sub(repl, text)
+    return "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
+
+
+def _output_text(out: dict) -> str:
+    kind = out.get("output_type")
+    if kind == "stream":
+        return f"[{out.get('name', 'stream')}]\n{out.get('text', '')}"
+    if kind == "error":
+        return f"[error] {out.get('ename')}: {out.get('evalue')}"
+    data = out.get("data", {})
+    parts = []
+    for mime in ("text/plain", "text/markdown", "text/html", "text/latex"):
+        if mime in data:
+            value = data[mime]
+            parts.append(f"[{mime}]\n{''.join(value) if isinstance(value, list) else value}")
+    for mime in sorted(data):   # a figure or a widget: its presence counts, not its bytes
+        if mime.startswith("image/") or mime == WIDGET_VIEW:
+            parts.append(f"[{mime}]")
+    return "\n".join(parts)
+
+
+def text_outputs(nb: "NotebookNode") -> list[tuple[int, str]]:
+    """(cell index, normalised text of its outputs) for each code cell, in order.
+
+    Streams (stdout and stderr merged per stream run), text/plain, text/markdown,
+    text/html and text/latex, errors, and a marker for each figure and widget.
+    Cells tagged ``volatile`` keep only their markers.
+    """
+    result = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        volatile = VOLATILE_TAG in cell.get("metadata", {}).get("tags", [])
+        texts = []
+        for out in cell.get("outputs", []):
+            t = _output_text(out)
+            if volatile:
+                t = "\n".join(line for line in t.split("\n") if line.startswith("[") and line.endswith("]"))
+            texts.append(t)
+        result.append((i, normalise("\n".join(_merge_streams(texts)))))
+    return result
+
+
+def _merge_streams(texts: list[str]) -> list[str]:
+    # The kernel may split one print() run into several stream outputs depending on timing.
+    merged: list[str] = []
+    for t in texts:
+        if merged and t.startswith("[stdout]\n") and merged[-1].startswith("[stdout]\n"):
+            merged[-1] += t[len("[stdout]\n"):]
+        elif merged and t.startswith("[stderr]\n") and merged[-1].startswith("[stderr]\n"):
+            merged[-1] += t[len("[stderr]\n"):]
+        else:
+            merged.append(t)
+    return merged
+
+
+def compare_outputs(committed: "NotebookNode", fresh: "NotebookNode") -> list[str]:
+    """Human-readable differences between two executions' text outputs (empty: the same)."""
+    old, new = text_outputs(committed), text_outputs(fresh)
+    if [i for i, _ in old] != [i for i, _ in new]:
+        return ["the code cells differ between the committed and the fresh notebook"]
+    problems = []
+    for (i, a), (_, b) in zip(old, new):
+        if a == b:
+            continue
+        if not a and b:
+            text = [line for line in b.splitlines() if not (line.startswith("[") and line.endswith("]"))]
+            problems.append(f"cell {i}: no committed output; a fresh run gives {(text or b.splitlines())[0]!r}")
+            continue
+        al, bl = a.splitlines(), b.splitlines()
+        for n, (x, y) in enumerate(zip(al + [""] * len(bl), bl + [""] * len(al))):
+            if x != y:
+                problems.append(f"cell {i}, output line {n + 1}: committed {x!r}, fresh run {y!r}")
+                break
+    return problems
+
+
+def stale_cells(path: Path, fresh: "NotebookNode | None" = None, *, timeout: int = 180) -> list[str]:
+    """Differences between the committed outputs of ``path`` and a fresh execution; empty when up to date.
+
+    Pass ``fresh`` (an execute_notebook() result) to avoid executing again.
+    """
+    path = Path(path)
+    committed = _read(path)
+    if fresh is None:
+        fresh = execute_notebook(path, timeout=timeout)
+    return [f"{path.name}: {p}" for p in compare_outputs(committed, fresh)]
+
+
+# --- the HTML edition ----------------------------------------------------------
+
+_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
+{#- No CDN: require.js is only for the AMD widget bundle; we ship the standalone one. -#}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js_mathjax -%}
+{%- if resources.pimem_mathjax_url %}
+<script>
+(function () {
+  // The widget manager typesets labels through MathJax 2's API (MathJax.Hub.Queue): give it one
+  // that hands the work to MathJax 3, before and after MathJax 3 replaces this config object.
+  var hub = {Queue: function (job) {
+    var node = Array.isArray(job) ? job[2] : undefined;
+    if (window.MathJax.typesetPromise) { window.MathJax.typesetPromise(node ? [node] : undefined).catch(function () {}); }
+  }};
+  window.MathJax = {
+    tex: {inlineMath: [['$', '$'], ['\\(', '\\)']], displayMath: [['$$', '$$'], ['\\[', '\\]']],
+          processEscapes: true, processEnvironments: true},
+    options: {ignoreHtmlClass: 'jp-CodeCell|jp-OutputArea', processHtmlClass: 'jp-MarkdownCell'},
+    startup: {ready: function () { window.MathJax.Hub = hub; window.MathJax.startup.defaultReady(); }},
+    Hub: hub};
+}());
+</script>
+<script src="{{ resources.pimem_mathjax_url }}"></script>
+{%- endif %}
+{%- endblock html_head_js_mathjax -%}
+{% block jupyter_widgets %}
+{%- if "widgets" in nb.metadata and resources.pimem_widgets_url %}
+<script src="{{ resources.pimem_widgets_url }}" defer></script>
+{%- endif %}
+{% endblock jupyter_widgets %}
+{%- block body_header -%}
+{{ super() }}
+<nav style="padding:8px 16px;font-family:sans-serif"><a href="{{ resources.pimem_index_url }}">&larr; all notebooks</a></nav>
+{%- endblock body_header -%}
+"""
+
+
+def _npm_fetch(spec: str, cache: Path) -> Path | None:
+    """The unpacked npm package ``spec`` (cached under ``cache``), or None without npm or network."""
+    target = cache / re.sub(r"[^A-Za-z0-9.@-]+", "_", spec)
+    if (target / "package.json").exists():
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        try:
+            out = subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", tmp],
+                                 capture_output=True, text=True, timeout=120, check=True)
+        except (subprocess.SubprocessError, OSError):
+            return None
+        tgz = Path(tmp) / out.stdout.strip().splitlines()[-1]
+        unpack = Path(tmp) / "unpacked"
+        with tarfile.open(tgz) as tar:
+            tar.extractall(unpack, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(unpack)
+        shutil.rmtree(target, ignore_errors=True)
+        (unpack / "package").rename(target)
+    return target
+
+
+def vendor_assets(out_dir: Path, cache: Path = VENDOR_CACHE) -> tuple[dict[str, str], list[str]]:
+    """Copy the widget manager and MathJax into ``out_dir``/vendor; return their URLs and notes.
+
+    They come from the npm registry (``npm pack``), once, then from ``cache``. Without npm or
+    network the edition is still built: widget state stays embedded but the controls do not
+    draw (each widget notebook shows a plain figure too), and TeX shows as source.
+    """
+    urls: dict[str, str] = {}
+    notes: list[str] = []
+    vendor = out_dir / "vendor"
+    pkg = _npm_fetch(HTML_MANAGER_SPEC, cache)
+    if pkg is not None:
+        dest = vendor / "html-manager"
+        shutil.rmtree(dest, ignore_errors=True)
+        # embed.js is the standalone bundle (no require.js); its fonts load relative to it.
+        shutil.copytree(pkg / "dist", dest, ignore=shutil.ignore_patterns("*.map", "*amd.js"))
+        urls["widgets"] = "vendor/html-manager/embed.js"
+    else:
+        notes.append(f"could not fetch {HTML_MANAGER_SPEC} with npm: widgets are not drawn in the HTML edition")
+    pkg = _npm_fetch(MATHJAX_SPEC, cache)
+    if pkg is not None:
+        dest = vendor / "mathjax"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        shutil.copy2(pkg / "es5" / "tex-chtml-full.js", dest)
+        shutil.copytree(pkg / "es5" / "output" / "chtml" / "fonts" / "woff-v2", dest / "output/chtml/fonts/woff-v2")
+        urls["mathjax"] = "vendor/mathjax/tex-chtml-full.js"
+    else:
+        notes.append(f"could not fetch {MATHJAX_SPEC} with npm: formulas show as TeX source")
+    return urls, notes
+
+
+def notebook_title(nb: "NotebookNode", default: str) -> str:
+    """The first markdown heading of the notebook, else ``default``."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                m = re.match(r"#{1,6}\s+(.*\S)", line.strip())
+                if m:
+                    return re.sub(r"[*_`]", "", m.group(1))
+    return default
+
+
+def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None = None,
+               vendor_cache: Path = VENDOR_CACHE) -> Path:
+    """Convert every committed notebook (as committed: no execution) into ``out_dir``; return index.html.
+
+    Course notebooks become NN-slug.html, labs labs/NAME.html. The pages load nothing from
+    the internet (see vendor_assets()).
+    """
+    _require("nbconvert")
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    out_dir = Path(out_dir) if out_dir is not None else DEFAULT_HTML_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    course = [Path(p) for p in notebooks] if notebooks is not None else course_notebooks() + lab_notebooks()
+    if not course:
+        raise UsageError(f"no notebooks in {NOTEBOOKS_DIR}: nothing to build")
+    urls, notes = vendor_assets(out_dir, vendor_cache)
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"pimem_offline.html.j2": _TEMPLATE})],
+                            template_file="pimem_offline.html.j2")
+    entries = []
+    for path in course:
+        nb = _read(path)
+        is_lab = path.parent.name == "labs"
+        rel = f"labs/{path.stem}.html" if is_lab else f"{path.stem}.html"
+        up = "../" if is_lab else ""
+        title = notebook_title(nb, path.stem)
+        nb.metadata["title"] = title
+        resources = {"metadata": {"name": path.stem, "path": str(path.parent)},
+                     "pimem_widgets_url": up + urls["widgets"] if "widgets" in urls else "",
+                     "pimem_mathjax_url": up + urls["mathjax"] if "mathjax" in urls else "",
+                     "pimem_index_url": up + "index.html"}
+        try:
+            body, _ = exporter.from_notebook_node(nb, resources=resources)
+        except Exception as e:
+            raise NotebookError(f"{path.name}: nbconvert could not convert it ({type(e).__name__}: {e})") from None
+        page = out_dir / rel
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(body, encoding="utf-8")
+        entries.append((is_lab, rel, title))
+    index = out_dir / "index.html"
+    index.write_text(_index_page(entries, notes), encoding="utf-8")
+    return index
+
+
+def _index_page(entries: list[tuple[bool, str, str]], notes: list[str]) -> str:
+    def items(lab: bool) -> str:
+        return "\n".join(f'<li><a href="{html.escape(rel)}">{html.escape(title)}</a></li>'
+                         for is_lab, rel, title in entries if is_lab == lab)
+
+    labs = items(True)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>pimem: the memory wall and zero-copy on the Raspberry Pi</title>
+<style>body{{font-family:sans-serif;max-width:46em;margin:2em auto;padding:0 1em;line-height:1.5}}</style>
+</head>
+<body>
+<h1>pimem: the memory wall and zero-copy on the Raspberry Pi</h1>
+<p>The course notebooks with their outputs, rendered from recorded data and the firmware emulator.
+Interactive controls show their rendered state; moving them needs a running kernel
+(<code>bash scripts/start.sh</code>).</p>
+<h2>Notebooks</h2>
+<ol>
+{items(False)}
+</ol>
+{f'<h2>Labs</h2>{chr(10)}<ul>{chr(10)}{labs}{chr(10)}</ul>' if labs else ''}
+{''.join(f'<p><small>note: {html.escape(n)}</small></p>' for n in notes)}
+</body>
+</html>
+"""
+
+
+def diff_text(a: str, b: str) -> str:
+    """A unified diff of two normalised outputs (for debugging a stale notebook)."""
+    return "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), "committed", "fresh", lineterm=""))

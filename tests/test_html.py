@@ -1,0 +1,161 @@
+"""The static HTML edition: every page built, linked, with its figures, and working offline in Chromium."""
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="the HTML tests need the test extras: pip install -e '.[test]'")
+pytest.importorskip("nbconvert", reason="the HTML tests need the test extras: pip install -e '.[test]'")
+
+from pimem import render  # noqa: E402
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+INSTALL_HINT = ("no Chromium found (looked for /usr/bin/chromium and " + ", ".join(CHROMIUM_NAMES) + " on PATH); "
+                "install it to test the pages in a real browser: sudo apt install chromium "
+                "(bash scripts/test.sh does this when run as root)")
+
+
+def _example_notebooks(folder: Path) -> list[Path]:
+    """A rendered example with a formula, a figure and a widget: the machinery is tested whatever the
+    course notebooks hold (their committed copies may not have been rendered yet)."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_markdown_cell("# Example notebook\n\nWhat you will learn: $x^2$"),
+        new_code_cell("import matplotlib.pyplot as plt\nplt.plot([1, 2]);"),
+        new_code_cell("import ipywidgets as w\nw.IntSlider(3)"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "99-example.ipynb"
+    nbformat.write(nb, str(path))
+    render.render([path], progress=False)
+    return [path]
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """(build folder, notebooks in it): built once for this module."""
+    out = tmp_path_factory.mktemp("html")
+    notebooks = render.course_notebooks() + render.lab_notebooks() + _example_notebooks(tmp_path_factory.mktemp("nb"))
+    render.build_html(out, notebooks=notebooks)
+    return out, notebooks
+
+
+def _page(out: Path, nb_path: Path) -> Path:
+    return out / ("labs/" if nb_path.parent.name == "labs" else "") / f"{nb_path.stem}.html"
+
+
+def _pngs(nb_path: Path) -> int:
+    nb = nbformat.read(str(nb_path), as_version=4)
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def _has_widgets(nb_path: Path) -> bool:
+    return bool(nbformat.read(str(nb_path), as_version=4).metadata.get("widgets"))
+
+
+def test_index_links_every_page_with_its_title(edition):
+    out, notebooks = edition
+    index = (out / "index.html").read_text()
+    for nb_path in notebooks:
+        page = _page(out, nb_path)
+        assert page.exists(), f"{page} was not built"
+        rel = page.relative_to(out).as_posix()
+        assert f'href="{rel}"' in index, f"index.html does not link {rel}"
+        title = render.notebook_title(nbformat.read(str(nb_path), as_version=4), nb_path.stem)
+        assert title.replace("&", "&amp;") in index or title in index, f"index.html lacks the title {title!r}"
+
+
+def test_pages_contain_their_figures_and_nothing_from_the_internet(edition):
+    out, notebooks = edition
+    for nb_path in notebooks:
+        text = _page(out, nb_path).read_text()
+        images = len(re.findall(r'<img[^>]+src="data:image/png;base64,', text))
+        assert images >= _pngs(nb_path), f"{nb_path.name}: {images} embedded PNGs, the notebook has {_pngs(nb_path)}"
+        external = re.findall(r'<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)="(?:https?:)?//[^"]*"', text)
+        assert not external, f"{nb_path.name}: the page loads from the internet: {external[:3]}"
+        if _has_widgets(nb_path):
+            assert "application/vnd.jupyter.widget-state+json" in text, f"{nb_path.name}: widget state not embedded"
+
+
+# --- in a real browser -----------------------------------------------------------
+
+def _chromium() -> str | None:
+    if Path("/usr/bin/chromium").exists():
+        return "/usr/bin/chromium"
+    for name in CHROMIUM_NAMES:
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    failures: list[str]
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def send_error(self, code, message=None, explain=None):
+        self.failures.append(f"{code} {self.path}")
+        super().send_error(code, message, explain)
+
+
+@pytest.fixture(scope="module")
+def server(edition):
+    out, _ = edition
+    failures: list[str] = []
+    handler = type("Handler", (_Handler,), {"failures": failures})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(out)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", failures
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _load(chromium: str, url: str, profile: Path) -> tuple[str, list[str]]:
+    """The DOM after scripts ran, and the console messages (Chromium logs them to stderr)."""
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+           # Offline, as on the test machine: any name but 127.0.0.1 fails to resolve.
+           "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+           "--virtual-time-budget=15000",   # let the widget manager and MathJax finish before the dump
+           "--dump-dom", url]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"chromium failed on {url} (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc.stdout, console
+
+
+def test_pages_work_offline_in_chromium(edition, server, tmp_path):
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip(INSTALL_HINT)
+    out, notebooks = edition
+    base, failures = server
+    index_dom, console = _load(chromium, f"{base}/index.html", tmp_path / "profile")
+    assert index_dom.count("<a href=") >= len(notebooks)
+    vendored = (out / "vendor" / "html-manager" / "embed.js").exists()
+    problems = []
+    for nb_path in notebooks:
+        rel = _page(out, nb_path).relative_to(out).as_posix()
+        dom, messages = _load(chromium, f"{base}/{rel}", tmp_path / "profile")
+        images = len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom))
+        if images < _pngs(nb_path):
+            problems.append(f"{rel}: {images} figures in the browser's DOM, the notebook has {_pngs(nb_path)}")
+        problems += [f"{rel}: {m}" for m in messages if "Uncaught" in m]
+        # Drawn controls are lm-Widget elements (the page's CSS alone also mentions "widget-").
+        if nb_path.name == "99-example.ipynb" and (out / "vendor" / "mathjax").exists() and "<mjx-container" not in dom:
+            problems.append(f"{rel}: MathJax did not typeset the example's $x^2$")
+        if vendored and _has_widgets(nb_path) and not re.search(r'class="lm-Widget[^"]*\bwidget-', dom):
+            problems.append(f"{rel}: the widget manager drew no control (no lm-Widget element in the DOM)")
+    problems += [f"server: {f}" for f in failures if not f.endswith("/favicon.ico")]
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,406 @@
+"""The lab notebooks and their self-checks.
+
+Each notebook is executed once per session in recorded/emulator mode:
+the instructor version (every solution must pass its check) and the
+student copy (every check must say "not answered yet", none may crash).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from pimem import labs
+from pimem.cli import main
+from pimem.students import BEGIN, END, strip_solutions, student_notebook
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+LABS = Path(__file__).resolve().parent.parent / "notebooks" / "labs"
+NOTEBOOKS = sorted(LABS.glob("*.ipynb"))
+
+
+def _execute(path: Path, workdir: Path) -> "nbformat.NotebookNode":
+    nb = nbformat.read(path, as_version=4)
+    env = {"PIMEM_MODE": "recorded", "PIMEM_BACKEND": "emulator",
+           "PIMEM_EMULATOR_DIR": str(workdir / "emu"), "PIMEM_LEDGER_DIR": str(workdir / "ledger")}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb
+
+
+def _check_outputs(nb) -> list[str]:
+    """The text each `labs.check_...` cell displayed."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and re.search(r"labs\.check_\w+\(", cell.source):
+            texts = [o.get("data", {}).get("text/plain", "") + o.get("text", "") for o in cell.outputs]
+            found.append("".join(texts))
+    return found
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    out = {}
+    for p in NOTEBOOKS:
+        out[p.name] = _execute(p, tmp_path_factory.mktemp(p.stem))
+    return out
+
+
+@pytest.fixture(scope="session")
+def student_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("students")
+    assert main(["student-copies", "--out", str(d)]) == 0
+    return d
+
+
+@pytest.fixture(scope="session")
+def executed_students(student_dir, tmp_path_factory):
+    return {p.name: _execute(p, tmp_path_factory.mktemp("s-" + p.stem)) for p in sorted(student_dir.glob("*.ipynb"))}
+
+
+def test_there_are_five_labs_with_the_expected_shape():
+    assert len(NOTEBOOKS) >= 5
+    for p in NOTEBOOKS:
+        nb = nbformat.read(p, as_version=4)
+        first = nb.cells[0]
+        assert first.cell_type == "markdown" and first.source.startswith("# ")
+        for part in ("What you will learn", "What you need", "Time."):
+            assert part in first.source, (p.name, part)
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1 and params[0].source.startswith('MODE = "auto"')
+        assert any("resolve_mode(MODE)" in c.source for c in nb.cells)
+        assert nb.cells[-1].source.startswith("## Summary")
+        # Committed outputs cleared.
+        for c in nb.cells:
+            if c.cell_type == "code":
+                assert c.outputs == [] and c.execution_count is None, p.name
+
+
+def test_nbgrader_metadata_is_valid():
+    keys = {"grade", "grade_id", "locked", "schema_version", "solution", "task"}
+    for p in NOTEBOOKS:
+        nb = nbformat.read(p, as_version=4)
+        ids = []
+        for c in nb.cells:
+            m = c.metadata.get("nbgrader")
+            has_markers = BEGIN in c.source
+            if m is None:
+                assert not has_markers, (p.name, c.source[:60])
+                continue
+            assert keys <= set(m), (p.name, m)
+            assert m["schema_version"] == 3
+            ids.append(m["grade_id"])
+            if has_markers:
+                assert m["solution"] and not m["locked"], (p.name, m)
+            if m["grade"]:
+                assert m.get("points", 0) > 0
+            if m["solution"] and c.cell_type == "code":
+                assert not m["grade"]
+            if re.search(r"labs\.check_\w+\(", c.source):
+                assert m["locked"] and not m["solution"], (p.name, c.source)
+        assert len(ids) == len(set(ids)), p.name
+
+
+def test_every_solution_passes_its_check(executed):
+    for name, nb in executed.items():
+        outs = _check_outputs(nb)
+        assert outs, name
+        for text in outs:
+            assert ": passed" in text, (name, text)
+
+
+def test_student_copies_have_no_solutions_and_no_outputs(student_dir):
+    copies = sorted(student_dir.glob("*.ipynb"))
+    assert [p.name for p in copies] == [p.name for p in NOTEBOOKS]
+    for inst, stud in zip(NOTEBOOKS, copies):
+        i_nb, s_nb = json.loads(inst.read_text()), json.loads(stud.read_text())
+        assert len(i_nb["cells"]) == len(s_nb["cells"])
+        for ic, sc in zip(i_nb["cells"], s_nb["cells"]):
+            src = sc["source"] if isinstance(sc["source"], str) else "".join(sc["source"])
+            assert "BEGIN SOLUTION" not in src and "END SOLUTION" not in src
+            if sc["cell_type"] == "code":
+                assert sc["outputs"] == [] and sc["execution_count"] is None
+            isrc = ic["source"] if isinstance(ic["source"], str) else "".join(ic["source"])
+            if BEGIN in isrc:
+                solution = isrc.split(BEGIN, 1)[1].split(END, 1)[0]
+                for line in solution.strip().splitlines():
+                    if len(line.strip()) > 12:
+                        assert line.strip() not in src, (stud.name, line)
+                stub = "YOUR ANSWER HERE" if sc["cell_type"] == "markdown" else "raise NotImplementedError"
+                assert stub in src
+                # Code around the markers (the def line, its docstring) is kept.
+                assert isrc.split(BEGIN, 1)[0].rstrip().splitlines()[-1:] == \
+                    src.split(stub, 1)[0].rstrip().splitlines()[-1:] or not isrc.split(BEGIN, 1)[0].strip()
+
+
+def test_student_copies_run_and_every_check_says_not_answered(executed_students):
+    assert executed_students
+    for name, nb in executed_students.items():
+        outs = _check_outputs(nb)
+        assert outs, name
+        for text in outs:
+            assert "not answered yet" in text, (name, text)
+            assert "Traceback" not in text
+
+
+def test_strip_solutions_keeps_code_around_the_markers():
+    src = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n# after\n"
+    assert strip_solutions(src) == "def f(x):\n    y = 1\n    raise NotImplementedError\n# after\n"
+    nb = {"cells": [{"cell_type": "code", "source": src, "outputs": [{"text": "x"}], "execution_count": 3,
+                     "metadata": {}}], "metadata": {}}
+    out = student_notebook(nb)
+    assert out["cells"][0]["outputs"] == [] and out["cells"][0]["execution_count"] is None
+    assert nb["cells"][0]["outputs"]  # the instructor copy is untouched
+
+
+def test_student_copies_refuse_to_overwrite_the_instructor_folder(capsys):
+    assert main(["student-copies", "--out", str(LABS)]) == 2
+    assert "overwrite" in capsys.readouterr().err
+
+
+def test_gitignore_keeps_student_copies_out():
+    assert "student/" in (LABS / ".gitignore").read_text().split()
+
+
+# --- right answers pass, wrong but plausible ones are rejected with a reason ---------
+
+def _right_message(tag, values, rw):
+    return labs.reference_message(tag, values, rw)
+
+
+def _good_parse(buf, tag, rw):
+    size, status, got, vsize, code = struct.unpack_from("<5I", buf)
+    if status != 0x80000000 or got != tag or not code >> 31 or (code & 0x7FFFFFFF) < 4 * rw:
+        raise ValueError("bad answer")
+    return struct.unpack_from(f"<{rw}I", buf, 20)
+
+
+def _send(t, tag, values):
+    buf = bytearray(labs.reference_message(tag, values, 1))
+    t.property(buf)
+    return _good_parse(bytes(buf), tag, 1)[0]
+
+
+def _round_trip(t, size, flags):
+    h = _send(t, 0x3000C, [size, 4096, flags])
+    try:
+        bus = _send(t, 0x3000D, [h])
+        _send(t, 0x3000E, [h])
+    finally:
+        _send(t, 0x3000F, [h])
+    return bus
+
+
+def _leaky_round_trip(t, size, flags):
+    h = _send(t, 0x3000C, [size, 4096, flags])
+    bus = _send(t, 0x3000D, [h])   # if this fails, h is never released
+    _send(t, 0x3000E, [h])
+    _send(t, 0x3000F, [h])
+    return bus
+
+
+def _no_unlock(t, size, flags):
+    h = _send(t, 0x3000C, [size, 4096, flags])
+    try:
+        return _send(t, 0x3000D, [h])
+    finally:
+        _send(t, 0x3000F, [h])
+
+
+def _crossover_first_win(frame):
+    med = frame.groupby(["benchmark", "phase", "size_bytes"]).seconds.median()
+    zc, std = med["zerocopy", "write"], med["standard", "total"]
+    return next((int(s) for s in sorted(zc.index) if zc[s] < std[s]), None)
+
+
+def _crossover_vs_fill(frame):
+    f = frame.copy()
+    f = f[~((f.benchmark == "standard") & (f.phase == "total"))]
+    f.loc[(f.benchmark == "standard") & (f.phase == "fill"), "phase"] = "total"
+    return labs.crossover_size(f)
+
+
+RIGHT = [
+    (labs.check_alias, lambda b: (b >> 28) & 0xC),
+    (labs.check_bus_to_phys, lambda b: b & ~0xC0000000),
+    (labs.check_region, lambda p, a, g: "ARM" if p < a else "GPU" if p < a + g else "none"),
+    (labs.check_wrong_conversion, lambda: "c"),
+    (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits / 8),
+    (labs.check_fill_time, lambda n, bw: n / bw),
+    (labs.check_cache_level, lambda n, l1, l2: "L1" if n <= l1 else "L2" if n <= l2 else "DRAM"),
+    (labs.check_efficiency, lambda n, s, peak: n / s / peak),
+    (labs.check_crossover, labs.crossover_size),
+    (labs.check_standard_in_cache, lambda c: c // 2),
+    (labs.check_build_message, _right_message),
+    (labs.check_parse_answer, _good_parse),
+    (labs.check_round_trip, _round_trip),
+    (labs.check_transfer_ms, lambda n, r: n / (r * 2**20) * 1e3),
+    (labs.check_choose, labs.choose_buffer),
+    (labs.check_workloads, lambda: {k: labs.choose_buffer(*w, labs.qmkl_rates()) for k, w in labs.WORKLOADS.items()}),
+]
+
+WRONG = [
+    # (check, wrong answer, words the explanation must contain)
+    (labs.check_alias, lambda b: b >> 30, "bits 31..30"),
+    (labs.check_alias, lambda b: b >> 28, "bits 29..28"),
+    (labs.check_bus_to_phys, lambda b: b - 0xC0000000, "only for the 0xC alias"),
+    (labs.check_bus_to_phys, lambda b: b | 0xC0000000, "OR sets the alias bits"),
+    (labs.check_bus_to_phys, lambda b: b & 0x0FFFFFFF, "bits 29..28"),
+    (labs.check_bus_to_phys, lambda b: b ^ 0xC0000000, "XOR"),
+    (labs.check_region, lambda p, a, g: "ARM" if p <= a else "GPU" if p < a + g else "none", "boundary"),
+    (labs.check_wrong_conversion, lambda: "a", "768 MiB"),
+    (labs.check_wrong_conversion, lambda: "b", "page aligned"),
+    (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * bits / 8, "both clock edges"),
+    (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits / 8 / 2**30, "GiB"),
+    (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits, "bits"),
+    (labs.check_fill_time, lambda n, bw: (n / 2**30) / (bw / 1e9), "GiB"),
+    (labs.check_fill_time, lambda n, bw: n / bw * 1e3, "milliseconds"),
+    (labs.check_cache_level, lambda n, l1, l2: "L2" if n <= l2 else "DRAM", "test L1 first"),
+    (labs.check_efficiency, lambda n, s, peak: 100 * n / s / peak, "percentage"),
+    (labs.check_efficiency, lambda n, s, peak: peak / (n / s), "upside down"),
+    (labs.check_efficiency, lambda n, s, peak: n / s / 2**30 / (peak / 1e9), "GiB"),
+    (labs.check_crossover, _crossover_first_win, "loses again"),
+    (labs.check_crossover, _crossover_vs_fill, "fill alone"),
+    (labs.check_standard_in_cache, lambda c: c, "two buffers"),
+    (labs.check_build_message, lambda t, v, rw: labs.reference_message(t, v, rw)[:-4], "end tag"),
+    (labs.check_build_message,
+     lambda t, v, rw: struct.pack(">%dI" % (len(labs.reference_message(t, v, rw)) // 4),
+                                  *struct.unpack("<%dI" % (len(labs.reference_message(t, v, rw)) // 4),
+                                                 labs.reference_message(t, v, rw))), "big-endian"),
+    (labs.check_build_message, lambda t, v, rw: struct.pack("<%dQ" % (6 + max(len(v), rw)),
+                                                            (6 + max(len(v), rw)) * 4, 0, t,
+                                                            max(len(v), rw) * 4, 0, *v,
+                                                            *[0] * (max(len(v), rw) - len(v)), 0), "'<I'"),
+    (labs.check_build_message, lambda t, v, rw: struct.pack(f"<{6 + len(v)}I", (6 + len(v)) * 4, 0, t, len(v) * 4,
+                                                            0, *v, 0), "answer"),
+    (labs.check_parse_answer, lambda buf, tag, rw: struct.unpack_from(f"<{rw}I", buf, 20), "instead of raising"),
+    (labs.check_parse_answer, lambda buf, tag, rw: struct.unpack_from(f"<{rw}I", buf, 16), "word 5"),
+    (labs.check_round_trip, _leaky_round_trip, "finally"),
+    (labs.check_round_trip, _no_unlock, "unlocking"),
+    (labs.check_round_trip, lambda t, n, f: _round_trip(t, n, f) & ~0xC0000000, "physical address"),
+    (labs.check_transfer_ms, lambda n, r: n / (r * 1e6) * 1e3, "2^20"),
+    (labs.check_transfer_ms, lambda n, r: n / (r * 2**20), "seconds"),
+    (labs.check_choose, lambda w, r, p, rates: "zero-copy", "reads of uncached memory"),
+    (labs.check_choose, lambda w, r, p, rates: "copy", "zero-copy costs"),
+    (labs.check_workloads, lambda: {"A": "zero-copy", "B": "zero-copy", "C": "zero-copy"}, "workload B"),
+]
+
+
+@pytest.mark.parametrize("check, answer", RIGHT, ids=[c.__name__ for c, _ in RIGHT])
+def test_right_answers_pass_on_fresh_cases(check, answer):
+    for seed in (1, 2, 3):
+        kw = {} if check in (labs.check_wrong_conversion, labs.check_workloads) else {"seed": seed}
+        r = check(answer, **kw)
+        assert r.passed and r.answered, str(r)
+        assert "passed" in r._repr_html_() and "passed" in r._repr_markdown_()
+
+
+@pytest.mark.parametrize("check, answer, words", WRONG, ids=[f"{c.__name__}-{w}" for c, _, w in WRONG])
+def test_wrong_answers_are_rejected_with_a_reason(check, answer, words):
+    kw = {} if check in (labs.check_wrong_conversion, labs.check_workloads) else {"seed": 7}
+    r = check(answer, **kw)
+    assert not r.passed and r.answered
+    assert words in str(r), str(r)
+
+
+def test_checks_explain_exceptions_and_unanswered():
+    def not_yet(*a):
+        raise NotImplementedError
+
+    def broken(b):
+        return b / 0
+
+    r = labs.check_bus_to_phys(not_yet)
+    assert not r.passed and not r.answered and "not answered yet" in str(r)
+    r = labs.check_bus_to_phys(broken)
+    assert not r.passed and "ZeroDivisionError" in str(r) and "Traceback" not in str(r)
+    r = labs.check_bus_to_phys(0x3AAA8000)
+    assert not r.passed and "function" in str(r)
+    assert "not answered yet" in labs.check_alias(None)._repr_html_()
+
+
+def test_crossover_reference_on_the_host_recording():
+    frame, where = labs.crossover_frame(type("R", (), {"live": False})())
+    assert "NOT a Pi" in where
+    # Zero-copy is one pass over cached memory there, standard two: it wins at the largest size.
+    assert labs.crossover_size(frame) is not None
+
+
+def test_live_helpers_measure_on_a_backend(backend):
+    """The live branches, run on the emulator with small sizes (a Pi runs the same code)."""
+    live = type("R", (), {"live": True, "backend": "emulator"})()
+    f = labs.fill_measurements(live, backend, sizes=(64 * 1024,))
+    assert list(f.size_bytes) == [64 * 1024] and (f.seconds > 0).all()
+    frame, _ = labs.crossover_frame(live, backend, sizes=(4096, 65536))
+    assert set(frame.benchmark) == {"standard", "zerocopy"}
+    assert labs.crossover_size(frame) in (None, 4096, 65536)
+    r = labs.read_rates(live, backend, size=65536)
+    assert set(r.benchmark) == {"read-host", "read-direct", "read-coherent"}
+    assert backend.transport.firmware.allocations() == []
+
+
+def test_qmkl_rates_come_from_the_recording():
+    r = labs.qmkl_rates()
+    assert round(r["read_direct"], 1) == 33.6 and round(r["read_host"], 1) == 1083.1
+    assert round(r["copy_from_gpu"], 1) == 190.3 and round(r["write_direct"], 1) == 1288.3
+
+
+def test_ledgered_transport_lets_a_killed_lab4_kernel_be_reclaimed(tmp_path, monkeypatch):
+    # A child sends lab 4's raw allocate and lock through the ledgered transport,
+    # then is SIGKILLed; the next process must find and release the block.
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PIMEM_BACKEND="emulator", PIMEM_EMULATOR_DIR=str(tmp_path / "emu"),
+               PIMEM_LEDGER_DIR=str(tmp_path / "ledger"))
+    child = subprocess.Popen([sys.executable, "-c", """
+import struct, time
+from pimem import labs
+t = labs.ledgered_transport()
+def send(tag, values):
+    n = max(len(values), 1)
+    words = [(6 + n) * 4, 0, tag, n * 4, 0, *values, *[0] * (n - len(values)), 0]
+    buf = bytearray(struct.pack(f"<{len(words)}I", *words))
+    t.property(buf)
+    return struct.unpack_from("<I", buf, 20)[0]
+handle = send(0x0003000C, [8192, 4096, 0x14])
+send(0x0003000D, [handle])
+print("held", flush=True)
+time.sleep(60)
+"""], env=env, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    from pimem.emulator import FirmwareEmulator
+    assert len(FirmwareEmulator(tmp_path / "emu").allocations()) == 1
+    out = subprocess.run([sys.executable, "-m", "pimem", "cleanup"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert FirmwareEmulator(tmp_path / "emu").allocations() == []
+
+
+def test_ledgered_transport_forgets_what_is_released(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIMEM_BACKEND", "emulator")
+    from pimem.backend import open_backend
+    backend = open_backend("emulator", ledger_dir=tmp_path / "ledger", emulator_dir=tmp_path / "emu")
+    t = labs.ledgered_transport(backend)
+    from pimem.protocol import build_request, parse_response, Tag
+    def send(tag, *values):
+        buf = build_request(tag, values)
+        t.property(buf)
+        return parse_response(buf, tag)[0]
+    handle = send(Tag.ALLOCATE_MEMORY, 4096, 4096, 0x14)
+    send(Tag.LOCK_MEMORY, handle)
+    assert [e.handle for e in backend.ledger.entries()] == [handle]
+    send(Tag.UNLOCK_MEMORY, handle)
+    send(Tag.RELEASE_MEMORY, handle)
+    assert backend.ledger.entries() == []
