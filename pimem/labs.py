@@ -147,6 +147,15 @@ def _ratio_hint(got: float, want: float, hints: dict[float, str]) -> str | None:
     return None
 
 
+def _number_verdict(got: Any, want: float, hints: dict[float, str]) -> tuple[bool, str | None]:
+    """(right, hint): a numeric answer within 0.1 % of want, else the likeliest slip, if one fits."""
+    if not isinstance(got, (int, float)):
+        return False, None
+    if _close(float(got), want, 1e-3):
+        return True, None
+    return False, _ratio_hint(got, want, hints)
+
+
 def _rng(seed: int | None) -> random.Random:
     return random.Random(seed)
 
@@ -320,9 +329,9 @@ def check_peak_bandwidth(fn: Callable[[float, int], float], *, seed: int | None 
         for mhz, bits in cases:
             want = mhz * 1e6 * 2 * bits / 8
             got = _call(fn, f"{_name(fn)}({mhz}, {bits})", mhz, bits)
-            if isinstance(got, (int, float)) and _close(float(got), want, 1e-3):
+            right, hint = _number_verdict(got, want, hints)
+            if right:
                 continue
-            hint = _ratio_hint(got, want, hints) if isinstance(got, (int, float)) else None
             rep.fail(f"{mhz} MHz on a {bits}-bit bus: you returned {got!r}, the peak is {want:.4g} B/s"
                      + (f" ({hint})" if hint else " (clock x 2 transfers x bytes per transfer)"))
         rep.notes.append("right: 450 MHz x 2 x 4 B = 3.6 GB/s on a Pi 3B, 4.0 GB/s at the 3B+'s 500 MHz")
@@ -348,9 +357,9 @@ def check_fill_time(fn: Callable[[int, float], float], *, seed: int | None = Non
         for size, bw in cases:
             want = size / bw
             got = _call(fn, f"{_name(fn)}({size}, {bw:.4g})", size, bw)
-            if isinstance(got, (int, float)) and _close(float(got), want, 1e-3):
+            right, hint = _number_verdict(got, want, hints)
+            if right:
                 continue
-            hint = _ratio_hint(got, want, hints) if isinstance(got, (int, float)) else None
             if hint is None and isinstance(got, (int, float)) and got and _close(float(got), bw / size, 1e-3):
                 hint = "upside down: time = bytes / (bytes per second)"
             rep.fail(f"{size} bytes at {bw:.4g} B/s: you returned {got!r}, the time is {want:.6g} s"
@@ -405,9 +414,9 @@ def check_efficiency(fn: Callable[[int, float, float], float], *, seed: int | No
         for size, s, peak in cases:
             want = size / s / peak
             got = _call(fn, f"{_name(fn)}({size}, {s:.5g}, {peak:.4g})", size, s, peak)
-            if isinstance(got, (int, float)) and _close(float(got), want, 1e-3):
+            right, hint = _number_verdict(got, want, hints)
+            if right:
                 continue
-            hint = _ratio_hint(got, want, hints) if isinstance(got, (int, float)) else None
             if hint is None and isinstance(got, (int, float)) and got and _close(float(got), 1 / want, 1e-3):
                 hint = "upside down: efficiency = measured bandwidth / peak, at most 1 for a DRAM-bound run"
             rep.fail(f"{size} bytes in {s:.5g} s against a {peak:.4g} B/s peak: you returned {got!r}, "
@@ -865,9 +874,9 @@ def check_transfer_ms(fn: Callable[[float, float], float], *, seed: int | None =
                 [(rng.randrange(1, 10000) * KiB, rng.uniform(10, 5000)) for _ in range(4)]:
             want = transfer_ms(n, r)
             got = _call(fn, f"{_name(fn)}({n}, {r:.4g})", n, r)
-            if isinstance(got, (int, float)) and _close(float(got), want, 1e-3):
+            right, hint = _number_verdict(got, want, hints)
+            if right:
                 continue
-            hint = _ratio_hint(got, want, hints) if isinstance(got, (int, float)) else None
             rep.fail(f"{n} bytes at {r:.4g} MiB/s: you returned {got!r}, it takes {want:.4g} ms"
                      + (f" ({hint})" if hint else ""))
         rep.notes.append("right: reading 4 MiB of DIRECT memory at qmkl's 33.6 MiB/s takes 119 ms, 3.7 ms from a host buffer")
