@@ -73,3 +73,7 @@ class UsageError(PimemError, ValueError):
 
 class ViewsOutliveBuffer(PimemWarning):
     """A GpuBuffer was closed while numpy views of it were alive."""
+
+
+class NotebookError(PimemError):
+    """A notebook could not be executed, rendered or converted."""

@@ -34,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .exc import PimemError, UsageError
+from .exc import NotebookError, UsageError
 
 if TYPE_CHECKING:  # nbformat is a test/render extra, not a runtime dependency
     from nbformat import NotebookNode
@@ -53,10 +53,6 @@ KERNEL_NAME = "pimem-render"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 VOLATILE_TAG = "volatile"
-
-
-class NotebookError(PimemError):
-    """A notebook could not be executed, rendered or converted."""
 
 
 # --- finding notebooks ------------------------------------------------------
