@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from .memflags import MemFlag
-from .protocol import RESPONSE_PARSE_ERROR, RESPONSE_SUCCESS, TAG_RESPONSE, Tag
+from .protocol import RESPONSE_PARSE_ERROR, RESPONSE_SUCCESS, TAG_RESPONSE, Tag, build_request
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 ALIAS_MASK = 0xC0000000
@@ -556,10 +556,8 @@ def check_standard_in_cache(fn: Callable[[int], int], *, seed: int | None = None
 # --- lab 4: a mailbox message by hand -------------------------------------------
 
 def reference_message(tag: int, values: Sequence[int], response_words: int) -> bytes:
-    """The request, as the lab defines it (the same bytes pimem.protocol.build_request makes)."""
-    vw = max(len(values), response_words)
-    words = [(6 + vw) * 4, 0, tag, vw * 4, 0, *values, *[0] * (vw - len(values)), 0]
-    return struct.pack(f"<{len(words)}I", *words)
+    """The request, as the lab defines it: what pimem.protocol.build_request makes."""
+    return bytes(build_request(tag, list(values), response_words))
 
 
 _WORD_NAMES = ["word 0 (the total size in bytes)", "word 1 (the request code, 0)", "word 2 (the tag id)",

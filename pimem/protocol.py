@@ -82,11 +82,14 @@ def _check_u32(name: str, value: int) -> None:
         raise MailboxError(f"{name} must be an unsigned 32-bit integer, got {value!r}")
 
 
-def build_request(tag: int, values: tuple[int, ...] | list[int] = ()) -> bytearray:
+def build_request(tag: int, values: tuple[int, ...] | list[int] = (),
+                  response_words: int | None = None) -> bytearray:
     """The request buffer for one tag, ready for the ioctl.
 
     The value buffer is sized for the larger of the request and the
     expected response, as the firmware writes its answer in place.
+    ``response_words`` says how long that answer is for a tag pimem does
+    not know (by default, a known tag's own length, else ``len(values)``).
     """
     tag = int(tag)
     _check_u32("tag id", tag)
@@ -97,7 +100,9 @@ def build_request(tag: int, values: tuple[int, ...] | list[int] = ()) -> bytearr
         )
     for i, v in enumerate(values):
         _check_u32(f"value {i} of {tag_name(tag)}", v)
-    value_words = max(len(values), spec.response_words if spec else len(values))
+    if response_words is None:
+        response_words = spec.response_words if spec else len(values)
+    value_words = max(len(values), response_words)
     total_words = _HEADER_WORDS + value_words + 1  # + end tag
     words = [total_words * WORD, REQUEST, tag, value_words * WORD, REQUEST]
     words += list(values) + [0] * (value_words - len(values))
