@@ -47,8 +47,19 @@ class SystemInfo:
             f"Firmware:     0x{self.firmware_revision:08X}",
             f"ARM memory:   0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // mib} MiB)",
             f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // mib} MiB, gpu_mem)",
-            f"Process:      {self.machine}, {self.pointer_bits}-bit, {'root' if self.is_root else 'not root'}",
+            f"Process:      {describe_process(self.machine, self.pointer_bits, self.is_root)}",
         ]
+
+
+def describe_process(machine: str | None = None, pointer_bits: int | None = None, is_root: bool | None = None) -> str:
+    """'aarch64, 64-bit, root; ioctl 0xC0086400': this process (by default) as the mailbox sees it."""
+    from .transport import ioctl_property_number
+
+    machine = platform.machine() if machine is None else machine
+    pointer_bits = struct.calcsize("P") * 8 if pointer_bits is None else pointer_bits
+    is_root = os.geteuid() == 0 if is_root is None else is_root
+    return (f"{machine}, {pointer_bits}-bit, {'root' if is_root else 'not root'}; "
+            f"ioctl 0x{ioctl_property_number(pointer_bits // 8):08X}")
 
 
 def system_info(backend: Backend) -> SystemInfo:

@@ -650,10 +650,12 @@ def leak_demo(backend: Backend | None = None, size: int = 4 * MiB, count: int = 
 # --- this machine and the course ---------------------------------------------
 
 def machine_table(backend: Backend | None = None) -> pd.DataFrame:
-    """What pimem finds here: backend, board, firmware, memory split, process.
+    """What the firmware (or its model) reports: backend, board, firmware, memory split.
 
     Like `pimem info`, without the emulator's state path (a temporary
-    directory would make the output differ from run to run).
+    directory would make the output differ from run to run) and without
+    this process, which `this_process()` describes: a rendered course must
+    read the same whichever machine rendered it.
     """
     from .info import system_info
 
@@ -668,9 +670,19 @@ def machine_table(backend: Backend | None = None) -> pd.DataFrame:
         ("firmware revision", f"0x{info.firmware_revision:08X}"),
         ("ARM memory", f"0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // MiB} MiB)"),
         ("GPU memory (gpu_mem)", f"0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // MiB} MiB)"),
-        ("this process", f"{info.machine}, {info.pointer_bits}-bit, {'root' if info.is_root else 'not root'}"),
     ]
     return pd.DataFrame(rows, columns=["what", "value"])
+
+
+def this_process() -> str:
+    """This Python process: machine, 32- or 64-bit, root or not, and the ioctl number it sends.
+
+    One line that differs from machine to machine (x86_64 or aarch64 or armv7l,
+    root or not), so notebooks print it in a cell tagged volatile.
+    """
+    from .info import describe_process
+
+    return f"this process: {describe_process()} (the number it sends to /dev/vcio)"
 
 
 def course_outline(directory: str | os.PathLike | None = None) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and run every test. Needs no Raspberry Pi.
+# Set up and run every test. Needs no Raspberry Pi, and no root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=test bash scripts/setup-venv.sh
@@ -12,6 +12,7 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
         || echo "pimem: could not install chromium; the browser test will be skipped"
 else
-    echo "pimem: no chromium and not root with apt-get: the browser test will be skipped (sudo apt install chromium)"
+    echo "pimem: no chromium, and not root with apt-get: the browser test will be skipped (sudo apt install chromium)"
 fi
+echo "pimem: running the tests (pytest)"
 exec .venv/bin/python -m pytest "$@"

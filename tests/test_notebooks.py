@@ -77,6 +77,26 @@ def test_committed_outputs_are_current(path, executed):
                     pytrace=False)
 
 
+MACHINE_SPECIFIC = re.compile(r"\b(x86_64|amd64|aarch64|arm64|armv[678]l?|i[3-6]86)\b"
+                              r"|this process is (32|64)-bit|\bnot root\b|bytes (here|in this process)")
+
+
+@pytest.mark.parametrize("path", _params(COURSE, "course notebooks (NN-*.ipynb)"))
+def test_committed_outputs_do_not_depend_on_the_rendering_machine(path):
+    """Outputs that name the machine (architecture, 32/64-bit, root) are tagged volatile,
+    so the stale check passes on a Pi, as a non-root user and on 32-bit alike."""
+    nb = nbformat.read(str(path), as_version=4)
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or render.VOLATILE_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        for _, text in render.text_outputs(nbformat.v4.new_notebook(cells=[cell])):
+            if MACHINE_SPECIFIC.search(text):
+                found.append(f"cell {i}: {MACHINE_SPECIFIC.search(text).group(0)!r}")
+    assert not found, (f"{path.name}: outputs that depend on the machine that rendered them, in cells not tagged "
+                       f"'{render.VOLATILE_TAG}': {found}")
+
+
 @pytest.mark.parametrize("path", _params([p for p in COURSE if p.name[:2] in FIGURE_NOTEBOOKS],
                                          "notebooks 04-07"))
 def test_committed_outputs_have_a_figure(path):

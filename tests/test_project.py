@@ -87,10 +87,42 @@ def test_readme_gives_exactly_the_two_commands():
     assert _readme_commands() == ["bash scripts/start.sh", "bash scripts/test.sh"], _readme_commands()
 
 
+def _ci_lines() -> list[str]:
+    return [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
 def test_ci_runs_the_readme_test_command():
     test_command = _readme_commands()[1]
-    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()
-          if line.strip() and not line.strip().startswith("#")]
-    assert test_command in ci, f".ci/run must run the README's test command {test_command!r}; it runs {ci}"
+    ci = _ci_lines()
+    assert any(line.endswith(test_command) for line in ci), (
+        f".ci/run must run the README's test command {test_command!r}; it runs {ci}")
     for script in ("scripts/start.sh", "scripts/test.sh"):
         assert (REPO / script).exists(), f"README.md names {script}, which does not exist"
+
+
+def test_ci_smoke_runs_the_readme_main_command():
+    """.ci/run runs scripts/smoke-start.sh, which runs the README's main command itself."""
+    main_command = _readme_commands()[0]
+    assert any(line.endswith("bash scripts/smoke-start.sh") for line in _ci_lines()), (
+        ".ci/run must smoke-run the README's main command (bash scripts/smoke-start.sh)")
+    smoke = (REPO / "scripts" / "smoke-start.sh").read_text()
+    assert re.search(rf"^\s*{re.escape(main_command)} ", smoke, re.M), (
+        f"scripts/smoke-start.sh must run {main_command!r} itself")
+
+
+def test_ci_runs_the_pi_os_stacks():
+    ci = "\n".join(_ci_lines())
+    for dist in ("bookworm", "trixie"):
+        assert f"bash scripts/test-debian-stack.sh {dist}" in ci, f".ci/run must run the {dist} stack check"
+
+
+def test_both_commands_make_the_same_venv():
+    """start.sh and test.sh share setup-venv.sh, which always uses the system's site packages."""
+    for script in ("start.sh", "test.sh"):
+        text = (REPO / "scripts" / script).read_text()
+        assert "scripts/setup-venv.sh" in text and "VENV_OPTIONS" not in text, script
+    setup = (REPO / "scripts" / "setup-venv.sh").read_text()
+    creates = re.findall(r"-m venv\b[^\n]*", setup)
+    assert creates and all("--system-site-packages" in c for c in creates), creates
+    assert ".[${EXTRAS:-}]" not in setup, "an empty EXTRAS must not become pip install -e '.[]' (pip rejects it)"

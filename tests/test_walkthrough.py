@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import struct
 
+import os
+
 import pytest
 
 from pimem import walkthrough as w
@@ -323,6 +325,22 @@ def test_machine_table_prints_no_temporary_path(backend, emu_dir):
     v = dict(zip(t["what"], t["value"]))
     assert v["revision code"] == "a02082"
     assert v["GPU memory (gpu_mem)"].endswith("(76 MiB)")      # the default for 1 GB boards
+    assert "this process" not in v, "the process differs by machine: this_process() describes it"
+
+
+def test_this_process_names_machine_bits_user_and_ioctl(monkeypatch):
+    import platform
+    import struct
+
+    from pimem.transport import ioctl_property_number
+
+    line = w.this_process()
+    bits = struct.calcsize("P") * 8
+    assert f"{platform.machine()}, {bits}-bit" in line and f"ioctl 0x{ioctl_property_number():08X}" in line, line
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert "root" in w.this_process() and "not root" not in w.this_process()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "not root" in w.this_process()
 
 
 def test_course_outline_lists_notebooks_in_order_with_titles(tmp_path):
