@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import mmap
+import os
+import signal
 import sys
 import threading
 import warnings
@@ -20,7 +22,11 @@ from .backend import Backend, get_backend
 from .exc import BufferClosedError, GpuMemoryError, UsageError, ViewsOutliveBuffer
 from .ledger import Allocation, deferred_interrupts
 from .memflags import Alias, MemFlag, bus_to_phys
+from .safefs import call_when_unlocked
 from .transport import PAGE_SIZE, detach_mapping
+
+#: Every region not yet released, so that SIGTERM can give them all back.
+_live_regions: "weakref.WeakSet[_Region]" = weakref.WeakSet()
 
 DEFAULT_FLAGS = MemFlag.DIRECT | MemFlag.ZERO
 
@@ -44,25 +50,36 @@ class _Region:
         self.length = length
         self.released = False
         self._lock = threading.Lock()
+        _live_regions.add(self)
 
     def release(self, views_alive: bool) -> None:
-        with self._lock:
-            if self.released:
-                return
-            self.released = True
-            if views_alive:
-                # Exit with views still alive: make them point at scratch
-                # memory first, so nothing can write into released GPU memory.
-                detach_mapping(self.address, self.length)
-            else:
-                self.mapping.close()
-            mailbox, ledger = self.backend.mailbox, self.backend.ledger
-            with ledger.locked():
-                try:
-                    mailbox.unlock(self.entry.handle)
-                finally:
-                    mailbox.release(self.entry.handle)
-                    ledger.forget(self.entry)
+        # Not blocking=True: two releases of one region never wait on each other
+        # (the second one has nothing to do).
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._release(views_alive)
+        finally:
+            self._lock.release()
+
+    def _release(self, views_alive: bool) -> None:
+        if self.released:
+            return
+        self.released = True
+        if views_alive:
+            # Exit with views still alive: make them point at scratch
+            # memory first, so nothing can write into released GPU memory.
+            detach_mapping(self.address, self.length)
+        else:
+            self.mapping.close()
+        mailbox, ledger = self.backend.mailbox, self.backend.ledger
+        with ledger.locked():
+            try:
+                mailbox.unlock(self.entry.handle)
+            finally:
+                mailbox.release(self.entry.handle)
+                ledger.forget(self.entry)
+                _live_regions.discard(self)
 
 
 def _exporter_type(length: int) -> type:
@@ -101,12 +118,16 @@ class GpuBuffer:
         mailbox, ledger = self.backend.mailbox, self.backend.ledger
         # One critical section from allocation to the finalizer that will
         # release it: no interrupt can leave the memory unaccounted for.
+        _install_sigterm_handler()
         with ledger.locked():
             handle = mailbox.allocate(self._length, alignment, flags)
             entry = None
             try:
+                # On disk before anything else: a SIGKILL from here on leaks nothing.
+                entry = ledger.record(handle, self._length, flags, None)
                 bus = mailbox.lock(handle)
-                entry = ledger.record(handle, self._length, flags, bus)
+                entry = ledger.locked_at(entry, bus)
+                self.backend.check_gpu_address(bus, self._length)
                 mapping = self.backend.transport.map_physical(bus_to_phys(bus), self._length)
             except BaseException:
                 with contextlib.suppress(GpuMemoryError):
@@ -215,9 +236,51 @@ class GpuBuffer:
 
 
 def _finalize(region: _Region, exporter_ref: weakref.ref) -> None:
+    # Runs from the garbage collector or refcounting, possibly while this process
+    # is inside a locked section (the ledger's, the emulator's): then the release
+    # waits until the last lock is dropped, instead of deadlocking on it.
+    call_when_unlocked(lambda: _release_quietly(region, exporter_ref))
+
+
+def _release_quietly(region: _Region, exporter_ref: weakref.ref) -> None:
     # At interpreter exit the finalizer runs even if views are alive.
     try:
         region.release(views_alive=exporter_ref() is not None)
     except Exception as e:  # noqa: BLE001 - a finalizer must not raise; say what leaked
         print(f"pimem: could not release GPU handle {region.entry.handle}: {e}; "
               "run 'python -m pimem cleanup'", file=sys.stderr)
+
+
+def release_all() -> None:
+    """Give back every GPU buffer of this process now (views are detached first)."""
+    for region in list(_live_regions):
+        try:
+            region.release(views_alive=True)
+        except Exception as e:  # noqa: BLE001 - release the others anyway
+            print(f"pimem: could not release GPU handle {region.entry.handle}: {e}; "
+                  "run 'python -m pimem cleanup'", file=sys.stderr)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (kill, or Jupyter stopping a kernel): release everything, then die of it.
+
+    If it lands while this thread holds a pimem lock (a mailbox call), that
+    finishes first: the release needs the same locks.
+    """
+    call_when_unlocked(_release_all_and_die)
+
+
+def _release_all_and_die() -> None:
+    release_all()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)   # the conventional ending: killed by SIGTERM (status 143)
+
+
+def _install_sigterm_handler() -> None:
+    # Only where nobody else has claimed SIGTERM, and only from the main thread
+    # (the one place Python may set handlers).
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)

@@ -79,19 +79,33 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    if args.reset_emulator:
+        from .emulator import FirmwareEmulator
+        from .transport import default_emulator_dir
+
+        if (args.backend or "emulator") != "emulator":
+            raise UsageError("--reset-emulator resets the emulator's state; it cannot be combined with --backend pi")
+        state_dir = default_emulator_dir()
+        FirmwareEmulator.reset(state_dir)
+        print(f"Reset the emulator in {state_dir}: a freshly booted firmware, every emulated allocation gone.")
+        return 0
     backend = _backend(args)
     # Opening the backend already reclaimed; report that, then look again.
     freed = list(backend.reclaimed) + backend.ledger.reclaim(backend.mailbox)
     backend.reclaimed.clear()
     live = backend.ledger.entries()
     if args.json:
-        _print_json({"reclaimed": [vars(e) | {"bus": f"0x{e.bus:08X}"} for e in freed],
-                     "live": [vars(e) | {"bus": f"0x{e.bus:08X}"} for e in live]})
+        def bus(e) -> str | None:
+            return None if e.bus is None else f"0x{e.bus:08X}"
+
+        _print_json({"reclaimed": [vars(e) | {"bus": bus(e)} for e in freed],
+                     "live": [vars(e) | {"bus": bus(e)} for e in live]})
         return 0
     if not freed:
         print("Nothing to reclaim: no dead process holds GPU memory.")
     for e in freed:
-        print(f"Reclaimed handle {e.handle}: {e.size} bytes at bus 0x{e.bus:08X}, left by process {e.pid}")
+        where = "never locked" if e.bus is None else f"at bus 0x{e.bus:08X}"
+        print(f"Reclaimed handle {e.handle}: {e.size} bytes {where}, left by process {e.pid}")
     if live:
         print(f"{len(live)} allocation(s) still held by running processes: "
               + ", ".join(f"pid {e.pid} handle {e.handle}" for e in live))
@@ -313,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("revision", cmd_revision, "decode a board revision code (hex, as in /proc/cpuinfo)", backend=False)
     p.add_argument("codes", nargs="+", metavar="CODE")
     add("selftest", cmd_selftest, "allocate, lock, map, write, read back and release with each ARM-usable flag")
-    add("cleanup", cmd_cleanup, "release the GPU memory that dead processes left allocated")
+    p = add("cleanup", cmd_cleanup, "release the GPU memory that dead processes left allocated")
+    p.add_argument("--reset-emulator", action="store_true",
+                   help="throw away the emulator's state (damaged or not) and boot it afresh")
 
     def timing_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--iterations", type=int, default=5, help="timed iterations per point (default 5)")

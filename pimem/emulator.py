@@ -15,7 +15,6 @@ allocated, and every process using the directory sees it.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import pathlib
@@ -24,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .exc import UsageError
+from .exc import CorruptState, UsageError
+from .safefs import FileLock, open_file, private_dir, read_regular, write_atomic
 
 DEFAULT_GPU_MEM = 76 * 2**20  # what Raspberry Pi OS gives a board with 1 GB
 
@@ -129,10 +129,11 @@ class FirmwareEmulator:
         self.state_dir = pathlib.Path(state_dir)
         self.memory_path = self.state_dir / "memory.bin"
         self._state_path = self.state_dir / "state.json"
-        self._lock_path = self.state_dir / "lock"
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._state_lock = FileLock(self.state_dir / "lock")
+        private_dir(self.state_dir, "the emulator's state directory",
+                    "set PIMEM_EMULATOR_DIR to a directory of your own")
         with self._locked():
-            state = self._load() if self._state_path.exists() else self._boot(gpu_mem)
+            state = self._load() if os.path.lexists(self._state_path) else self._boot(gpu_mem)
         self.gpu_mem: int = state["heap_size"]
         self.vc_base: int = state["vc_base"]
 
@@ -299,7 +300,7 @@ class FirmwareEmulator:
 
     def _fill(self, offset: int, length: int, value: int) -> None:
         chunk = memoryview(bytes([value]) * min(length, _CHUNK))
-        fd = os.open(self.memory_path, os.O_RDWR)
+        fd = self._open_memory()
         try:
             done = 0
             while done < length:
@@ -310,7 +311,7 @@ class FirmwareEmulator:
     def _move(self, source: int, target: int, length: int) -> None:
         # Copying low to high is safe for overlapping ranges because the
         # target lies below the source.
-        fd = os.open(self.memory_path, os.O_RDWR)
+        fd = self._open_memory()
         try:
             done = 0
             while done < length:
@@ -322,35 +323,68 @@ class FirmwareEmulator:
 
     # --- state on disk -----------------------------------------------------
 
+    def _open_memory(self) -> int:
+        """memory.bin, read/write (never through a symlink)."""
+        try:
+            return open_file(self.memory_path, os.O_RDWR)
+        except FileNotFoundError:
+            raise self._corrupt("memory.bin (the emulated GPU memory) is missing") from None
+        except OSError as e:
+            raise self._corrupt(f"memory.bin cannot be opened: {e.strerror}") from None
+
+    def _corrupt(self, what: str) -> CorruptState:
+        return CorruptState(f"the emulator's state in {self.state_dir} is damaged: {what}. Run "
+                            f"'python -m pimem cleanup --reset-emulator' (or delete {self.state_dir})")
+
     @contextmanager
     def _locked(self) -> Iterator[None]:
         # One exclusive lock per request: processes sharing a state dir take
         # turns, as requests to the real firmware do.
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+            with self._state_lock.held():
+                yield
+        except IsADirectoryError:
+            raise self._corrupt("'lock' is a directory") from None
 
     def _load(self) -> dict[str, Any]:
-        return json.loads(self._state_path.read_text())
+        try:
+            state = json.loads(read_regular(self._state_path))
+        except FileNotFoundError:
+            raise self._corrupt("state.json is missing") from None
+        except (OSError, ValueError, RecursionError) as e:
+            raise self._corrupt(f"state.json cannot be read ({e})") from None
+        ints = ("heap_size", "vc_base", "next_handle")
+        if (not isinstance(state, dict) or any(type(state.get(k)) is not int for k in ints)
+                or not isinstance(state.get("blocks"), list)):
+            raise self._corrupt("state.json does not hold the emulator's state (heap_size, vc_base, next_handle, blocks)")
+        keys = ("handle", "offset", "size", "align", "flags", "lock_count")
+        for block in state["blocks"]:
+            if not isinstance(block, dict) or any(type(block.get(k)) is not int for k in keys):
+                raise self._corrupt(f"state.json holds a malformed block {block!r:.80}")
+        try:
+            size = os.lstat(self.memory_path).st_size
+        except FileNotFoundError:
+            raise self._corrupt("memory.bin (the emulated GPU memory) is missing") from None
+        if size != state["heap_size"]:
+            raise self._corrupt(f"memory.bin is {size} bytes, the heap is {state['heap_size']}")
+        return state
 
     def _save(self, state: dict[str, Any]) -> None:
         # Written whole, then renamed over the old file: a process killed
         # mid-write leaves the previous state intact. No fsync: the state
         # must survive processes, not power cuts.
-        temporary = self._state_path.with_name("state.json.tmp")
-        temporary.write_text(json.dumps(state))
-        os.replace(temporary, self._state_path)
+        write_atomic(self._state_path, json.dumps(state).encode())
 
     def _boot(self, gpu_mem: int) -> dict[str, Any]:
         # A new file replaces the old rather than truncating it: a process
         # that still maps the old memory keeps a valid (stale) mapping
         # instead of dying of SIGBUS.
-        temporary = self.memory_path.with_name("memory.bin.tmp")
-        with open(temporary, "wb") as memory:
-            memory.truncate(gpu_mem)  # sparse: takes no disk until written
+        temporary = self.memory_path.with_name(f".memory.bin.{os.urandom(8).hex()}.tmp")
+        fd = open_file(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        try:
+            os.ftruncate(fd, gpu_mem)  # sparse: takes no disk until written
+        finally:
+            os.close(fd)
         os.replace(temporary, self.memory_path)
         state = {"heap_size": gpu_mem, "vc_base": _RAM - gpu_mem,
                  "next_handle": 1, "blocks": []}
@@ -378,6 +412,22 @@ class FirmwareEmulator:
         with self._locked():
             state = self._load()
         return max((end - start for start, end in self._holes(state)), default=0)
+
+    @classmethod
+    def reset(cls, state_dir: str | os.PathLike, gpu_mem: int = DEFAULT_GPU_MEM) -> "FirmwareEmulator":
+        """Throw away the state in `state_dir` (damaged or not) and boot afresh."""
+        state_dir = private_dir(state_dir, "the emulator's state directory",
+                                "set PIMEM_EMULATOR_DIR to a directory of your own")
+        with FileLock(state_dir / "lock").held():
+            for name in ("state.json", "memory.bin"):
+                path = state_dir / name
+                if path.is_dir() and not path.is_symlink():
+                    import shutil
+
+                    shutil.rmtree(path)
+                elif os.path.lexists(path):
+                    path.unlink()
+        return cls(state_dir, gpu_mem=gpu_mem)
 
     def reboot(self) -> None:
         """Boot again with the same gpu_mem: every allocation is gone and the

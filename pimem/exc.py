@@ -31,6 +31,16 @@ class MailboxPermissionError(MailboxError):
     """/dev/vcio or /dev/mem exists but this process may not open it."""
 
 
+# --- state on disk --------------------------------------------------------
+
+class UnsafeDirectory(PimemError):
+    """A state or ledger directory that another user could steer (symlink, foreign, writable)."""
+
+
+class CorruptState(PimemError):
+    """The emulator's state files are damaged or missing."""
+
+
 # --- GPU memory -----------------------------------------------------------
 
 class GpuMemoryError(PimemError):

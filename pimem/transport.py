@@ -84,12 +84,30 @@ class Transport(abc.ABC):
     def _ioctl(self, buf: bytearray) -> None:
         """Do what ioctl(IOCTL_MBOX_PROPERTY) does; raise OSError as it would."""
 
+    #: (base, size) of the only physical memory map_physical may map: the GPU's.
+    _mappable: tuple[int, int] | None = None
+
+    def allow_mapping(self, base: int, size: int) -> None:
+        """Let map_physical map inside [base, base + size): the VC memory the firmware reports."""
+        self._mappable = (base, size)
+
+    def _check_mappable(self, phys: int, size: int) -> None:
+        _check_mapping(phys, size)
+        if self._mappable is None:
+            raise MailboxError("this transport maps only the GPU memory the firmware reports; open it with "
+                               "pimem.backend.open_backend (or get_backend), which asks the firmware first")
+        base, length = self._mappable
+        if not (base <= phys and phys + size <= base + length):
+            raise MailboxError(f"0x{phys:08X}+{size} bytes is outside the GPU memory the firmware reports "
+                               f"(0x{base:08X}-0x{base + length - 1:08X}); pimem maps nothing else")
+
     @abc.abstractmethod
     def map_physical(self, phys: int, size: int) -> mmap.mmap:
         """A shared read/write mapping of ``size`` bytes at page-aligned ``phys``.
 
-        Only pimem.buffer calls this, and only with an address its own lock
-        call returned: pimem is not a general /dev/mem tool.
+        Only inside the range given to allow_mapping (the GPU memory); pimem.buffer
+        calls it only with an address its own lock call returned: pimem is not a
+        general /dev/mem tool.
         """
 
     @abc.abstractmethod
@@ -144,7 +162,7 @@ class VcioTransport(Transport):
         fcntl.ioctl(self._fd, self._request, buf, True)
 
     def map_physical(self, phys: int, size: int) -> mmap.mmap:
-        _check_mapping(phys, size)
+        self._check_mappable(phys, size)
         try:
             # O_SYNC asks for an uncached mapping; memory outside Linux's RAM
             # (the GPU's) is mapped non-cached either way (phys_mem_access_prot).
@@ -211,7 +229,7 @@ class EmulatorTransport(Transport):
                 f"0x{phys:08X}+{size} is outside the emulated GPU memory "
                 f"(0x{fw.vc_base:08X}..0x{fw.vc_base + fw.gpu_mem:08X})"
             )
-        fd = os.open(fw.memory_path, os.O_RDWR)
+        fd = fw._open_memory()
         try:
             return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
                              offset=phys - fw.vc_base)

@@ -287,8 +287,22 @@ def test_map_physical_refuses_empty_sizes(vcio_path, devmem, size):
         t.close()
 
 
+def test_map_physical_maps_only_the_gpu_memory(vcio_path, devmem):
+    t = VcioTransport(vcio_path, str(devmem))
+    try:
+        with pytest.raises(MailboxError, match="only the GPU memory"):
+            t.map_physical(2 * PAGE_SIZE, PAGE_SIZE)      # no range given yet
+        t.allow_mapping(2 * PAGE_SIZE, 2 * PAGE_SIZE)
+        for phys, size in ((0, PAGE_SIZE), (PAGE_SIZE, 2 * PAGE_SIZE), (3 * PAGE_SIZE, 2 * PAGE_SIZE)):
+            with pytest.raises(MailboxError, match="outside the GPU memory"):
+                t.map_physical(phys, size)
+    finally:
+        t.close()
+
+
 def test_map_physical_maps_the_right_offset(vcio_path, devmem):
     t = VcioTransport(vcio_path, str(devmem))
+    t.allow_mapping(0, 4 * PAGE_SIZE)
     try:
         m = t.map_physical(2 * PAGE_SIZE, PAGE_SIZE)
     finally:
@@ -313,6 +327,7 @@ def test_map_physical_permission_error_says_root(monkeypatch, vcio_path, devmem)
 
     try:
         monkeypatch.setattr(os, "open", refusing_open)
+        t.allow_mapping(0, PAGE_SIZE)
         with pytest.raises(MailboxPermissionError, match="root"):
             t.map_physical(0, PAGE_SIZE)
     finally:
@@ -321,8 +336,9 @@ def test_map_physical_permission_error_says_root(monkeypatch, vcio_path, devmem)
 
 def test_map_physical_missing_devmem_is_a_mailbox_error(tmp_path, vcio_path):
     t = VcioTransport(vcio_path, str(tmp_path / "no-such-mem"))
+    t.allow_mapping(0, PAGE_SIZE)
     try:
-        with pytest.raises(MailboxError):
+        with pytest.raises(MailboxError, match="no-such-mem"):
             t.map_physical(0, PAGE_SIZE)
     finally:
         t.close()
