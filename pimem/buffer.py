@@ -119,12 +119,12 @@ class GpuBuffer:
         # One critical section from allocation to the finalizer that will
         # release it: no interrupt can leave the memory unaccounted for.
         _install_sigterm_handler()
-        with ledger.locked():
+        with ledger.locked(), ledger.recording(self._length, flags) as pending:
             handle = mailbox.allocate(self._length, alignment, flags)
             entry = None
             try:
                 # On disk before anything else: a SIGKILL from here on leaks nothing.
-                entry = ledger.record(handle, self._length, flags, None)
+                entry = pending.commit(handle)
                 bus = mailbox.lock(handle)
                 entry = ledger.locked_at(entry, bus)
                 self.backend.check_gpu_address(bus, self._length)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from typing import Any, Callable, Sequence
 
@@ -220,9 +222,30 @@ def _sweep_status(frame: Any) -> int:
     return 0 if (frame["verified"] == "pass").all() else 1
 
 
+def _destination(path: str | None, option: str, *, must_exist: bool) -> None:
+    """Check an output folder before any work is done: nothing measured or built is then lost."""
+    if path is None:
+        return
+    from pathlib import Path
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{option} {path}: that is a file, not a folder; give a folder")
+    if not p.exists():
+        if must_exist:
+            raise UsageError(f"{option} {path}: no such folder; create it first (mkdir -p {path}) or leave {option} out")
+        ancestor = next((a for a in p.absolute().parents if a.exists()), None)
+        if ancestor is None or not ancestor.is_dir():
+            raise UsageError(f"{option} {path}: {ancestor} is a file, so the folder cannot be made there")
+        p = ancestor
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: this user may not write in {p}; choose another folder")
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from .data import _NAME_RE, data_dir, save_recording
 
+    _destination(args.dir, "--dir", must_exist=False)
     if args.name is not None and (not _NAME_RE.match(args.name) or args.name.endswith((".csv", ".json"))):
         # Checked before the sweep, not after minutes of measuring (save_recording checks it too).
         raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-', starting with a "
@@ -265,6 +288,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_student_copies(args: argparse.Namespace) -> int:
     from .students import write_student_copies
 
+    _destination(args.out, "--out", must_exist=False)
     written = write_student_copies(args.out)
     if args.json:
         _print_json({"written": [str(p) for p in written]})
@@ -279,6 +303,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from .render import render
 
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout}: give the seconds a cell may take, more than 0 (default 180)")
     done = render([Path(n) for n in args.notebooks] or None, timeout=args.timeout, progress=not args.json)
     if args.json:
         _print_json({"rendered": [str(p) for p in done]})
@@ -292,12 +318,23 @@ def cmd_html(args: argparse.Namespace) -> int:
 
     from .render import build_html
 
+    _destination(args.out, "--out", must_exist=False)
     index = build_html(Path(args.out) if args.out else None)
     if args.json:
         _print_json({"index": str(index)})
     else:
         print(f"HTML edition: {index} (open it in a browser; it needs no network)")
     return 0
+
+
+def _silence_stdout() -> None:
+    # So that Python's own flush at exit does not print a second, traceback-like message.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 class _Parser(argparse.ArgumentParser):
@@ -377,10 +414,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()
+        return status
     except PimemError as e:
         print(f"pimem {args.command}: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EBADF):   # stdout went away or filled up
+            _silence_stdout()
+            print(f"pimem {args.command}: cannot write the output: {e.strerror}; send it somewhere with room "
+                  "(a file or a terminal)", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         print(f"pimem {args.command}: interrupted; every GPU buffer was released", file=sys.stderr)
         return 130

@@ -580,28 +580,60 @@ def _build_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 # --- files ------------------------------------------------------------------
 
+_MAX_FILE = 256 << 20   # bytes: far above any recording, far below what would exhaust memory
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    """A regular file's text: never a FIFO (it would hang), a device or a symlink loop."""
+    from .safefs import read_regular
+
+    return read_regular(path, limit=_MAX_FILE).decode(encoding)
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows; write the value, or null")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]}... is too large for a float")
+    return value
+
+
 def _read_meta(path: Path) -> tuple[Any, list[str]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path, "utf-8")
     except OSError as e:
-        return None, [f"{path}: cannot be read: {e.strerror or e}"]
+        return None, [f"{path}: cannot be read: {e.strerror or e}; it must be a regular file"]
     except UnicodeDecodeError as e:
         return None, [f"{path}: is not UTF-8 text ({e.reason})"]
+    except ValueError as e:
+        return None, [f"{path}: {e}"]
     try:
-        meta = json.loads(text)
+        meta = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except json.JSONDecodeError as e:
         return None, [f"{path}, line {e.lineno}, column {e.colno}: not valid JSON: {e.msg}"]
+    except RecursionError:
+        return None, [f"{path}: JSON nested too deeply to be a sidecar; regenerate it with pimem record"]
+    except ValueError as e:
+        return None, [f"{path}: not valid JSON for a sidecar: {e}"]
     return meta, [f"{path}, {p}" for p in _check_meta(meta)]
 
 
 def _read_table(path: Path, kind: str | None) -> tuple[list[dict[str, Any]], list[str]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets may add a BOM
+        text = _read_text(path, "utf-8-sig")  # -sig: spreadsheets may add a BOM
     except OSError as e:
-        return [], [f"{path}: cannot be read: {e.strerror or e}"]
+        return [], [f"{path}: cannot be read: {e.strerror or e}; it must be a regular file"]
     except UnicodeDecodeError as e:
         return [], [f"{path}: is not UTF-8 text ({e.reason})"]
-    records = list(csv.reader(io.StringIO(text, newline="")))
+    except ValueError as e:
+        return [], [f"{path}: {e}"]
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        return [], [f"{path}: not a CSV pimem can read ({e}); a recording's fields are short numbers and names"]
     if not records:
         return [], [f"{path}, row 1: the file is empty; expected the header " + ",".join(COLUMNS)]
     header = [h.strip() for h in records[0]]

@@ -173,6 +173,7 @@ def deferred_interrupts() -> Iterator[None]:
 _owners: dict[tuple[str, int], str] = {}   # (ledger dir, pid) -> owner file name
 _owner_fds: list[int] = []                 # held open (and flocked) until the process ends
 _owner_guard = threading.Lock()
+_start_times: dict[int, int | None] = {}   # read once per process: /proc costs time in the SIGKILL window
 
 
 def _warn(message: str) -> None:
@@ -207,6 +208,7 @@ class Ledger:
                 fcntl.flock(fd, fcntl.LOCK_EX)   # ours alone: the file is new
                 _owner_fds.append(fd)
                 _owners[key] = name
+                _start_times[os.getpid()] = process_start_time(os.getpid())
         return name
 
     def _owner_dead(self, owner: str) -> bool:
@@ -242,10 +244,26 @@ class Ledger:
         smaller the window in which a SIGKILL leaks the handle.
         """
         pid = os.getpid()
-        entry = Allocation(pid, process_start_time(pid), handle, size, int(flags), bus, time.time(),
-                           self.backend, self._owner())
+        owner = self._owner()   # before anything else: the start time below is read once per process
+        entry = Allocation(pid, _start_times.get(pid), handle, size, int(flags), bus, time.time(),
+                           self.backend, owner)
         self._write(entry)
         return entry
+
+    @contextlib.contextmanager
+    def recording(self, size: int, flags: int) -> Iterator["PendingEntry"]:
+        """An entry made ready before allocate: `commit(handle)` then costs one write.
+
+        Use inside `locked()`: ``with ledger.recording(n, f) as pending: h = allocate(...);
+        entry = pending.commit(h)``. Everything but the handle is serialised and its
+        temporary file opened first, so the gap after the firmware's answer, where a
+        SIGKILL leaks the handle, is one write. Uncommitted, the temporary is removed.
+        """
+        pending = PendingEntry(self, size, int(flags))
+        try:
+            yield pending
+        finally:
+            pending.close()
 
     def locked_at(self, entry: Allocation, bus: int) -> Allocation:
         """The entry, now with the bus address its lock returned (call with the ledger locked)."""
@@ -357,3 +375,41 @@ class Ledger:
             return True
         except (GpuMemoryError, MailboxError):
             return False
+
+
+class PendingEntry:
+    """A ledger entry waiting for its handle (see Ledger.recording)."""
+
+    _MARK = "271828182845"   # stands in for the handle in the template; replaced by digits
+
+    def __init__(self, ledger: Ledger, size: int, flags: int) -> None:
+        self.ledger = ledger
+        pid = os.getpid()
+        owner = ledger._owner()
+        self._entry = Allocation(pid, _start_times.get(pid), 0, size, flags, None, time.time(), ledger.backend, owner)
+        template = json.dumps(asdict(self._entry) | {"handle": self._MARK})
+        self._head, self._tail = template.split(f'"{self._MARK}"')
+        self._tmp = ledger.directory / f".{pid}-pending.json.{secrets.token_hex(8)}.tmp"
+        self._fd: int | None = open_file(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        self.entry: Allocation | None = None
+
+    def commit(self, handle: int) -> Allocation:
+        """Record `handle` (one write), then move the entry to its name."""
+        if type(handle) is not int or not 0 < handle < _U32:
+            raise MailboxError(f"cannot record handle {handle!r}")
+        assert self._fd is not None, "commit() once"
+        os.write(self._fd, f"{self._head}{handle}{self._tail}".encode())   # complete: reclaim reads it
+        os.close(self._fd)
+        self._fd = None
+        from dataclasses import replace
+
+        self.entry = replace(self._entry, handle=handle)
+        os.replace(self._tmp, self.ledger.directory / self.entry.filename)
+        return self.entry
+
+    def close(self) -> None:
+        if self._fd is not None:   # never committed: nothing was allocated
+            os.close(self._fd)
+            self._fd = None
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)

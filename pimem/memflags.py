@@ -6,6 +6,8 @@ section 1.2.4 (bus address aliases).
 """
 from __future__ import annotations
 
+import re
+
 import enum
 from dataclasses import dataclass
 
@@ -165,9 +167,13 @@ def parse_address(text: str | int) -> int:
         _check_bus(text)
         return text
     s = text.strip().replace("_", "")
+    # ASCII hex only: int() would also take '+1', '-0' and full-width digits.
+    if not re.fullmatch(r"(0[xX])?[0-9a-fA-F]{1,16}", s):
+        raise AddressError(f"{text!r} is not a hex address; give it as e.g. 0xFAAA8000")
+    value = int(s, 16)
     try:
-        value = int(s, 16)
-    except ValueError:
-        raise AddressError(f"{text!r} is not a hex address; give it as e.g. 0xFAAA8000") from None
-    _check_bus(value)
+        _check_bus(value)
+    except AddressError:
+        raise AddressError(f"{text!r} is more than 32 bits: a bus address is a 32-bit number, 8 hex digits at most, "
+                           "e.g. 0xFAAA8000") from None
     return value

@@ -132,6 +132,11 @@ def parse_response(buf: bytes | bytearray, tag: int, response_words: int | None 
         raise MailboxError(
             f"{name}: the response says it is {size} bytes long but {len(buf)} bytes came back"
         )
+    if size % WORD or value_size % WORD:
+        raise MailboxError(
+            f"{name}: the buffer ({size} bytes) and the value buffer ({value_size} bytes) must be whole "
+            "32-bit words; this is not a property message"
+        )
     if status != RESPONSE_SUCCESS:
         if status == RESPONSE_PARSE_ERROR:
             why = "the firmware could not parse the request (status 0x80000001)"
@@ -162,6 +167,13 @@ def parse_response(buf: bytes | bytearray, tag: int, response_words: int | None 
         raise MailboxError(
             f"{name}: the value buffer ({value_size} bytes) runs past the end of the "
             f"{size}-byte message"
+        )
+    end = _HEADER_WORDS * WORD + value_size
+    end_tag = struct.unpack_from("<I", buf, end)[0]
+    if end_tag != 0:
+        raise MailboxError(
+            f"{name}: the word after the tag (offset {end}) is 0x{end_tag:08x}, not the end tag 0; "
+            "a message with one tag ends there"
         )
     return struct.unpack_from(f"<{response_words}I", buf, _HEADER_WORDS * WORD)
 

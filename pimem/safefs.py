@@ -41,8 +41,13 @@ def private_dir(path: str | os.PathLike, what: str, hint: str) -> Path:
     user, or writable by group or others.
     """
     path = Path(path)
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError):
+        raise UnsafeDirectory(f"{what} {path}: a part of that path is a file, not a directory; {hint}") from None
+    except OSError as e:
+        raise UnsafeDirectory(f"cannot create {what} {path}: {e.strerror}; {hint}") from None
     created = False
     try:
         os.mkdir(path, 0o700)

@@ -290,6 +290,10 @@ def documented_answer(buf: bytes, tag: int, n: int) -> tuple[int, ...] | None:
         return None
     if 20 + value_size + 4 > size:  # the value buffer and end tag lie inside the message
         return None
+    # The wiki: the buffer is 32-bit words, a value buffer is "u8 ... padding to align the
+    # tag to 32 bits", and the tags end with the end tag, 0x0.
+    if size % 4 or value_size % 4 or struct.unpack_from("<I", buf, 20 + value_size)[0] != 0:
+        return None
     return struct.unpack_from(f"<{n}I", buf, 20)
 
 
@@ -428,3 +432,15 @@ def test_never_a_value_when_the_response_bit_is_clear(answer, code):
     words[4] = code  # bit 31 clear, any length
     with pytest.raises(MailboxError):
         parse_response(pack(*words), tag)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda w: w.__setitem__(-1, 0xDEADBEEF), "end tag"),                # no end tag after the value buffer
+    (lambda w: w.__setitem__(3, 6), "whole 32-bit words"),               # value buffer not a multiple of 4
+])
+def test_answer_needs_its_end_tag_and_whole_words(change, match):
+    words = [28, SUCCESS, 0x0003000D, 4, RESPONSE_BIT | 4, 0xFB400000, 0]
+    assert parse_response(pack(*words), 0x0003000D) == (0xFB400000,)
+    change(words)
+    with pytest.raises(MailboxError, match=match):
+        parse_response(pack(*words), 0x0003000D)

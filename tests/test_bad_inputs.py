@@ -1,0 +1,121 @@
+"""Every command, given something wrong: a non-zero exit, no traceback, one line naming the value."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pimem import backend as backend_mod
+from pimem.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _setup(tmp: Path, kind: str) -> str:
+    """Make the bad thing; return the value the message must name."""
+    if kind == "file":
+        (tmp / "afile").write_text("x")
+        return str(tmp / "afile")
+    if kind == "below-file":
+        (tmp / "afile").write_text("x")
+        return str(tmp / "afile" / "sub")
+    if kind == "missing":
+        return str(tmp / "nowhere")
+    if kind == "world-writable":
+        (tmp / "open").mkdir()
+        (tmp / "open").chmod(0o777)
+        return str(tmp / "open")
+    if kind == "nan-data":
+        (tmp / "d").mkdir()
+        for ext in ("csv", "json"):
+            (tmp / "d" / f"t.{ext}").write_text((REPO / "data" / f"tinymembench-pi3b.{ext}").read_text())
+        meta = tmp / "d" / "t.json"
+        meta.write_text(meta.read_text().replace('": 1200', '": NaN', 1))
+        return "NaN"
+    if kind == "deep-data":
+        (tmp / "d").mkdir()
+        (tmp / "d" / "t.json").write_text("[" * 100000 + "]" * 100000)
+        (tmp / "d" / "t.csv").write_text("a\n")
+        return "nested too deeply"
+    if kind == "long-field":
+        (tmp / "d").mkdir()
+        (tmp / "d" / "t.json").write_text("{}")
+        (tmp / "d" / "t.csv").write_text('"' + "a" * 200000 + '"\n')
+        return "field limit"
+    raise AssertionError(kind)
+
+
+# (command line with {v} for the value, what to make, env var to set to the value or None)
+CASES = [
+    (["decode", "+1"], None, None, "+1"),
+    (["decode", "\uff11\uff12"], None, None, "\uff11\uff12"),
+    (["decode", "0x1FFFFFFFF"], None, None, "0x1FFFFFFFF"),
+    (["revision", "zz"], None, None, "zz"),
+    (["render", "--timeout", "0"], None, None, "--timeout 0"),
+    (["render", "--timeout", "-5"], None, None, "--timeout -5"),
+    (["record", "--dir", "{v}"], "file", None, "{v}"),
+    (["record", "--dir", "{v}"], "below-file", None, "afile"),
+    (["student-copies", "--out", "{v}"], "file", None, "{v}"),
+    (["student-copies", "--out", "{v}"], "below-file", None, "afile"),
+    (["html", "--out", "{v}"], "file", None, "{v}"),
+    (["html", "--out", "{v}"], "below-file", None, "afile"),
+    (["info"], "file", "PIMEM_EMULATOR_DIR", "{v}"),
+    (["info"], "below-file", "PIMEM_EMULATOR_DIR", "afile"),
+    (["info"], "world-writable", "PIMEM_EMULATOR_DIR", "{v}"),
+    (["cleanup"], "world-writable", "PIMEM_LEDGER_DIR", "{v}"),
+    (["selftest"], "file", "PIMEM_LEDGER_DIR", "{v}"),
+    (["check-data", "--dir", "{d}"], "nan-data", None, "NaN"),
+    (["check-data", "--dir", "{d}"], "deep-data", None, "nested too deeply"),
+    (["check-data", "--dir", "{d}"], "long-field", None, "field limit"),
+    (["bench", "0"], None, None, "0"),
+    (["sweep", "--sizes", "12Q"], None, None, "12Q"),
+    (["lab", "--port", "70000"], None, None, "70000"),
+]
+
+
+@pytest.mark.parametrize("argv, kind, env, named", CASES, ids=[" ".join(c[0]) + f" [{c[1]}]" for c in CASES])
+def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, argv, kind, env, named):
+    value = _setup(tmp_path, kind) if kind else ""
+    if env:
+        monkeypatch.setenv(env, value)
+        backend_mod.close_backends()
+    argv = [a.replace("{v}", value).replace("{d}", str(tmp_path / "d")) for a in argv]
+    try:
+        status = main(argv)
+    except SystemExit as e:   # argparse's own refusals
+        status = e.code
+    assert status not in (0, None), f"{argv} was accepted"
+    out = capsys.readouterr()
+    text = out.err + out.out
+    assert "Traceback" not in text, text
+    lines = [ln for ln in out.err.splitlines() if ln.strip() and not ln.startswith("pimem: no /dev/vcio")]
+    if argv[0] != "check-data":   # check-data lists problems on stdout, one per line
+        assert len(lines) == 1, lines
+    assert named.replace("{v}", value) in text, text
+
+
+def test_output_to_a_full_device_is_one_line():
+    p = subprocess.run([sys.executable, "-m", "pimem", "revision", "a02082"], stdout=open("/dev/full", "w"),
+                       stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0 and "No space left" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    # A SIGINT delivered while `python -m pimem` is still importing.
+    code = ("import signal, os, runpy, sys\n"
+            "sys.argv = ['pimem', 'info']\n"
+            "import builtins\n"
+            "real = builtins.__import__\n"
+            "def imp(name, *a, **k):\n"
+            "    if name == 'argparse':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = imp\n"
+            "runpy.run_module('pimem', run_name='__main__')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PIMEM_EMULATOR_DIR=str(tmp_path / "emu")))
+    assert p.returncode == 130 and p.stderr.strip() == "pimem: interrupted", p.stderr
