@@ -45,20 +45,6 @@ class Backend:
     def describe(self) -> str:
         return self.transport.describe()
 
-    def check_gpu_address(self, bus: int, length: int) -> None:
-        """Refuse a locked bus address whose memory is not inside the GPU memory the firmware reports."""
-        from .exc import GpuMemoryError
-        from .memflags import bus_to_phys
-
-        vc = self.mailbox.vc_memory()
-        base, size = vc.base, vc.size
-        phys = bus_to_phys(bus)
-        if not (base <= phys and phys + length <= base + size):
-            raise GpuMemoryError(
-                f"the firmware locked a block at bus 0x{bus:08X} (physical 0x{phys:08X}, {length} bytes), "
-                f"outside its own GPU memory 0x{base:08X}-0x{base + size - 1:08X}; pimem will not map it. "
-                "Reboot the Pi; if it happens again, report it with 'pimem info'")
-
 
 _open: dict[str, Backend] = {}
 _noticed = False

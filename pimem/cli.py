@@ -222,7 +222,7 @@ def _sweep_status(frame: Any) -> int:
     return 0 if (frame["verified"] == "pass").all() else 1
 
 
-def _destination(path: str | None, option: str, *, must_exist: bool) -> None:
+def _destination(path: str | None, option: str) -> None:
     """Check an output folder before any work is done: nothing measured or built is then lost."""
     if path is None:
         return
@@ -231,9 +231,7 @@ def _destination(path: str | None, option: str, *, must_exist: bool) -> None:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UsageError(f"{option} {path}: that is a file, not a folder; give a folder")
-    if not p.exists():
-        if must_exist:
-            raise UsageError(f"{option} {path}: no such folder; create it first (mkdir -p {path}) or leave {option} out")
+    if not p.exists():   # made later: its nearest existing ancestor must be a folder we may write
         ancestor = next((a for a in p.absolute().parents if a.exists()), None)
         if ancestor is None or not ancestor.is_dir():
             raise UsageError(f"{option} {path}: {ancestor} is a file, so the folder cannot be made there")
@@ -245,7 +243,7 @@ def _destination(path: str | None, option: str, *, must_exist: bool) -> None:
 def cmd_record(args: argparse.Namespace) -> int:
     from .data import _NAME_RE, data_dir, save_recording
 
-    _destination(args.dir, "--dir", must_exist=False)
+    _destination(args.dir, "--dir")
     if args.name is not None and (not _NAME_RE.match(args.name) or args.name.endswith((".csv", ".json"))):
         # Checked before the sweep, not after minutes of measuring (save_recording checks it too).
         raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-', starting with a "
@@ -288,7 +286,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_student_copies(args: argparse.Namespace) -> int:
     from .students import write_student_copies
 
-    _destination(args.out, "--out", must_exist=False)
+    _destination(args.out, "--out")
     written = write_student_copies(args.out)
     if args.json:
         _print_json({"written": [str(p) for p in written]})
@@ -318,7 +316,7 @@ def cmd_html(args: argparse.Namespace) -> int:
 
     from .render import build_html
 
-    _destination(args.out, "--out", must_exist=False)
+    _destination(args.out, "--out")
     index = build_html(Path(args.out) if args.out else None)
     if args.json:
         _print_json({"index": str(index)})

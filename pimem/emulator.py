@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -422,8 +423,6 @@ class FirmwareEmulator:
             for name in ("state.json", "memory.bin"):
                 path = state_dir / name
                 if path.is_dir() and not path.is_symlink():
-                    import shutil
-
                     shutil.rmtree(path)
                 elif os.path.lexists(path):
                     path.unlink()

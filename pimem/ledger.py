@@ -25,7 +25,6 @@ no tag lists the firmware's handles, so nothing can find it afterwards.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -35,11 +34,11 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator
 
-from .exc import GpuMemoryError, MailboxError, PimemError, UnsafeDirectory
+from .exc import GpuMemoryError, MailboxError
 from .mailbox import Mailbox
 from .safefs import FileLock, open_file, private_dir, read_regular, write_atomic
 
@@ -221,9 +220,7 @@ class Ledger:
             return False   # cannot tell: believe it alive
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
+        except OSError:   # EWOULDBLOCK: held, so alive; anything else: cannot tell, so alive
             return False
         else:
             return True
@@ -267,8 +264,6 @@ class Ledger:
 
     def locked_at(self, entry: Allocation, bus: int) -> Allocation:
         """The entry, now with the bus address its lock returned (call with the ledger locked)."""
-        from dataclasses import replace
-
         entry = replace(entry, bus=bus)
         self._write(entry)
         return entry
@@ -281,9 +276,10 @@ class Ledger:
         with contextlib.suppress(FileNotFoundError):
             (self.directory / entry.filename).unlink()
 
-    def _scan(self) -> list[tuple[Path, Allocation]]:
-        """(file, entry) for every entry, complete temporaries included; bad files warned about once."""
-        out = []
+    def _scan(self) -> tuple[list[tuple[Path, Allocation]], list[Path]]:
+        """(file, entry) for every entry, complete temporaries included, and the files that are not
+        entries (half-written temporaries, malformed entries: warned about once)."""
+        good, bad = [], []
         for path in sorted(self.directory.iterdir()):
             name = path.name
             is_tmp = name.startswith(".") and name.endswith(".tmp") and ".json." in name
@@ -291,22 +287,23 @@ class Ledger:
                 continue
             target = name[1:name.index(".json.") + 5] if is_tmp else name
             try:
-                entry = parse_entry(read_regular(path, limit=4096), target)
+                good.append((path, parse_entry(read_regular(path, limit=4096), target)))
             except (OSError, ValueError) as e:
-                if is_tmp:
-                    continue   # half-written: its process died or is writing; reclaim tidies it
-                if name not in self._warned:
+                bad.append(path)
+                if not is_tmp and name not in self._warned:   # a temporary may be mid-write
                     self._warned.add(name)
                     _warn(f"ignoring the ledger entry {path}: {e}; 'pimem cleanup' removes it once no "
                           "live process can own it")
-                continue
-            out.append((path, entry))
-        return out
+        return good, bad
 
     def entries(self) -> list[Allocation]:
         """The allocations recorded, one per handle (a temporary beside its entry is the newer)."""
+        return self._newest(self._scan()[0])
+
+    @staticmethod
+    def _newest(scanned: list[tuple[Path, Allocation]]) -> list[Allocation]:
         best: dict[str, Allocation] = {}
-        for path, entry in self._scan():
+        for path, entry in scanned:
             if entry.filename not in best or path.name.endswith(".tmp"):
                 best[entry.filename] = entry
         return sorted(best.values(), key=lambda e: (e.pid, e.handle))
@@ -315,44 +312,40 @@ class Ledger:
         """Release every allocation whose process is gone; returns what was freed."""
         freed = []
         with self.locked():
-            scanned = self._scan()
-            entries = self.entries()
-            live = {e.handle for e in entries if self.is_live(e)}
+            scanned, bad = self._scan()
+            entries = self._newest(scanned)
+            live = [e for e in entries if self.is_live(e)]
+            live_handles = {e.handle for e in live}
             for e in entries:
-                if self.is_live(e):
+                if e in live:
                     continue
-                if e.handle not in live and self._release_if_same(mailbox, e):
+                if e.handle not in live_handles and self._release_if_same(mailbox, e):
                     freed.append(e)
                 # Otherwise a dead entry for a handle a live process now owns: the dead
                 # one did release it, then died before forgetting. Either way: gone.
                 self.forget(e)
-            self._tidy(scanned, live_owners={e.owner for e in entries if e.owner and self.is_live(e)})
+            self._tidy(scanned, bad, live_owners={e.owner for e in live if e.owner})
         return freed
 
-    def _tidy(self, scanned: list[tuple[Path, Allocation]], live_owners: set[str]) -> None:
+    def _tidy(self, scanned: list[tuple[Path, Allocation]], bad: list[Path], live_owners: set[str]) -> None:
         """Remove temporaries and malformed entries no live process can own, and dead owners' files."""
         for path, entry in scanned:
-            if path.name.endswith(".tmp") and not (entry.owner in live_owners):
+            if path.name.endswith(".tmp") and entry.owner not in live_owners:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        for path in bad:
+            # Unreadable as an entry: nobody's allocation can be proved by it. Remove it once
+            # no live process could be writing it (the pid in its name is dead, or it has none).
+            m = _ENTRY_RE.match(path.name)
+            if m is None or not process_alive(int(m.group(1)), None):
                 with contextlib.suppress(OSError):
                     path.unlink()
         for path in self.directory.iterdir():
             name = path.name
-            if _OWNER_RE.match(name):
-                if name not in live_owners and self._owner_dead(name) and name not in _owners.values():
-                    with contextlib.suppress(OSError):
-                        path.unlink()
-            elif name.endswith(".json") or (name.startswith(".") and name.endswith(".tmp")):
-                try:
-                    parse_entry(read_regular(path, limit=4096), name if name.endswith(".json") else "")
-                except ValueError:
-                    # Unreadable as an entry: nobody's allocation can be proved by it. Remove it
-                    # once no live process could be writing it (pid in its name dead, or no name).
-                    m = _ENTRY_RE.match(name)
-                    if m is None or not process_alive(int(m.group(1)), None):
-                        with contextlib.suppress(OSError):
-                            path.unlink()
-                except OSError:
-                    continue
+            if (_OWNER_RE.match(name) and name not in live_owners and name not in _owners.values()
+                    and self._owner_dead(name)):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     @staticmethod
     def _release_if_same(mailbox: Mailbox, e: Allocation) -> bool:
@@ -401,8 +394,6 @@ class PendingEntry:
         os.write(self._fd, f"{self._head}{handle}{self._tail}".encode())   # complete: reclaim reads it
         os.close(self._fd)
         self._fd = None
-        from dataclasses import replace
-
         self.entry = replace(self._entry, handle=handle)
         os.replace(self._tmp, self.ledger.directory / self.entry.filename)
         return self.entry
