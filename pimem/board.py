@@ -21,7 +21,17 @@ from pathlib import Path
 
 from pimem.exc import RevisionError
 
+#: What the firmware of a Pi 3B keeps for itself inside gpu_mem (its code, data and its
+#: 13 MiB malloc pool), so its relocatable heap, the memory the mailbox allocates from,
+#: is gpu_mem minus this. An inference: every published `vcdbg reloc` dump whose
+#: gpu_mem is known shows a heap of gpu_mem - 20 MiB (256 -> 236M, 128 -> 108M, 64 -> 44M,
+#: 32 -> 12M; raspberrypi/firmware issues #377, #365, #192 and #573, 2015-2016
+#: firmware). No current-firmware `vcgencmd get_mem reloc_total` figure was found;
+#: on a board, that command tells the truth and pimem asks it (Mailbox.relocatable_heap).
+FIRMWARE_RESERVE_MIB = 20
+
 __all__ = [
+    "FIRMWARE_RESERVE_MIB",
     "BoardRevision",
     "decode_revision",
     "read_revision_from_system",
@@ -87,6 +97,14 @@ _TYPES: dict[int, str] = {
     0x1B: "CM0",
 }
 
+# Where the documentation's "new-style revision codes in use" table names a code's model
+# more exactly than the type field can (one type covers the 500 and the 500+), its name wins.
+# The code is compared without its top byte (overvoltage, OTP and warranty flags).
+_CODE_TABLE_MODELS: dict[int, str] = {
+    0xD04190: "500",    # 8 GB
+    0xE04190: "500+",   # 16 GB
+}
+
 # Long names for describe(); where the documentation's device-tree table has one, it is used.
 _LONG_NAMES: dict[str, str] = {
     "A": "Raspberry Pi Model A",
@@ -113,6 +131,8 @@ _LONG_NAMES: dict[str, str] = {
     "5": "Raspberry Pi 5",
     "CM5": "Compute Module 5",
     "500/500+": "Raspberry Pi 500/500+",
+    "500": "Raspberry Pi 500",
+    "500+": "Raspberry Pi 500+",
     "CM5 Lite": "Compute Module 5 Lite",
     "CM0": "Compute Module 0",
 }
@@ -264,7 +284,7 @@ def _decode_new(value: int, given: int | str) -> BoardRevision:
     maker = (value >> 16) & 0xF
     mem = (value >> 20) & 0x7
 
-    model = _TYPES.get(board_type)
+    model = _CODE_TABLE_MODELS.get(value & 0xFFFFFF, _TYPES.get(board_type))
     if model is None:
         raise RevisionError(
             f"revision code {given!r} (0x{value:x}) has board type 0x{board_type:02x}, which "

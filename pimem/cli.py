@@ -143,9 +143,10 @@ def _benchmarks(texts: Sequence[str] | None) -> list[str]:
 def _check_gpu_size(size: int, backend: Backend) -> None:
     from .sweep import format_size
 
-    gpu = backend.mailbox.vc_memory().size
-    if size > gpu:
-        raise UsageError(f"{format_size(size)} is more than this board's GPU memory ({format_size(gpu)}); "
+    heap = backend.mailbox.relocatable_heap()
+    if size > heap:
+        raise UsageError(f"{format_size(size)} is more than the firmware's GPU heap ({format_size(heap)} of "
+                         f"gpu_mem's {format_size(backend.mailbox.vc_memory().size)}); "
                          "ask for less, or raise gpu_mem in /boot/firmware/config.txt")
 
 
@@ -174,11 +175,11 @@ def _check_sweep_sizes(sizes: Sequence[int], names: Sequence[str], backend: Back
     from .sweep import format_size
 
     gpu_names = [n for n in names if BENCHMARKS[n].flags is not None]
-    gpu = backend.mailbox.vc_memory().size
-    too_big = [s for s in sizes if s > gpu]
+    heap = backend.mailbox.relocatable_heap()
+    too_big = [s for s in sizes if s > heap]
     if gpu_names and too_big:
-        raise UsageError(f"size {format_size(too_big[0])} is more than this board's GPU memory "
-                         f"({format_size(gpu)}), which {', '.join(gpu_names)} need; ask for less, choose "
+        raise UsageError(f"size {format_size(too_big[0])} is more than the firmware's GPU heap "
+                         f"({format_size(heap)}), which {', '.join(gpu_names)} need; ask for less, choose "
                          "only host benchmarks (baseline, read-host), or raise gpu_mem in /boot/firmware/config.txt")
 
 
@@ -229,6 +230,9 @@ def _destination(path: str | None, option: str) -> None:
     from pathlib import Path
 
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise UsageError(f"{option} {path}: a symbolic link that leads nowhere (dangling, or a loop); "
+                         "remove it, or give a folder")
     if p.exists() and not p.is_dir():
         raise UsageError(f"{option} {path}: that is a file, not a folder; give a folder")
     if not p.exists():   # made later: its nearest existing ancestor must be a folder we may write

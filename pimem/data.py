@@ -701,8 +701,14 @@ def check_data_dir(directory: str | os.PathLike[str] | None = None) -> list[str]
     """Every problem with the recordings in a folder (default: data_dir()); empty means all good."""
     folder = _folder(directory)
     if not folder.is_dir():
-        return [f"{folder}: no such directory"]
+        return [f"{folder}: " + ("not a directory" if os.path.lexists(folder) else "no such directory")
+                + f"; give the folder of recordings (--dir, or {ENV_DATA_DIR})"]
     problems: list[str] = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix in (".csv", ".json") and not p.name.startswith(".") and not p.is_file():
+            what = ("a directory" if p.is_dir() else "a symbolic link that leads nowhere"
+                    if p.is_symlink() and not p.exists() else "not a regular file")
+            problems.append(f"{p}: named like a recording, but {what}; rename or remove it")
     csvs = {p.stem: p for p in _visible(folder, ".csv")}
     jsons = {p.stem: p for p in _visible(folder, ".json")}
     for stem, path in csvs.items():

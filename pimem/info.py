@@ -7,7 +7,7 @@ import struct
 from dataclasses import asdict, dataclass
 
 from .backend import Backend
-from .board import BoardRevision, decode_revision, read_model_string
+from .board import FIRMWARE_RESERVE_MIB, BoardRevision, decode_revision, read_model_string
 from .exc import RevisionError
 
 
@@ -21,6 +21,8 @@ class SystemInfo:
     firmware_revision: int
     arm_memory: tuple[int, int]    # base, size
     vc_memory: tuple[int, int]
+    gpu_heap: int                  # bytes the firmware lends out of vc_memory
+    gpu_heap_told: bool            # True: the firmware's own figure; False: pimem's estimate
     machine: str                   # platform.machine() of this process
     pointer_bits: int              # 32 or 64: picks the ioctl number
     is_root: bool
@@ -47,6 +49,9 @@ class SystemInfo:
             f"Firmware:     0x{self.firmware_revision:08X}",
             f"ARM memory:   0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // mib} MiB)",
             f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // mib} MiB, gpu_mem)",
+            f"GPU heap:     {self.gpu_heap // mib} MiB lent out, the rest the firmware's own ("
+            + ("the firmware's get_mem reloc_total)" if self.gpu_heap_told else
+               f"estimated: gpu_mem less {FIRMWARE_RESERVE_MIB} MiB; the firmware did not say)"),
             f"Process:      {describe_process(self.machine, self.pointer_bits, self.is_root)}",
         ]
 
@@ -70,6 +75,7 @@ def system_info(backend: Backend) -> SystemInfo:
     except RevisionError:
         revision = None
     arm, vc = mb.arm_memory(), mb.vc_memory()
+    told = mb.reloc_total()
     # The model string describes the machine we run on, which the emulator is not.
     model = read_model_string() if backend.name == "pi" else None
     return SystemInfo(
@@ -81,6 +87,8 @@ def system_info(backend: Backend) -> SystemInfo:
         firmware_revision=mb.firmware_revision(),
         arm_memory=(arm.base, arm.size),
         vc_memory=(vc.base, vc.size),
+        gpu_heap=told if told is not None else mb.relocatable_heap(),
+        gpu_heap_told=told is not None,
         machine=platform.machine(),
         pointer_bits=struct.calcsize("P") * 8,
         is_root=os.geteuid() == 0,

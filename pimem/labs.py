@@ -13,6 +13,7 @@ from data/ with their provenance (recorded). They never invent a figure.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 import random
@@ -722,35 +723,37 @@ class LedgeredTransport:
     kernel left behind would then stay gone until a reboot: nothing frees
     mailbox memory when a process dies. This wrapper reads each request
     and answer: a successful lock records the block (handle, size, flags,
-    bus) as GpuBuffer does, a release forgets it, so `python -m pimem
-    cleanup` (or the next process) can take it back. The few instructions
-    between allocate and lock are the one window it cannot cover.
+    bus) as GpuBuffer does: an allocate's answer is recorded at once, a
+    lock adds its bus address, a release forgets it, so `python -m pimem
+    cleanup` (or the next process) can take it back.
     """
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.name = backend.transport.name
-        self._sizes: dict[int, tuple[int, int]] = {}   # handle -> (size, flags), allocated, not yet locked
-        self._entries: dict[int, Any] = {}            # handle -> ledger entry
+        self._entries: dict[int, Any] = {}   # handle -> ledger entry
 
     def property(self, buf: bytearray) -> None:
         ledger = self.backend.ledger
         words = struct.unpack_from(f"<{len(buf) // 4}I", buf) if len(buf) >= 24 else ()
         tag = words[2] if words else 0
         asked = words[5:8] if len(words) >= 8 else words[5:6]
-        with ledger.locked():   # the answer and its ledger entry, with no Ctrl-C between them
+        allocating = tag == Tag.ALLOCATE_MEMORY and len(asked) == 3
+        # The answer and its ledger entry, with no Ctrl-C between them; an allocate's
+        # entry is made ready first, so recording its answer is one write (as in GpuBuffer).
+        ready = ledger.recording(asked[0], asked[2]) if allocating else contextlib.nullcontext()
+        with ledger.locked(), ready as pending:
             self.backend.transport.property(buf)
             status, code = struct.unpack_from("<I", buf, 4)[0], struct.unpack_from("<I", buf, 16)[0]
             if status != RESPONSE_SUCCESS or not code & TAG_RESPONSE or not asked:
                 return
             answer = struct.unpack_from("<I", buf, 20)[0]
-            if tag == Tag.ALLOCATE_MEMORY and answer and len(asked) == 3:
-                self._sizes[answer] = (asked[0], asked[2])
-            elif tag == Tag.LOCK_MEMORY and asked[0] in self._sizes and asked[0] not in self._entries:
-                size, flags = self._sizes[asked[0]]
-                self._entries[asked[0]] = ledger.record(asked[0], size, flags, answer)
+            if allocating and answer:
+                self._entries[answer] = pending.commit(answer)
+            elif tag == Tag.LOCK_MEMORY and answer and asked[0] in self._entries:
+                if self._entries[asked[0]].bus is None:
+                    self._entries[asked[0]] = ledger.locked_at(self._entries[asked[0]], answer)
             elif tag == Tag.RELEASE_MEMORY:
-                self._sizes.pop(asked[0], None)
                 entry = self._entries.pop(asked[0], None)
                 if entry is not None:
                     ledger.forget(entry)

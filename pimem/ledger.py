@@ -381,7 +381,8 @@ class PendingEntry:
         owner = ledger._owner()
         self._entry = Allocation(pid, _start_times.get(pid), 0, size, flags, None, time.time(), ledger.backend, owner)
         template = json.dumps(asdict(self._entry) | {"handle": self._MARK})
-        self._head, self._tail = template.split(f'"{self._MARK}"')
+        head, tail = template.split(f'"{self._MARK}"')
+        self._head, self._tail = head.encode(), tail.encode()
         self._tmp = ledger.directory / f".{pid}-pending.json.{secrets.token_hex(8)}.tmp"
         self._fd: int | None = open_file(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         self.entry: Allocation | None = None
@@ -391,7 +392,7 @@ class PendingEntry:
         if type(handle) is not int or not 0 < handle < _U32:
             raise MailboxError(f"cannot record handle {handle!r}")
         assert self._fd is not None, "commit() once"
-        os.write(self._fd, f"{self._head}{handle}{self._tail}".encode())   # complete: reclaim reads it
+        os.write(self._fd, self._head + b"%d" % handle + self._tail)   # complete: reclaim reads it
         os.close(self._fd)
         self._fd = None
         self.entry = replace(self._entry, handle=handle)

@@ -3,18 +3,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+import struct
+
+from .board import FIRMWARE_RESERVE_MIB
 from .exc import GpuMemoryError, GpuMemoryExhausted, MailboxError
 from .memflags import MemFlag
-from .protocol import Tag, build_request, parse_response, tag_name
+from .protocol import Clock, Tag, build_request, parse_response, tag_name
 from .transport import Transport
 
 MiB = 1 << 20
 
 #: gpu_mem values worth suggesting, in MiB (config.txt accepts any multiple of 16).
 _GPU_MEM_STEPS = (128, 192, 256, 320, 384, 448, 512)
-#: Room the firmware keeps for itself inside gpu_mem (code, video buffers);
-#: an estimate to suggest a setting, not a measurement.
-_FIRMWARE_RESERVE_MIB = 64
+_GENCMD_TEXT = 1024   # bytes of command and reply text (vcgencmd's MAX_STRING)
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,19 @@ class Mailbox:
 
     def call(self, tag: int, *values: int, response_words: int | None = None) -> tuple[int, ...]:
         """The generic call: one tag, its values, the validated answer."""
+        return self._exchange(tag, values, response_words)[1]
+
+    def _exchange(self, tag: int, values: tuple[int, ...],
+                  response_words: int | None = None) -> tuple[bytearray, tuple[int, ...]]:
         buf = build_request(tag, values)
         self.transport.property(buf)
-        return parse_response(buf, tag, response_words)
+        try:
+            return buf, parse_response(buf, tag, response_words)
+        except MailboxError:
+            why = self.transport.why_unanswered(int(tag))
+            if why is None:
+                raise
+            raise MailboxError(f"{tag_name(tag)}: {why}") from None
 
     # --- board information ---
     def firmware_revision(self) -> int:
@@ -59,13 +71,64 @@ class Mailbox:
     def vc_memory(self) -> MemoryRange:
         return MemoryRange(*self.call(Tag.VC_MEMORY))
 
+    def clock_rate(self, clock: Clock | int, kind: Tag = Tag.CLOCK_RATE) -> int:
+        """A clock's rate in Hz; `kind` is CLOCK_RATE, MIN_/MAX_CLOCK_RATE or CLOCK_RATE_MEASURED."""
+        if kind not in (Tag.CLOCK_RATE, Tag.MIN_CLOCK_RATE, Tag.MAX_CLOCK_RATE, Tag.CLOCK_RATE_MEASURED):
+            raise MailboxError(f"{tag_name(kind)} is not a clock-rate tag")
+        return self.call(kind, int(clock))[1]
+
+    def temperature(self) -> float:
+        """The SoC's temperature in degrees C."""
+        return self.call(Tag.TEMPERATURE, 0)[1] / 1000
+
+    def throttled(self) -> int:
+        """The throttled bits (0: no under-voltage, capping or throttling, now or since boot)."""
+        return self.call(Tag.THROTTLED, 0)[0]
+
+    def gencmd(self, command: str) -> str:
+        """What `vcgencmd COMMAND` prints, through the mailbox (GET_GENCMD_RESULT).
+
+        Raises MailboxError if the firmware reports an error for the command.
+        """
+        text = command.encode("ascii") + b"\0"
+        if len(text) > _GENCMD_TEXT:
+            raise MailboxError(f"gencmd command is {len(text)} bytes with its NUL; at most {_GENCMD_TEXT}")
+        # The layout vcgencmd sends (raspberrypi/utils vcgencmd.c): an error word, then the text.
+        words = (0, *struct.unpack(f"<{_GENCMD_TEXT // 4}I", text.ljust(_GENCMD_TEXT, b"\0")))
+        buf, (error,) = self._exchange(Tag.GENCMD_RESULT, words)
+        reply = bytes(buf[24:24 + _GENCMD_TEXT]).split(b"\0", 1)[0].decode("ascii", "replace")
+        if error:
+            raise MailboxError(f"gencmd {command!r} failed (error {error}): {reply}")
+        return reply
+
+    def reloc_total(self) -> int | None:
+        """The firmware's relocatable heap in bytes (`get_mem reloc_total`), or None if it does not say."""
+        try:
+            m = re.fullmatch(r"reloc_total=(\d+)M", self.gencmd("get_mem reloc_total").strip())
+        except MailboxError:
+            return None
+        return int(m.group(1)) * MiB if m is not None and int(m.group(1)) > 0 else None
+
+    def relocatable_heap(self) -> int:
+        """Bytes in the firmware's relocatable heap, which GPU memory is allocated from.
+
+        The firmware's own figure where it gives one, else gpu_mem less what a Pi 3B's
+        firmware keeps (board.FIRMWARE_RESERVE_MIB, an estimate).
+        """
+        told = self.reloc_total()
+        return told if told is not None else max(self.vc_memory().size - FIRMWARE_RESERVE_MIB * MiB, 0)
+
     # --- GPU memory ---
     def allocate(self, size: int, alignment: int, flags: MemFlag | int) -> int:
         """A handle to ``size`` bytes of GPU memory; raises GpuMemoryExhausted on handle 0."""
         handle = self.call(Tag.ALLOCATE_MEMORY, size, alignment, int(flags))[0]
         if handle == 0:
-            raise GpuMemoryExhausted(exhausted_message(size, self.vc_memory().size))
+            raise self.exhausted(size)
         return handle
+
+    def exhausted(self, asked: int) -> GpuMemoryExhausted:
+        """The error for an allocation of `asked` bytes the firmware refused."""
+        return GpuMemoryExhausted(exhausted_message(asked, self.vc_memory().size, self.relocatable_heap()))
 
     def lock(self, handle: int) -> int:
         """Pin the block and return its bus address (the firmware answers 0 on failure)."""
@@ -88,24 +151,22 @@ class Mailbox:
                                  f"status {status} (no such handle, or not locked)")
 
 
-def suggest_gpu_mem(asked: int, vc_size: int) -> int | None:
-    """A gpu_mem setting (MiB) likely to fit ``asked`` bytes, or None if none does."""
-    # The setting must hold the ask plus what the firmware keeps for itself,
-    # and be larger than today's, or it changes nothing.
-    need = max(-(-asked // MiB) + _FIRMWARE_RESERVE_MIB, vc_size // MiB + 1)
+def suggest_gpu_mem(asked: int, gpu_mem: int) -> int | None:
+    """A gpu_mem setting (MiB) whose heap likely holds ``asked`` bytes, or None if none does."""
+    need = max(-(-asked // MiB) + FIRMWARE_RESERVE_MIB, gpu_mem // MiB + 1)
     return next((m for m in _GPU_MEM_STEPS if m >= need), None)
 
 
-def exhausted_message(asked: int, vc_size: int) -> str:
-    head = (f"GPU memory exhausted: asked {asked / MiB:g} MiB, the firmware has "
-            f"{vc_size / MiB:g} MiB of GPU memory in all (some of it already in use)")
-    hint = suggest_gpu_mem(asked, vc_size)
+def exhausted_message(asked: int, gpu_mem: int, heap: int) -> str:
+    head = (f"GPU memory exhausted: asked {asked / MiB:g} MiB; the firmware allocates from a "
+            f"{heap / MiB:g} MiB heap (gpu_mem is {gpu_mem / MiB:g} MiB, and the firmware keeps the rest), "
+            "some of it perhaps in use")
+    hint = suggest_gpu_mem(asked, gpu_mem)
     if hint is None:
         return (head + "; ask for less: no gpu_mem setting fits this on a 1 GB board, "
                 "and run 'python -m pimem cleanup' to free what dead processes left")
     return (head + f"; set gpu_mem={hint} in /boot/firmware/config.txt and reboot, "
             "or run 'python -m pimem cleanup' to free what dead processes left")
-
 
 
 __all__ = ["Mailbox", "MemoryRange", "MailboxError", "exhausted_message", "suggest_gpu_mem"]

@@ -42,6 +42,25 @@ class Tag(enum.IntEnum):
     LOCK_MEMORY = 0x0003000D
     UNLOCK_MEMORY = 0x0003000E
     RELEASE_MEMORY = 0x0003000F
+    CLOCK_RATE = 0x00030002
+    MAX_CLOCK_RATE = 0x00030004
+    TEMPERATURE = 0x00030006
+    MIN_CLOCK_RATE = 0x00030007
+    MAX_TEMPERATURE = 0x0003000A
+    EXECUTE_CODE = 0x00030010
+    EXECUTE_QPU = 0x00030011
+    SET_ENABLE_QPU = 0x00030012
+    THROTTLED = 0x00030046
+    CLOCK_RATE_MEASURED = 0x00030047
+    GENCMD_RESULT = 0x00030080
+
+
+class Clock(enum.IntEnum):
+    """Clock ids of the clock-rate tags (the firmware wiki's list)."""
+
+    ARM = 3
+    CORE = 4
+    SDRAM = 8
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,18 @@ TAG_SPECS: dict[Tag, TagSpec] = {
     Tag.LOCK_MEMORY: TagSpec(1, 1, "lock memory (handle -> bus address)"),
     Tag.UNLOCK_MEMORY: TagSpec(1, 1, "unlock memory (handle -> status)"),
     Tag.RELEASE_MEMORY: TagSpec(1, 1, "release memory (handle -> status)"),
+    Tag.CLOCK_RATE: TagSpec(1, 2, "get clock rate (clock id -> id, Hz)"),
+    Tag.MAX_CLOCK_RATE: TagSpec(1, 2, "get max clock rate (clock id -> id, Hz)"),
+    Tag.MIN_CLOCK_RATE: TagSpec(1, 2, "get min clock rate (clock id -> id, Hz)"),
+    Tag.CLOCK_RATE_MEASURED: TagSpec(1, 2, "get measured clock rate (clock id -> id, Hz)"),
+    Tag.TEMPERATURE: TagSpec(1, 2, "get temperature (id 0 -> id, thousandths of a degree C)"),
+    Tag.MAX_TEMPERATURE: TagSpec(1, 2, "get max temperature (id 0 -> id, thousandths of a degree C)"),
+    Tag.THROTTLED: TagSpec(1, 1, "get throttled state (clear mask -> bits)"),
+    Tag.EXECUTE_CODE: TagSpec(7, 1, "execute VPU code (address, r0..r5 -> r0)"),
+    Tag.EXECUTE_QPU: TagSpec(4, 1, "execute QPU programs (count, job list, no flush, timeout -> status)"),
+    Tag.SET_ENABLE_QPU: TagSpec(1, 1, "enable the QPUs (on/off -> status)"),
+    # 1 error word, then up to 1024 bytes of command in, reply text out (see Mailbox.gencmd).
+    Tag.GENCMD_RESULT: TagSpec(257, 1, "run a gencmd command (text -> error, text)"),
 }
 
 # Words before the value buffer: size, code, tag id, value size, req/resp.
@@ -120,21 +151,20 @@ def parse_response(buf: bytes | bytearray, tag: int, response_words: int | None 
     """
     tag = int(tag)
     if response_words is None:
-        response_words = TAG_SPECS[Tag(tag)].response_words
-    name = tag_name(tag)
+        response_words = TAG_SPECS[tag].response_words
     need = (_HEADER_WORDS + response_words) * WORD
     if len(buf) < need:
         raise MailboxError(
-            f"{name}: the response buffer is truncated ({len(buf)} bytes, need at least {need})"
+            f"{tag_name(tag)}: the response buffer is truncated ({len(buf)} bytes, need at least {need})"
         )
     size, status, got_tag, value_size, code = struct.unpack_from("<5I", buf, 0)
     if size != len(buf):
         raise MailboxError(
-            f"{name}: the response says it is {size} bytes long but {len(buf)} bytes came back"
+            f"{tag_name(tag)}: the response says it is {size} bytes long but {len(buf)} bytes came back"
         )
     if size % WORD or value_size % WORD:
         raise MailboxError(
-            f"{name}: the buffer ({size} bytes) and the value buffer ({value_size} bytes) must be whole "
+            f"{tag_name(tag)}: the buffer ({size} bytes) and the value buffer ({value_size} bytes) must be whole "
             "32-bit words; this is not a property message"
         )
     if status != RESPONSE_SUCCESS:
@@ -144,35 +174,35 @@ def parse_response(buf: bytes | bytearray, tag: int, response_words: int | None 
             why = "the firmware did not answer (status still 0x00000000)"
         else:
             why = f"unknown buffer status 0x{status:08x}"
-        raise MailboxError(f"{name}: {why}")
+        raise MailboxError(f"{tag_name(tag)}: {why}")
     if got_tag != tag:
-        raise MailboxError(f"{name}: the response holds {tag_name(got_tag)} instead")
+        raise MailboxError(f"{tag_name(tag)}: the response holds {tag_name(got_tag)} instead")
     if not code & TAG_RESPONSE:
         raise MailboxError(
-            f"{name}: the firmware did not answer this tag (response bit clear, word 0x{code:08x}); "
+            f"{tag_name(tag)}: the firmware did not answer this tag (response bit clear, word 0x{code:08x}); "
             "this firmware does not implement it (QEMU and the Raspberry Pi 5 do not implement the memory tags)"
         )
     length = code & ~TAG_RESPONSE
     if length < response_words * WORD:
         raise MailboxError(
-            f"{name}: the firmware answered {length} bytes, the tag returns {response_words * WORD}; "
+            f"{tag_name(tag)}: the firmware answered {length} bytes, the tag returns {response_words * WORD}; "
             "an answer this short would hand back the request's own words"
         )
     if value_size < response_words * WORD:
         raise MailboxError(
-            f"{name}: the value buffer holds {value_size} bytes, too small for {response_words * WORD}"
+            f"{tag_name(tag)}: the value buffer holds {value_size} bytes, too small for {response_words * WORD}"
         )
     # Header, value buffer and end tag must all lie inside the message.
     if _HEADER_WORDS * WORD + value_size + WORD > size:
         raise MailboxError(
-            f"{name}: the value buffer ({value_size} bytes) runs past the end of the "
+            f"{tag_name(tag)}: the value buffer ({value_size} bytes) runs past the end of the "
             f"{size}-byte message"
         )
     end = _HEADER_WORDS * WORD + value_size
     end_tag = struct.unpack_from("<I", buf, end)[0]
     if end_tag != 0:
         raise MailboxError(
-            f"{name}: the word after the tag (offset {end}) is 0x{end_tag:08x}, not the end tag 0; "
+            f"{tag_name(tag)}: the word after the tag (offset {end}) is 0x{end_tag:08x}, not the end tag 0; "
             "a message with one tag ends there"
         )
     return struct.unpack_from(f"<{response_words}I", buf, _HEADER_WORDS * WORD)

@@ -147,13 +147,13 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
     bad = [s for s in sizes if s <= 0]
     if bad:
         raise UsageError(f"sizes must be positive, got {bad[0]}")
-    gpu_total = backend.mailbox.vc_memory().size
+    gpu_total = backend.mailbox.relocatable_heap()
     notes: list[str] = []
     plan = []
     for spec in specs:
         for size in sizes:
             if spec.flags is not None and size > gpu_total:
-                notes.append(f"{spec.name} at {format_size(size)} skipped: more than the GPU memory "
+                notes.append(f"{spec.name} at {format_size(size)} skipped: more than the firmware's GPU heap "
                              f"({format_size(gpu_total)}; raise gpu_mem to go further)")
             else:
                 plan.append((spec, size))

@@ -19,6 +19,7 @@ import fcntl
 import mmap
 import os
 import struct
+import sys
 from pathlib import Path
 
 from .exc import MailboxError, MailboxPermissionError, MailboxUnavailable
@@ -117,6 +118,10 @@ class Transport(abc.ABC):
     def close(self) -> None:
         """Release the transport's file descriptors."""
 
+    def why_unanswered(self, tag: int) -> str | None:
+        """Why this transport's firmware leaves `tag` unanswered, if it knows (else None)."""
+        return None
+
     def describe(self) -> str:
         return self.name
 
@@ -204,22 +209,64 @@ class EmulatorTransport(Transport):
     def __init__(self, state_dir: str | os.PathLike | None = None, gpu_mem: int | None = None) -> None:
         from .emulator import DEFAULT_GPU_MEM, FirmwareEmulator
 
+        self._named: set[int] = set()
         self.firmware = FirmwareEmulator(
             state_dir if state_dir is not None else default_emulator_dir(),
             gpu_mem=gpu_mem if gpu_mem is not None else DEFAULT_GPU_MEM,
         )
 
     def _ioctl(self, buf: bytearray) -> None:
-        # The kernel copies the buffer in, runs the firmware, and copies back
-        # only on success (rpi_firmware_property_list returns -EINVAL).
+        # What the kernel does around the firmware (raspberrypi/linux,
+        # drivers/char/broadcom/vcio.c vcio_user_property_list and
+        # drivers/firmware/raspberrypi.c rpi_firmware_property_list): it copies
+        # `size` bytes in (the size word's count, not the caller's buffer
+        # length), refuses a size that is not a whole number of words, sends the
+        # firmware only the tags between the header and the last word, with
+        # word 1 set to 0 (a request) and its own end tag as the last word, and
+        # copies the tags back, with word 1 set to success, only when the
+        # firmware answered success; otherwise EINVAL and the buffer is untouched.
+        # So a reused buffer (word 1 still 0x80000000) or one whose last word
+        # is not 0 is answered like a fresh one.
         size = struct.unpack_from("<I", buf, 0)[0] if len(buf) >= 4 else 0
-        if size < 12 or size > len(buf):
+        if size > len(buf):   # copy_from_user would read past the caller's buffer
+            raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
+        if size & 3 or size < 12:   # < 12: no room for header and end tag (the kernel's count underflows)
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        work = bytearray(buf[:size])
-        self.firmware.process(work)
-        if struct.unpack_from("<I", work, 4)[0] != RESPONSE_SUCCESS:
+        # The firmware answers in the caller's buffer itself (no copy in and out, so
+        # nothing but a status check runs after it commits an allocation); a failed
+        # request changes only word 1, and the two words the kernel rewrote are put back.
+        code, last = struct.unpack_from("<I", buf, 4)[0], struct.unpack_from("<I", buf, size - 4)[0]
+        struct.pack_into("<I", buf, 4, 0)
+        struct.pack_into("<I", buf, size - 4, 0)
+        self._name_unmodelled(buf, size)
+        ok = False
+        try:
+            self.firmware.process(buf)
+            ok = struct.unpack_from("<I", buf, 4)[0] == RESPONSE_SUCCESS
+        finally:
+            struct.pack_into("<I", buf, size - 4, last)
+            if not ok:
+                struct.pack_into("<I", buf, 4, code)
+        if not ok:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        buf[:size] = work
+
+    def _name_unmodelled(self, buf: bytearray, size: int) -> None:
+        # A C program reading the answer (hello_fft's qpu_enable returns p[5]) would
+        # read its own request back; it at least gets told why, once per tag.
+        from .emulator import UNMODELLED_TAGS
+
+        tag = struct.unpack_from("<I", buf, 8)[0] if size >= 12 else 0
+        if tag in UNMODELLED_TAGS and tag not in self._named:
+            self._named.add(tag)
+            print(f"pimem: {self.why_unanswered(tag)}", file=sys.stderr)
+
+    def why_unanswered(self, tag: int) -> str | None:
+        from .emulator import UNMODELLED_TAGS
+
+        if tag in UNMODELLED_TAGS:
+            return (f"the firmware emulator leaves {UNMODELLED_TAGS[tag]} unanswered: it cannot run code "
+                    "on the VideoCore; run this on a Raspberry Pi (PIMEM_BACKEND=pi)")
+        return None
 
     def map_physical(self, phys: int, size: int) -> mmap.mmap:
         _check_mapping(phys, size)

@@ -32,9 +32,8 @@ import pandas as pd
 
 from .backend import Backend, get_backend
 from .board import decode_revision
-from .exc import GpuMemoryError, GpuMemoryExhausted, MailboxError, PimemError, RevisionError, UsageError
+from .exc import GpuMemoryError, MailboxError, PimemError, RevisionError, UsageError
 from .ledger import Allocation
-from .mailbox import exhausted_message
 from .memflags import ARM_USABLE_FLAGS, Alias, BusAddress, MemFlag, bus_to_phys, flag_names
 from .protocol import (
     END_TAG,
@@ -353,17 +352,22 @@ def _give_back(backend: Backend, handle: int, locked: bool) -> bool:
 def _holding(backend: Backend, size: int, flags: MemFlag) -> Iterator[tuple[int, int]]:
     """(handle, bus) of an allocation that is in the ledger while held and released after.
 
-    The allocate-lock-record and unlock-release-forget steps each run
-    with the ledger locked (interrupts held back), as in GpuBuffer.
+    The allocate-record-lock and unlock-release-forget steps each run
+    with the ledger locked (interrupts held back), as in GpuBuffer: the
+    entry is written straight after the firmware answers, before the lock.
     """
     ledger = backend.ledger
-    with ledger.locked():
+    with ledger.locked(), ledger.recording(size, flags) as pending:
         handle = backend.mailbox.allocate(size, PAGE_SIZE, flags)
+        entry: Allocation | None = None
+        bus = 0
         try:
+            entry = pending.commit(handle)
             bus = backend.mailbox.lock(handle)
-            entry = ledger.record(handle, size, flags, bus)
+            entry = ledger.locked_at(entry, bus)
         except BaseException:
-            _give_back(backend, handle, locked=False)
+            if _give_back(backend, handle, locked=bool(bus)) and entry is not None:
+                ledger.forget(entry)
             raise
     try:
         yield handle, bus
@@ -453,9 +457,9 @@ def lifecycle(size: int = 4096, flags: MemFlag | int = MemFlag.DIRECT | MemFlag.
               backend: Backend | None = None, map_memory: bool = True) -> Lifecycle:
     """Allocate, lock, map (write and read back), unlock, release, as raw messages.
 
-    The allocation is in the ledger from lock to release, and the whole
-    walk runs with the ledger locked (interrupts held back), so it cannot
-    leak; on any error it is unlocked and released before the error
+    The allocation is in the ledger from the firmware's answer to release,
+    and the whole walk runs with the ledger locked (interrupts held back),
+    so it cannot leak; on any error it is unlocked and released before the error
     propagates. Mapping needs /dev/mem (root) on a Pi; map_memory=False
     skips it.
     """
@@ -465,18 +469,19 @@ def lifecycle(size: int = 4096, flags: MemFlag | int = MemFlag.DIRECT | MemFlag.
     flags = MemFlag(int(flags))
     lc = Lifecycle(length, flags)
     ledger = backend.ledger
-    with ledger.locked():
+    with ledger.locked(), ledger.recording(length, flags) as pending:
         handle = _call(backend, lc, "allocate", Tag.ALLOCATE_MEMORY, length, PAGE_SIZE, int(flags))
         if handle == 0:
-            raise GpuMemoryExhausted(exhausted_message(length, backend.mailbox.vc_memory().size))
+            raise backend.mailbox.exhausted(length)
         locked = released = False
         entry: Allocation | None = None
         try:
+            entry = pending.commit(handle)
             bus = _call(backend, lc, "lock", Tag.LOCK_MEMORY, handle)
             if bus == 0:
                 raise GpuMemoryError(f"lock of handle {handle} failed: the firmware returned bus address 0")
             locked = True
-            entry = ledger.record(handle, length, flags, bus)
+            entry = ledger.locked_at(entry, bus)
             if map_memory:
                 lc.steps.append(Step("map", _map_and_touch(backend, bus, length, flags)))
             status = _call(backend, lc, "unlock", Tag.UNLOCK_MEMORY, handle)
@@ -554,10 +559,11 @@ def _still_allocated(backend: Backend, held: list[tuple[int, int]]) -> int:
 
 
 def _free_heap(backend: Backend) -> str:
-    fw = getattr(backend.transport, "firmware", None)
-    # Only the emulator can say how much of its heap is free: the real
-    # firmware has no tag for it.
-    return "n/a (the firmware has no tag for it)" if fw is None else f"{fw.free_bytes() / MiB:g} MiB"
+    # What `vcgencmd get_mem reloc` prints: the free part of the firmware's heap, in whole MiB.
+    try:
+        return backend.mailbox.gencmd("get_mem reloc").strip().removeprefix("reloc=").replace("M", " MiB")
+    except PimemError as e:
+        return f"n/a ({e})"
 
 
 def _child_env(backend: Backend) -> dict[str, str]:
@@ -591,7 +597,7 @@ def leak_demo(backend: Backend | None = None, size: int = 4 * MiB, count: int = 
 
     def stage(name: str, held: str, ledger_note: str) -> None:
         rows.append({"stage": name, "child's allocations held": held,
-                     "ledger entries": ledger_note, "free GPU heap (emulator)": _free_heap(backend)})
+                     "ledger entries": ledger_note, "free GPU heap (get_mem reloc)": _free_heap(backend)})
 
     def child_entries() -> int:
         # The ledger entries that name one of the child's handles.

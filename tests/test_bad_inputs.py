@@ -45,6 +45,27 @@ def _setup(tmp: Path, kind: str) -> str:
         (tmp / "d" / "t.json").write_text("{}")
         (tmp / "d" / "t.csv").write_text('"' + "a" * 200000 + '"\n')
         return "field limit"
+    if kind == "loop":
+        (tmp / "loop1").symlink_to(tmp / "loop2")
+        (tmp / "loop2").symlink_to(tmp / "loop1")
+        return str(tmp / "loop1")
+    if kind == "fifo":
+        os.mkfifo(tmp / "fifo")
+        return str(tmp / "fifo")
+    if kind in ("csv-dir", "fifo-data", "loop-data"):
+        (tmp / "d").mkdir()
+        for ext in ("csv", "json"):
+            (tmp / "d" / f"t.{ext}").write_text((REPO / "data" / f"tinymembench-pi3b.{ext}").read_text())
+        odd = tmp / "d" / "odd.csv"
+        if kind == "csv-dir":
+            odd.mkdir()
+        elif kind == "fifo-data":
+            os.mkfifo(odd)
+        else:
+            odd.symlink_to(odd)
+        return str(odd)
+    if kind.startswith("="):   # a literal value, for an environment variable
+        return kind[1:]
     raise AssertionError(kind)
 
 
@@ -73,6 +94,42 @@ CASES = [
     (["bench", "0"], None, None, "0"),
     (["sweep", "--sizes", "12Q"], None, None, "12Q"),
     (["lab", "--port", "70000"], None, None, "70000"),
+    (["lab", "--port", "-1"], None, None, "-1"),
+    (["lab", "--ip", "999.1.1.1"], None, None, "999.1.1.1"),
+    (["frobnicate"], None, None, "frobnicate"),
+    (["info", "--backend", "gpu"], None, None, "gpu"),
+    (["info"], "=bogus", "PIMEM_BACKEND", "bogus"),
+    (["info"], "loop", "PIMEM_EMULATOR_DIR", "symbolic link"),
+    (["cleanup"], "fifo", "PIMEM_LEDGER_DIR", "not a directory"),
+    (["decode"], None, None, "ADDR"),
+    (["decode", "0x"], None, None, "'0x'"),
+    (["decode", "--", "-1"], None, None, "'-1'"),
+    (["decode", "0xC000000G"], None, None, "0xC000000G"),
+    (["revision", ""], None, None, "''"),
+    (["revision", "1FFFFFFFF"], None, None, "1FFFFFFFF"),
+    (["bench", "-1"], None, None, "-1"),
+    (["bench", "abc"], None, None, "abc"),
+    (["bench", "nan"], None, None, "nan"),
+    (["bench", "100000"], None, None, "100000 MiB"),
+    (["bench", "1", "--iterations", "0"], None, None, "--iterations"),
+    (["bench", "1", "--warmup", "-1"], None, None, "--warmup"),
+    (["bench", "1", "--statistic", "max"], None, None, "max"),
+    (["bench", "1", "--kernel", "rust"], None, None, "rust"),
+    (["sweep", "--sizes", "0"], None, None, "'0'"),
+    (["sweep", "--sizes", "2GiB"], None, None, "2 GiB"),
+    (["sweep", "--benchmarks", "nope"], None, None, "nope"),
+    (["sweep", "--iterations", "0"], None, None, "--iterations"),
+    (["record", "--name", "../evil"], None, None, "../evil"),
+    (["record", "--name", "a/b"], None, None, "a/b"),
+    (["record", "--dir", "{v}"], "loop", None, "{v}"),
+    (["student-copies", "--out", "{v}"], "loop", None, "leads nowhere"),
+    (["html", "--out", "{v}"], "fifo", None, "{v}"),
+    (["render", "--timeout", "x"], None, None, "'x'"),
+    (["check-data", "--dir", "{v}"], "missing", None, "no such directory"),
+    (["check-data", "--dir", "{v}"], "file", None, "not a directory"),
+    (["check-data", "--dir", "{d}"], "csv-dir", None, "odd.csv: named like a recording, but a directory"),
+    (["check-data", "--dir", "{d}"], "fifo-data", None, "not a regular file"),
+    (["check-data", "--dir", "{d}"], "loop-data", None, "leads nowhere"),
 ]
 
 

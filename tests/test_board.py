@@ -54,8 +54,10 @@ NEW_STYLE_ROWS = [
     (0xD04170, "5", "BCM2712", 8192, "Sony UK", "1.0", False),
     (0xE04171, "5", "BCM2712", 16384, "Sony UK", "1.1", False),
     (0xE04180, "CM5", "BCM2712", 16384, "Sony UK", "1.0", False),
-    (0xD04190, "500/500+", "BCM2712", 8192, "Sony UK", "1.0", False),  # listed as "500"
-    (0xE04190, "500/500+", "BCM2712", 16384, "Sony UK", "1.0", False),  # listed as "500+"
+    # The type table says "500/500+" for type 0x19; the code table names each code.
+    (0xD04190, "500", "BCM2712", 8192, "Sony UK", "1.0", False),
+    (0xE04190, "500+", "BCM2712", 16384, "Sony UK", "1.0", False),
+    (0xD14190, "500/500+", "BCM2712", 8192, "Egoman", "1.0", False),   # not in the code table: the type's name
     (0xB041A0, "CM5 Lite", "BCM2712", 2048, "Sony UK", "1.0", False),
 ]
 

@@ -83,7 +83,7 @@ def write(emu: FirmwareEmulator, offset: int, data: bytes) -> None:
 
 @pytest.fixture
 def emu(tmp_path: pathlib.Path) -> FirmwareEmulator:
-    return FirmwareEmulator(tmp_path / "fw", gpu_mem=1 * MIB)
+    return FirmwareEmulator(tmp_path / "fw", gpu_mem=1 * MIB, firmware_reserve=0)
 
 
 # --- information tags ------------------------------------------------------
@@ -229,6 +229,22 @@ def test_malformed_request_gets_error_status_and_nothing_else(emu, name):
     assert emu.allocations() == []
 
 
+def test_firmware_reads_only_what_the_size_word_says(emu):
+    # The wiki's buffer layout: word 0 is "buffer size in bytes (including the
+    # header values, the end tag and padding)"; bytes past it are not the message.
+    # Other mailbox libraries send a fixed 1 KiB buffer with a smaller size word.
+    buf = request(0x00010002, 4, 0, 0) + bytearray(b"\x55" * (1024 - 28))
+    emu.process(buf)
+    assert words(buf[:28]) == (28, SUCCESS, 0x00010002, 4, 0x80000004, 0xA02082, 0)
+    assert buf[28:] == b"\x55" * (1024 - 28)
+
+
+def test_a_size_word_past_the_buffer_is_an_error(emu):
+    buf = bytearray(struct.pack("<7I", 64, 0, 0x00010002, 4, 0, 0, 0))
+    emu.process(buf)
+    assert words(buf)[1] == ERROR
+
+
 def test_buffer_too_short_for_a_status_word_is_left_alone(emu):
     buf = bytearray(b"\x04\0\0\0")
     emu.process(buf)
@@ -297,7 +313,7 @@ def test_lock_gives_the_alias_of_the_flags(emu, flags, alias):
 
 
 def test_alignment_applies_to_the_bus_address(tmp_path):
-    emu = FirmwareEmulator(tmp_path, gpu_mem=3 * MIB)  # vc_base = 1021 MiB: odd
+    emu = FirmwareEmulator(tmp_path, gpu_mem=3 * MIB, firmware_reserve=0)  # vc_base = 1021 MiB: odd
     allocate(emu, 4096)
     bus = lock(emu, allocate(emu, 4096, 2 * MIB))
     assert (bus & 0x3FFFFFFF) % (2 * MIB) == 0
@@ -395,9 +411,9 @@ def test_compaction_cannot_move_locked_blocks(emu):
 # --- state that outlives a process ------------------------------------------
 
 def test_two_instances_share_one_state_dir(tmp_path):
-    first = FirmwareEmulator(tmp_path, gpu_mem=2 * MIB)
+    first = FirmwareEmulator(tmp_path, gpu_mem=2 * MIB, firmware_reserve=0)
     handle = allocate(first, 4096)
-    second = FirmwareEmulator(tmp_path, gpu_mem=8 * MIB)  # already booted
+    second = FirmwareEmulator(tmp_path, gpu_mem=8 * MIB, firmware_reserve=0)  # already booted
     assert (second.gpu_mem, second.vc_base) == (2 * MIB, first.vc_base)
     assert second.allocations() == first.allocations()
     assert lock(second, handle) == first.vc_base
@@ -416,7 +432,7 @@ def _run_child(state_dir: pathlib.Path, body: str) -> subprocess.Popen:
 
 
 def test_a_killed_process_leaks_its_allocation(tmp_path):
-    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB)
+    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB, firmware_reserve=0)
     child = _run_child(tmp_path, """
         buf = bytearray(struct.pack("<9I", 36, 0, 0x3000C, 12, 0, 65536, 4096, 4, 0))
         emu.process(buf)
@@ -431,8 +447,55 @@ def test_a_killed_process_leaks_its_allocation(tmp_path):
     assert release(emu, handle) == 0
 
 
+def test_a_process_killed_mid_write_leaves_the_state_it_had(tmp_path):
+    # What a SIGKILL inside the state write leaves: a fragment of the next state.
+    # That request never answered, so the firmware is as before it, and the next
+    # request starts from a clean journal.
+    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB, firmware_reserve=0)
+    handle = allocate(emu, 4096)
+    journal = tmp_path / "state.jsonl"
+    intact = journal.read_bytes()
+    with open(journal, "ab") as f:
+        f.write(b'{"heap_size": 1048576, "vc_base": 10, "blo')
+    again = FirmwareEmulator(tmp_path)
+    assert [b["handle"] for b in again.allocations()] == [handle]
+    assert journal.read_bytes() == intact
+    second = allocate(again, 4096)
+    assert second not in (0, handle)
+    assert [b["handle"] for b in emu.allocations()] == [handle, second]
+
+
+def test_the_state_journal_stays_small(tmp_path):
+    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB, firmware_reserve=0)
+    kept = allocate(emu, 8192)
+    for _ in range(400):   # a few hundred bytes per state: well past the limit
+        release(emu, allocate(emu, 4096))
+    size = (tmp_path / "state.jsonl").stat().st_size
+    assert size < 80 * KIB, size
+    assert [b["handle"] for b in FirmwareEmulator(tmp_path).allocations()] == [kept]
+
+
+def test_a_failed_state_write_fails_the_request_and_leaves_no_fragment(tmp_path, monkeypatch):
+    import pimem.emulator as emulator
+
+    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB, firmware_reserve=0)
+    journal = tmp_path / "state.jsonl"
+    before = journal.read_bytes()
+    real_write = os.write
+
+    def short_write(fd, data):   # what a full disk does to a write
+        return real_write(fd, data[:10])
+
+    monkeypatch.setattr(emulator.os, "write", short_write)
+    with pytest.raises(OSError, match="No space left"):
+        emu.process(request(0x3000C, 12, 0, 4096, 4096, 0))
+    monkeypatch.undo()
+    assert journal.read_bytes() == before
+    assert emu.allocations() == []
+
+
 def test_concurrent_processes_never_share_memory(tmp_path):
-    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB)
+    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB, firmware_reserve=0)
     children = [_run_child(tmp_path, """
         for _ in range(20):
             buf = bytearray(struct.pack("<9I", 36, 0, 0x3000C, 12, 0, 4096, 4096, 0, 0))
@@ -462,7 +525,7 @@ def test_reboot_forgets_everything(emu):
 # --- arbitrary bytes ---------------------------------------------------------
 
 def test_arbitrary_bytes_never_raise_and_errors_change_only_the_status(tmp_path):
-    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB)
+    emu = FirmwareEmulator(tmp_path, gpu_mem=MIB, firmware_reserve=0)
 
     @settings(max_examples=400, deadline=None, database=None)
     @given(data=st.binary(max_size=96), fix_header=st.booleans())
@@ -477,3 +540,137 @@ def test_arbitrary_bytes_never_raise_and_errors_change_only_the_status(tmp_path)
             assert bytes(buf[:4]) + bytes(buf[8:]) == before[:4] + before[8:]
 
     check()
+
+
+# --- what a Pi 3B's firmware keeps for itself, and the tags a course reads --------
+# Expected values come from the sources named beside each, not from the emulator.
+
+@pytest.mark.parametrize("gpu_mem_mib, reloc_mib", [
+    # Published `vcdbg reloc` totals at a known gpu_mem: raspberrypi/firmware#377
+    # (256 -> 236M), #365 (128 -> 108M), #192 and #573 (64 -> 44M), #192 (32 -> 12M).
+    (256, 236), (128, 108), (64, 44), (32, 12),
+])
+def test_the_heap_is_what_published_firmware_dumps_show(tmp_path, gpu_mem_mib, reloc_mib):
+    emu = FirmwareEmulator(tmp_path, gpu_mem=gpu_mem_mib * MIB)
+    assert call(emu, 0x00010006, answer_words=2)[1] == gpu_mem_mib * MIB   # VC memory is all of gpu_mem
+    assert emu.free_bytes() == reloc_mib * MIB
+    assert allocate(emu, reloc_mib * MIB + 4096) == 0                     # the firmware's part is not lent
+    assert allocate(emu, reloc_mib * MIB) != 0
+
+
+def test_the_heap_sits_at_the_bottom_of_the_gpu_memory(tmp_path):
+    # vcdbg dumps show the heap starting at the GPU's base (e.g. 0x10000000 with 256 MiB
+    # on a 512 MB board) and ending 20 MiB below the top of RAM (0x1EC00000).
+    emu = FirmwareEmulator(tmp_path, gpu_mem=256 * MIB)
+    handle = allocate(emu, 4096)
+    assert lock(emu, handle) & 0x3FFFFFFF == emu.vc_base
+
+
+def test_a_gpu_mem_the_firmware_would_keep_whole_is_refused(tmp_path):
+    with pytest.raises(UsageError, match="firmware_reserve"):
+        FirmwareEmulator(tmp_path, gpu_mem=16 * MIB)
+
+
+@pytest.mark.parametrize("tag, clock, rate", [
+    # config_txt/overclocking.adoc, Pi 3 column: arm_freq 1200, core_freq 400, sdram_freq 450,
+    # arm_freq_min 600, core_freq_min 250, sdram_freq_min 400. Clock ids: the wiki (3 ARM, 4 CORE, 8 SDRAM).
+    (0x00030002, 3, 1_200_000_000), (0x00030004, 3, 1_200_000_000), (0x00030007, 3, 600_000_000),
+    (0x00030002, 4, 400_000_000), (0x00030007, 4, 250_000_000),
+    (0x00030002, 8, 450_000_000), (0x00030007, 8, 400_000_000),
+    (0x00030047, 3, 1_200_000_000),
+    # The wiki: "A rate of 0 is returned if the clock does not exist".
+    (0x00030002, 0x42, 0),
+])
+def test_clock_rates_answer_as_the_wiki_lays_them_out(emu, tag, clock, rate):
+    # Request: 4 bytes (clock id); response: 8 bytes (clock id, rate in Hz).
+    assert call(emu, tag, clock, answer_words=2) == (clock, rate)
+
+
+def test_a_kernel_sized_clock_request_is_answered(emu):
+    # clk-raspberrypi.c sends a 12-byte value (id, rate, disable_turbo) for every clock tag.
+    buf = request(0x00030002, 12, 0, 3, 0, 0)
+    emu.process(buf)
+    assert words(buf)[4:8] == (0x80000008, 3, 1_200_000_000, 0)
+
+
+def test_temperatures_are_thousandths_of_a_degree(emu):
+    # The wiki: "Return the temperature of the SoC in thousandths of a degree C. id should be zero."
+    _, now = call(emu, 0x00030006, 0, answer_words=2)
+    _, limit = call(emu, 0x0003000A, 0, answer_words=2)
+    assert 20_000 <= now < limit == 85_000   # temp_limit defaults to 85 (overclocking.adoc)
+
+
+def test_a_healthy_board_is_not_throttled(emu):
+    # vcgencmd.1: "A value of zero indicates that none of the above conditions is true."
+    # The kernel's hwmon driver asks with 0xffff (clear the sticky bits).
+    assert call(emu, 0x00030046, 0xFFFF) == (0,)
+
+
+def vcgencmd_buffer(command: str) -> bytearray:
+    """Exactly what raspberrypi/utils vcgencmd.c sends: 263 words, a value buffer declared 1024
+    bytes with an error word and then the text (so 1028 bytes used), garbage after the text,
+    and the end tag as the last word."""
+    p = [0] * 263
+    p[0], p[2], p[3] = 263 * 4, 0x00030080, 1024
+    text = command.encode() + b"\0"
+    p[6:6 + -(-len(text) // 4)] = struct.unpack(f"<{-(-len(text) // 4)}I", text.ljust(-(-len(text) // 4) * 4, b"\0"))
+    p[261] = 0xC0FFEE   # uninitialised stack in vcgencmd
+    return bytearray(struct.pack("<263I", *p))
+
+
+def gencmd_reply(buf: bytearray) -> tuple[int, str]:
+    return struct.unpack_from("<I", buf, 20)[0], bytes(buf[24:24 + 1024]).split(b"\0")[0].decode()
+
+
+@pytest.mark.parametrize("command, reply", [
+    # The option names and the NAME=<n>M form: vcgencmd's documentation and raspberrypi/firmware#1009.
+    ("get_mem arm", "arm=948M"), ("get_mem gpu", "gpu=76M"),
+    ("get_mem reloc_total", "reloc_total=56M"),
+    ("get_mem malloc_total", "malloc_total=13M"),   # "Malloc pool size=13M" (firmware#192)
+    ("get_mem reloc_free", "reloc_free=0M"),        # firmware#1009: unknown names answer 0
+])
+def test_gencmd_answers_vcgencmd_as_it_sends(tmp_path, command, reply):
+    from pimem.transport import EmulatorTransport
+
+    t = EmulatorTransport(state_dir=tmp_path / "emu")
+    buf = vcgencmd_buffer(command)
+    t.property(buf)
+    assert words(buf[:8]) == (263 * 4, SUCCESS)
+    assert gencmd_reply(buf) == (0, reply)
+
+
+def test_gencmd_free_heap_follows_allocations(emu):
+    buf = vcgencmd_buffer("get_mem reloc")
+    emu.process(buf)
+    assert gencmd_reply(buf) == (0, "reloc=1M")
+    allocate(emu, 512 * KIB)
+    buf = vcgencmd_buffer("get_mem reloc")
+    emu.process(buf)
+    assert gencmd_reply(buf) == (0, "reloc=0M")   # whole MiB, rounded down
+
+
+def test_gencmd_it_does_not_model_is_an_error_that_says_so(emu):
+    buf = vcgencmd_buffer("codec_enabled H264")
+    emu.process(buf)
+    error, text = gencmd_reply(buf)
+    assert error != 0 and "does not model" in text and "codec_enabled" in text
+
+
+@pytest.mark.parametrize("tag, values", [
+    (0x00030012, (1,)),                          # SET_ENABLE_QPU, as hello_fft's qpu_enable sends it
+    (0x00030011, (8, 0xDEAD0000, 1, 10000)),    # EXECUTE_QPU: num_qpus, control, noflush, timeout
+    (0x00030010, (0xBEEF0000, 1, 2, 3, 4, 5, 6)),
+])
+def test_code_running_tags_stay_unanswered_and_are_named(tmp_path, capsys, tag, values):
+    from pimem.exc import MailboxError
+    from pimem.mailbox import Mailbox
+    from pimem.transport import EmulatorTransport
+
+    t = EmulatorTransport(state_dir=tmp_path / "emu")
+    n = len(values)
+    buf = bytearray(struct.pack(f"<{n + 6}I", 4 * (n + 6), 0, tag, 4 * n, 4 * n, *values, 0))
+    t.property(buf)
+    assert words(buf)[4] & 0x80000000 == 0 and words(buf)[5:5 + n] == values   # the request, unread
+    assert "cannot run code on the VideoCore" in capsys.readouterr().err
+    with pytest.raises(MailboxError, match="cannot run code on the VideoCore"):
+        Mailbox(t).call(tag, *values)

@@ -399,8 +399,13 @@ def test_ledgered_transport_forgets_what_is_released(tmp_path, monkeypatch):
         t.property(buf)
         return parse_response(buf, tag)[0]
     handle = send(Tag.ALLOCATE_MEMORY, 4096, 4096, 0x14)
-    send(Tag.LOCK_MEMORY, handle)
-    assert [e.handle for e in backend.ledger.entries()] == [handle]
+    # Recorded from the allocate's answer on, not only once locked: a kill before
+    # the lock leaks nothing either.
+    assert [(e.handle, e.bus) for e in backend.ledger.entries()] == [(handle, None)]
+    bus = send(Tag.LOCK_MEMORY, handle)
+    assert [(e.handle, e.bus) for e in backend.ledger.entries()] == [(handle, bus)]
+    send(Tag.BOARD_REVISION)   # not an allocate: leaves no pending entry behind
+    assert not [p for p in backend.ledger.directory.iterdir() if p.name.endswith(".tmp")]
     send(Tag.UNLOCK_MEMORY, handle)
     send(Tag.RELEASE_MEMORY, handle)
     assert backend.ledger.entries() == []

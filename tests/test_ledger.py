@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pathlib
 import pwd
 import signal
 import stat
@@ -200,6 +201,54 @@ def test_foreign_owned_dir_is_refused(tmp_path):
         backend_mod.open_backend("emulator", emulator_dir=d)
 
 
+ATTACKER_UID = 65534   # nobody: root can run a process as any uid, no account needed
+
+
+@pytest.fixture
+def shared_tmp():
+    """A directory like /tmp (sticky, world-writable), outside pytest's private one."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="pimem-shared-")
+    os.chmod(path, 0o1777)
+    yield pathlib.Path(path)
+    shutil.rmtree(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as a second user")
+def test_another_user_cannot_plant_an_entry_that_frees_a_live_handle(backend, shared_tmp):
+    """A real second user's process tries every way in: none lets reclaim free our live handle."""
+    mb, ledger = backend.mailbox, backend.ledger
+    h = mb.allocate(4096, 4096, MemFlag.DIRECT)
+    bus = mb.lock(h)
+    with ledger.locked():
+        ledger.record(h, 4096, MemFlag.DIRECT, bus)
+    planted = Allocation(dead_pid(), None, h, 4096, int(MemFlag.DIRECT), bus, 0.0, ledger.backend, None)
+    text = json.dumps(dataclasses.asdict(planted))
+
+    def as_attacker(script: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["/bin/sh", "-c", script], user=ATTACKER_UID, group=ATTACKER_UID,
+                              capture_output=True, text=True, timeout=30)
+
+    # Into our own ledger directory: not even reachable.
+    r = as_attacker(f"echo '{text}' > {ledger.directory}/{planted.filename}")
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r
+    # The predictable name in a shared /tmp, made first by the attacker: as its own
+    # directory, a world-writable one, or a symlink to ours. Each is refused.
+    shared = shared_tmp
+    r = as_attacker(f"cd {shared} && mkdir -m 700 own && echo '{text}' > own/{planted.filename} && "
+                    f"mkdir -m 777 open && echo '{text}' > open/{planted.filename} && "
+                    f"ln -s {ledger.directory} link")
+    assert r.returncode == 0, r
+    for name, why in (("own", f"belongs to uid {ATTACKER_UID}"), ("open", f"belongs to uid {ATTACKER_UID}"),
+                      ("link", "symbolic link")):
+        with pytest.raises(UnsafeDirectory, match=why):
+            Ledger(shared / name, "emulator")
+    assert ledger.reclaim(mb) == []
+    assert mb.lock(h) == bus
+
+
 def test_planted_symlinks_are_never_followed(backend, tmp_path):
     """Symlinks at the names pimem writes: the lock file, an entry, the state file."""
     victim = tmp_path / "victim"
@@ -211,13 +260,13 @@ def test_planted_symlinks_are_never_followed(backend, tmp_path):
         with backend.ledger.locked():
             pass
     lock.unlink()
-    state = backend.transport.firmware.state_dir / "state.json"
+    state = backend.transport.firmware.state_dir / "state.jsonl"
     state.unlink()
     state.symlink_to(victim)
     from pimem.emulator import FirmwareEmulator
     from pimem.exc import CorruptState
 
-    with pytest.raises(CorruptState, match="state.json"):
+    with pytest.raises(CorruptState, match="state.jsonl"):
         FirmwareEmulator(state.parent)
     assert victim.read_text() == "precious"
 
@@ -279,7 +328,7 @@ def test_damaged_emulator_state_is_one_clear_line(emu_dir, capsys, damage):
 
     assert main(["info"]) == 0
     backend_mod.close_backends()
-    state, memory = emu_dir / "state.json", emu_dir / "memory.bin"
+    state, memory = emu_dir / "state.jsonl", emu_dir / "memory.bin"
     if damage == "garbage":
         state.write_text("\x00\x01garbage")
     elif damage == "empty":

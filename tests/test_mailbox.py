@@ -18,6 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pimem.board import FIRMWARE_RESERVE_MIB
+
 from pimem.exc import GpuMemoryError, GpuMemoryExhausted, MailboxError
 from pimem.mailbox import Mailbox, exhausted_message, suggest_gpu_mem
 from pimem.memflags import Alias, MemFlag, bus_to_phys
@@ -173,7 +175,7 @@ def check_exhausted_message(message: str, asked_mib: int, gpu_mib: int) -> None:
     m = re.search(r"gpu_mem=(\d+)", message)
     assert m, message
     suggested = int(m.group(1))
-    assert suggested > asked_mib  # it must at least hold what was asked
+    assert suggested - FIRMWARE_RESERVE_MIB >= asked_mib  # its heap must at least hold what was asked
     assert suggested % 16 == 0 and suggested < 1024
     assert "cleanup" in message
 
@@ -187,7 +189,7 @@ def test_too_big_allocation_is_exhausted(mailbox, transport):
 
 
 def test_full_heap_is_exhausted(mailbox):
-    big = mailbox.allocate(60 * MiB, 4096, MemFlag.DIRECT | MemFlag.NO_INIT)
+    big = mailbox.allocate(40 * MiB, 4096, MemFlag.DIRECT | MemFlag.NO_INIT)   # of a 56 MiB heap
     try:
         with pytest.raises(GpuMemoryExhausted) as info:
             mailbox.allocate(32 * MiB, 4096, MemFlag.DIRECT | MemFlag.NO_INIT)
@@ -199,8 +201,8 @@ def test_full_heap_is_exhausted(mailbox):
 
 
 def test_exhausted_message_when_no_setting_fits():
-    message = exhausted_message(2 * GiB, 76 * MiB)
-    assert "2048 MiB" in message and "76 MiB" in message
+    message = exhausted_message(2 * GiB, 76 * MiB, 56 * MiB)
+    assert "2048 MiB" in message and "76 MiB" in message and "56 MiB heap" in message
     assert "cleanup" in message
     for value in re.findall(r"gpu_mem=(\d+)", message):
         assert int(value) * MiB >= 2 * GiB  # never suggest a setting too small
@@ -213,7 +215,21 @@ def test_exhausted_message_when_no_setting_fits():
 def test_suggest_gpu_mem_is_a_setting_that_holds_the_ask(asked_mib):
     suggested = suggest_gpu_mem(asked_mib * MiB, 76 * MiB)
     assert suggested is not None
-    assert suggested > asked_mib and suggested % 16 == 0 and suggested < 1024
+    assert suggested - FIRMWARE_RESERVE_MIB >= asked_mib and suggested % 16 == 0 and suggested < 1024
+
+
+def test_the_heap_comes_from_the_firmware_where_it_answers(mailbox):
+    # The emulator answers `get_mem reloc_total` as a board does.
+    assert mailbox.gencmd("get_mem reloc_total") == "reloc_total=56M"
+    assert mailbox.relocatable_heap() == 56 * MiB
+    with pytest.raises(MailboxError, match="does not model"):
+        mailbox.gencmd("version")
+
+
+def test_the_heap_is_estimated_where_the_firmware_does_not_answer():
+    # A firmware without GET_GENCMD_RESULT (as QEMU's): gpu_mem less the usual reserve.
+    fw = FakeFirmware({0x00010006: (0x38000000, 128 * MiB)})   # VC_MEMORY only
+    assert Mailbox(fw).relocatable_heap() == (128 - FIRMWARE_RESERVE_MIB) * MiB
 
 
 def test_suggest_gpu_mem_none_when_nothing_fits():
@@ -240,6 +256,9 @@ class FakeFirmware(Transport):
         if not self.touch:
             return  # as if nothing answered
         tag = struct.unpack_from("<I", buf, 8)[0]
+        if tag not in self.answers:   # a tag this firmware does not know: the wiki's "ignored"
+            struct.pack_into("<I", buf, 4, self.status)
+            return
         values = self.answers[tag]
         code = self.code if self.code is not None else RESPONSE_BIT | 4 * len(values)
         struct.pack_into("<I", buf, 4, self.status)

@@ -46,6 +46,18 @@ DOC_TAGS = {
     0x0003000D: (1, 1),  # lock memory: handle -> bus address
     0x0003000E: (1, 1),  # unlock memory: handle -> status
     0x0003000F: (1, 1),  # release memory: handle -> status
+    # The wiki's layouts (request words, response words):
+    0x00030002: (1, 2),  # get clock rate: clock id -> id, rate
+    0x00030004: (1, 2),  # get max clock rate
+    0x00030007: (1, 2),  # get min clock rate
+    0x00030047: (1, 2),  # get clock rate measured
+    0x00030006: (1, 2),  # get temperature: id -> id, thousandths of a degree
+    0x0003000A: (1, 2),  # get max temperature
+    0x00030046: (1, 1),  # get throttled: reset mask -> bits
+    0x00030010: (7, 1),  # execute code: address, r0..r5 -> r0
+    0x00030011: (4, 1),  # execute QPU: count, control, no flush, timeout -> status (hello_fft's 16 bytes)
+    0x00030012: (1, 1),  # enable QPU: on/off -> status
+    0x00030080: (257, 1),  # gencmd (vcgencmd.c): error word + 1024 bytes of text -> error word (+ text)
 }
 MEMORY_TAGS = (0x0003000C, 0x0003000D, 0x0003000E, 0x0003000F)
 

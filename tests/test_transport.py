@@ -352,6 +352,46 @@ def test_emulator_answers_a_hand_built_request(emulator):
     assert words_of(buf) == (28, SUCCESS, 0x00010002, 4, RESPONSE_BIT | 4, 0xA02082, 0)
 
 
+# rpi_firmware_property_list() (drivers/firmware/raspberrypi.c) builds the firmware's
+# buffer itself: buf[1] = RPI_FIRMWARE_STATUS_REQUEST (0) and buf[size / 4 - 1] =
+# RPI_FIRMWARE_PROPERTY_END (0), with only the tags copied from the caller; vcio.c then
+# sets word 1 of the caller's buffer to success and copies the whole buffer back.
+
+def test_emulator_answers_a_reused_buffer_like_a_fresh_one(emulator):
+    buf = bytearray(pack(28, 0, 0x00010002, 4, 0, 0, 0))
+    emulator.property(buf)
+    assert words_of(buf)[1] == SUCCESS
+    struct.pack_into("<I", buf, 16, 0)   # ask again; word 1 still says 0x80000000
+    emulator.property(buf)
+    assert words_of(buf) == (28, SUCCESS, 0x00010002, 4, RESPONSE_BIT | 4, 0xA02082, 0)
+
+
+def test_emulator_ignores_the_callers_last_word_as_the_kernel_does(emulator):
+    # The kernel writes its own end tag in place of the caller's last word, and
+    # copies the caller's buffer back with that word as it was.
+    buf = bytearray(pack(28, 0, 0x00010002, 4, 0, 0, 0xDEADBEEF))
+    emulator.property(buf)
+    assert words_of(buf) == (28, SUCCESS, 0x00010002, 4, RESPONSE_BIT | 4, 0xA02082, 0xDEADBEEF)
+
+
+def test_emulator_reads_only_the_size_words_count_from_a_longer_buffer(emulator):
+    # vcio.c copies `size` bytes in and out (the size word's, not the buffer's length):
+    # a 1 KiB buffer with a 28-byte message is answered and the rest left alone.
+    buf = bytearray(pack(28, 0, 0x00010002, 4, 0, 0, 0) + b"\xAA" * (1024 - 28))
+    emulator.property(buf)
+    assert words_of(buf[:28]) == (28, SUCCESS, 0x00010002, 4, RESPONSE_BIT | 4, 0xA02082, 0)
+    assert buf[28:] == b"\xAA" * (1024 - 28)
+
+
+def test_emulator_leaves_the_buffer_as_it_was_when_the_firmware_state_is_damaged(emulator):
+    (emulator.firmware.state_dir / "state.jsonl").write_text("garbage")
+    request = pack(28, 0x80000000, 0x00010002, 4, 0, 0, 0xDEADBEEF)
+    buf = bytearray(request)
+    with pytest.raises(Exception, match="damaged"):
+        emulator.property(buf)
+    assert bytes(buf) == request
+
+
 MALFORMED = {
     # The value buffer runs past the end of the message: the firmware
     # cannot parse it (status 0x80000001) and the kernel answers EINVAL.
