@@ -43,6 +43,7 @@ STATE_FILE = "state.jsonl"
 # The journal is rewritten as its last line once it grows past this: rarely, and
 # before a request changes anything (see _load), never as a request's commit.
 _JOURNAL_LIMIT = 64 * 1024
+_JOURNAL_READ_LIMIT = 16 << 20   # one state of the fullest heap (a block per page) is about 2 MiB
 DEFAULT_GPU_MEM = 76 * 2**20  # what Raspberry Pi OS gives a board with 1 GB
 
 _RAM = 2**30  # a Pi 3B has 1 GiB
@@ -470,13 +471,13 @@ class FirmwareEmulator:
     def _load(self) -> dict[str, Any]:
         # Called with the state lock held: trimming and compacting are safe here.
         try:
-            journal = read_regular(self._state_path, limit=16 * _JOURNAL_LIMIT)
+            journal = read_regular(self._state_path, limit=_JOURNAL_READ_LIMIT)
         except FileNotFoundError:
             raise self._corrupt(f"{STATE_FILE} is missing") from None
         except (OSError, ValueError) as e:
             raise self._corrupt(f"{STATE_FILE} cannot be read ({e})") from None
         end = journal.rfind(b"\n") + 1
-        if end < len(journal):
+        if 0 < end < len(journal):
             # A process killed inside its append: that request never answered, so the
             # state is the line before it. Cut the fragment so the next append starts clean.
             fd = open_file(self._state_path, os.O_WRONLY)

@@ -90,6 +90,8 @@ class Mailbox:
 
         Raises MailboxError if the firmware reports an error for the command.
         """
+        if not command.isascii() or "\0" in command:
+            raise MailboxError(f"gencmd command {command!r}: give plain ASCII text, as vcgencmd takes")
         text = command.encode("ascii") + b"\0"
         if len(text) > _GENCMD_TEXT:
             raise MailboxError(f"gencmd command is {len(text)} bytes with its NUL; at most {_GENCMD_TEXT}")

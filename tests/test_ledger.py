@@ -345,8 +345,10 @@ def test_damaged_emulator_state_is_one_clear_line(emu_dir, capsys, damage):
     else:
         with open(memory, "r+b") as f:
             f.truncate(4096)
+    kept = state.read_bytes() if state.is_file() else None
     capsys.readouterr()
     assert main(["info"]) == 2
+    assert (state.read_bytes() if state.is_file() else None) == kept, "a damaged state is reported, not rewritten"
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0], err
     assert str(emu_dir) in err[0] and "cleanup --reset-emulator" in err[0], err
