@@ -230,6 +230,11 @@ def _destination(path: str | None, option: str) -> None:
     from pathlib import Path
 
     p = Path(path)
+    try:
+        p.resolve()
+    except (RuntimeError, OSError):   # RuntimeError: pathlib's "Symlink loop"
+        raise UsageError(f"{option} {path}: the path runs through a symbolic link loop; "
+                         "remove the loop, or give another folder") from None
     if p.is_symlink() and not p.exists():
         raise UsageError(f"{option} {path}: a symbolic link that leads nowhere (dangling, or a loop); "
                          "remove it, or give a folder")

@@ -43,7 +43,9 @@ STATE_FILE = "state.jsonl"
 # The journal is rewritten as its last line once it grows past this: rarely, and
 # before a request changes anything (see _load), never as a request's commit.
 _JOURNAL_LIMIT = 64 * 1024
-_JOURNAL_READ_LIMIT = 16 << 20   # one state of the fullest heap (a block per page) is about 2 MiB
+# Two states of the fullest heap the board allows (a block in every page of 1 GiB, about
+# 100 bytes each): compaction waits for the next request, so the journal may hold two.
+_JOURNAL_READ_LIMIT = 2 * (2**30 // 4096) * 128
 DEFAULT_GPU_MEM = 76 * 2**20  # what Raspberry Pi OS gives a board with 1 GB
 
 _RAM = 2**30  # a Pi 3B has 1 GiB
@@ -208,6 +210,12 @@ class FirmwareEmulator:
         private_dir(self.state_dir, "the emulator's state directory",
                     "set PIMEM_EMULATOR_DIR to a directory of your own")
         with self._locked():
+            if os.path.lexists(self.state_dir / "state.json") and not os.path.lexists(self._state_path):
+                # An older pimem's state (and its ledger) may still be in use by a running
+                # process: booting over it would hand out the same memory twice.
+                raise CorruptState(f"the emulator's state in {self.state_dir} was written by an older pimem "
+                                   "(state.json); stop the processes that use it, then run "
+                                   "'python -m pimem cleanup --reset-emulator'")
             state = (self._load() if os.path.lexists(self._state_path)
                      else self._boot(gpu_mem, gpu_mem - firmware_reserve))
         self.gpu_mem: int = state["gpu_mem"]
@@ -237,30 +245,40 @@ class FirmwareEmulator:
             struct.pack_into("<I", view, 4, _STATUS_ERROR)
             return
         size = struct.unpack_from("<I", view, 0)[0]
+        original = bytes(view[:size])   # put back if the request fails after answering
         with self._locked():
-            state = self._load()
-            before = json.dumps(state)
-            for tag, pos, value_size in tags:
-                if tag not in _REQUEST_WORDS:
-                    # The wiki: "Unknown tags are ignored (the response bit
-                    # will not be set)". So the whole tag is left untouched.
-                    continue
-                if tag == _TAG_GENCMD:
-                    # The command text runs from after the error word to the message's end.
-                    response = self._gencmd(state, bytes(view[pos + 16:size]))
-                else:
-                    words = self._answer(state, tag, self._request(view, pos, value_size,
-                                                                   _REQUEST_WORDS[tag]))
-                    response = struct.pack(f"<{len(words)}I", *words)
-                # The wiki: "The response is truncated to the provided buffer
-                # length" and "Response length indicates the desired length
-                # even when it is longer than the buffer size filled".
-                filled = min(value_size, len(response))
-                view[pos + 12:pos + 12 + filled] = response[:filled]
-                struct.pack_into("<I", view, pos + 8, _TAG_RESPONSE | len(response))
-            if json.dumps(state) != before:
-                self._save(state)
+            try:
+                self._answer_all(view, tags, size)
+            except BaseException:
+                view[:size] = original   # the firmware's failure leaves the request as it was
+                raise
         struct.pack_into("<I", view, 4, _STATUS_SUCCESS)
+
+    def _answer_all(self, view: memoryview, tags: list[tuple[int, int, int]], size: int) -> None:
+        """Answer every tag in place and commit the state (called with the state lock held)."""
+        state = self._load()
+        before = json.dumps(state)
+        for tag, pos, value_size in tags:
+            if tag not in _REQUEST_WORDS:
+                # The wiki: "Unknown tags are ignored (the response bit
+                # will not be set)". So the whole tag is left untouched.
+                continue
+            if tag == _TAG_GENCMD:
+                # The command text follows the error word, inside the value buffer and
+                # the one word past it that vcgencmd also fills (see _parse).
+                response = self._gencmd(state, bytes(view[pos + 16:min(size, pos + 16 + value_size)]))
+            else:
+                words = self._answer(state, tag, self._request(view, pos, value_size,
+                                                               _REQUEST_WORDS[tag]))
+                response = struct.pack(f"<{len(words)}I", *words)
+            # The wiki: "The response is truncated to the provided buffer
+            # length" and "Response length indicates the desired length
+            # even when it is longer than the buffer size filled".
+            filled = min(value_size, len(response))
+            view[pos + 12:pos + 12 + filled] = response[:filled]
+            struct.pack_into("<I", view, pos + 8, _TAG_RESPONSE | len(response))
+        if json.dumps(state) != before:
+            self._save(state)
 
     @staticmethod
     def _request(view: memoryview, pos: int, value_size: int, count: int) -> tuple[int, ...]:
@@ -477,14 +495,6 @@ class FirmwareEmulator:
         except (OSError, ValueError) as e:
             raise self._corrupt(f"{STATE_FILE} cannot be read ({e})") from None
         end = journal.rfind(b"\n") + 1
-        if 0 < end < len(journal):
-            # A process killed inside its append: that request never answered, so the
-            # state is the line before it. Cut the fragment so the next append starts clean.
-            fd = open_file(self._state_path, os.O_WRONLY)
-            try:
-                os.ftruncate(fd, end)
-            finally:
-                os.close(fd)
         last = journal[journal.rfind(b"\n", 0, end - 1) + 1:end]
         try:
             state = json.loads(last)
@@ -505,7 +515,18 @@ class FirmwareEmulator:
         if size != state["gpu_mem"] or not 0 < state["heap_size"] <= size:
             raise self._corrupt(f"memory.bin is {size} bytes, the GPU memory {state['gpu_mem']} "
                                 f"and its heap {state['heap_size']}")
+        # Only a state that reads whole is ever rewritten; a damaged one is reported as it is.
+        if end < len(journal):
+            # A process killed inside its append: that request never answered, so the
+            # state is the line before it. Cut the fragment so the next append starts clean.
+            fd = open_file(self._state_path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, end)
+            finally:
+                os.close(fd)
         if end > _JOURNAL_LIMIT:
+            for stale in self.state_dir.glob(f".{STATE_FILE}.*.tmp"):   # a compaction killed midway
+                stale.unlink(missing_ok=True)
             write_atomic(self._state_path, last)
         return state
 
@@ -575,7 +596,9 @@ class FirmwareEmulator:
         state_dir = private_dir(state_dir, "the emulator's state directory",
                                 "set PIMEM_EMULATOR_DIR to a directory of your own")
         with FileLock(state_dir / "lock").held():
-            for name in (STATE_FILE, "state.json", "memory.bin"):   # state.json: the format before the journal
+            # The ledger in the state dir (EmulatorTransport.default_ledger_dir) goes too, as a
+            # reboot clears /run: its entries name handles the fresh firmware hands out again.
+            for name in (STATE_FILE, "state.json", "memory.bin", "ledger"):   # state.json: the format before the journal
                 path = state_dir / name
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path)

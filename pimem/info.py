@@ -23,6 +23,7 @@ class SystemInfo:
     vc_memory: tuple[int, int]
     gpu_heap: int                  # bytes the firmware lends out of vc_memory
     gpu_heap_told: bool            # True: the firmware's own figure; False: pimem's estimate
+    gpu_heap_free: int | None      # bytes of it free now (get_mem reloc), None if the firmware does not say
     machine: str                   # platform.machine() of this process
     pointer_bits: int              # 32 or 64: picks the ioctl number
     is_root: bool
@@ -51,7 +52,8 @@ class SystemInfo:
             f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // mib} MiB, gpu_mem)",
             f"GPU heap:     {self.gpu_heap // mib} MiB lent out, the rest the firmware's own ("
             + ("the firmware's get_mem reloc_total)" if self.gpu_heap_told else
-               f"estimated: gpu_mem less {FIRMWARE_RESERVE_MIB} MiB; the firmware did not say)"),
+               f"estimated: gpu_mem less {FIRMWARE_RESERVE_MIB} MiB; the firmware did not say)")
+            + ("" if self.gpu_heap_free is None else f"; {self.gpu_heap_free // mib} MiB free now (get_mem reloc)"),
             f"Process:      {describe_process(self.machine, self.pointer_bits, self.is_root)}",
         ]
 
@@ -89,6 +91,7 @@ def system_info(backend: Backend) -> SystemInfo:
         vc_memory=(vc.base, vc.size),
         gpu_heap=told if told is not None else mb.relocatable_heap(),
         gpu_heap_told=told is not None,
+        gpu_heap_free=mb.get_mem("reloc"),
         machine=platform.machine(),
         pointer_bits=struct.calcsize("P") * 8,
         is_root=os.geteuid() == 0,

@@ -749,7 +749,12 @@ class LedgeredTransport:
                 return
             answer = struct.unpack_from("<I", buf, 20)[0]
             if allocating and answer:
-                self._entries[answer] = pending.commit(answer)
+                try:
+                    self._entries[answer] = pending.commit(answer)
+                except BaseException:   # not recorded: give it back rather than leak it
+                    with contextlib.suppress(Exception):
+                        self.backend.mailbox.release(answer)
+                    raise
             elif tag == Tag.LOCK_MEMORY and answer and asked[0] in self._entries:
                 if self._entries[asked[0]].bus is None:
                     self._entries[asked[0]] = ledger.locked_at(self._entries[asked[0]], answer)

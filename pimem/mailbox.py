@@ -7,9 +7,9 @@ import re
 import struct
 
 from .board import FIRMWARE_RESERVE_MIB
-from .exc import GpuMemoryError, GpuMemoryExhausted, MailboxError
+from .exc import GpuMemoryError, GpuMemoryExhausted, MailboxError, UsageError
 from .memflags import MemFlag
-from .protocol import Clock, Tag, build_request, parse_response, tag_name
+from .protocol import Clock, Tag, answered_bytes, build_request, parse_response, tag_name
 from .transport import Transport
 
 MiB = 1 << 20
@@ -74,7 +74,8 @@ class Mailbox:
     def clock_rate(self, clock: Clock | int, kind: Tag = Tag.CLOCK_RATE) -> int:
         """A clock's rate in Hz; `kind` is CLOCK_RATE, MIN_/MAX_CLOCK_RATE or CLOCK_RATE_MEASURED."""
         if kind not in (Tag.CLOCK_RATE, Tag.MIN_CLOCK_RATE, Tag.MAX_CLOCK_RATE, Tag.CLOCK_RATE_MEASURED):
-            raise MailboxError(f"{tag_name(kind)} is not a clock-rate tag")
+            raise UsageError(f"{tag_name(kind)} is not a clock-rate tag; give CLOCK_RATE, MIN_CLOCK_RATE, "
+                             "MAX_CLOCK_RATE or CLOCK_RATE_MEASURED")
         return self.call(kind, int(clock))[1]
 
     def temperature(self) -> float:
@@ -98,18 +99,23 @@ class Mailbox:
         # The layout vcgencmd sends (raspberrypi/utils vcgencmd.c): an error word, then the text.
         words = (0, *struct.unpack(f"<{_GENCMD_TEXT // 4}I", text.ljust(_GENCMD_TEXT, b"\0")))
         buf, (error,) = self._exchange(Tag.GENCMD_RESULT, words)
-        reply = bytes(buf[24:24 + _GENCMD_TEXT]).split(b"\0", 1)[0].decode("ascii", "replace")
+        reply = answered_bytes(buf)[4:].split(b"\0", 1)[0].decode("ascii", "replace")
         if error:
             raise MailboxError(f"gencmd {command!r} failed (error {error}): {reply}")
         return reply
 
-    def reloc_total(self) -> int | None:
-        """The firmware's relocatable heap in bytes (`get_mem reloc_total`), or None if it does not say."""
+    def get_mem(self, name: str) -> int | None:
+        """`vcgencmd get_mem NAME` in bytes (reloc_total, reloc, arm, gpu, ...), or None if the firmware does not say."""
         try:
-            m = re.fullmatch(r"reloc_total=(\d+)M", self.gencmd("get_mem reloc_total").strip())
+            m = re.fullmatch(rf"{re.escape(name)}=(\d+)M", self.gencmd(f"get_mem {name}").strip())
         except MailboxError:
             return None
-        return int(m.group(1)) * MiB if m is not None and int(m.group(1)) > 0 else None
+        return int(m.group(1)) * MiB if m is not None else None
+
+    def reloc_total(self) -> int | None:
+        """The firmware's relocatable heap in bytes (`get_mem reloc_total`), or None if it does not say."""
+        total = self.get_mem("reloc_total")
+        return total if total else None   # 0: what the firmware answers for a name it does not know
 
     def relocatable_heap(self) -> int:
         """Bytes in the firmware's relocatable heap, which GPU memory is allocated from.
@@ -153,9 +159,13 @@ class Mailbox:
                                  f"status {status} (no such handle, or not locked)")
 
 
-def suggest_gpu_mem(asked: int, gpu_mem: int) -> int | None:
-    """A gpu_mem setting (MiB) whose heap likely holds ``asked`` bytes, or None if none does."""
-    need = max(-(-asked // MiB) + FIRMWARE_RESERVE_MIB, gpu_mem // MiB + 1)
+def suggest_gpu_mem(asked: int, gpu_mem: int, heap: int | None = None) -> int | None:
+    """A gpu_mem setting (MiB) whose heap likely holds ``asked`` bytes, or None if none does.
+
+    The firmware keeps gpu_mem - heap for itself (board.FIRMWARE_RESERVE_MIB when the heap is not known).
+    """
+    reserve = FIRMWARE_RESERVE_MIB if heap is None else -(-(gpu_mem - heap) // MiB)
+    need = max(-(-asked // MiB) + reserve, gpu_mem // MiB + 1)
     return next((m for m in _GPU_MEM_STEPS if m >= need), None)
 
 
@@ -163,7 +173,7 @@ def exhausted_message(asked: int, gpu_mem: int, heap: int) -> str:
     head = (f"GPU memory exhausted: asked {asked / MiB:g} MiB; the firmware allocates from a "
             f"{heap / MiB:g} MiB heap (gpu_mem is {gpu_mem / MiB:g} MiB, and the firmware keeps the rest), "
             "some of it perhaps in use")
-    hint = suggest_gpu_mem(asked, gpu_mem)
+    hint = suggest_gpu_mem(asked, gpu_mem, heap)
     if hint is None:
         return (head + "; ask for less: no gpu_mem setting fits this on a 1 GB board, "
                 "and run 'python -m pimem cleanup' to free what dead processes left")

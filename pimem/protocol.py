@@ -208,6 +208,12 @@ def parse_response(buf: bytes | bytearray, tag: int, response_words: int | None 
     return struct.unpack_from(f"<{response_words}I", buf, _HEADER_WORDS * WORD)
 
 
+def answered_bytes(buf: bytes | bytearray) -> bytes:
+    """The value bytes the firmware answered for a one-tag message (call after parse_response)."""
+    value_size, code = struct.unpack_from("<2I", buf, 12)
+    return bytes(buf[_HEADER_WORDS * WORD:_HEADER_WORDS * WORD + min(value_size, code & ~TAG_RESPONSE)])
+
+
 def hexdump(buf: bytes | bytearray) -> list[str]:
     """One line per 32-bit word: offset, hex value (for teaching and errors)."""
     n = len(buf) // WORD

@@ -217,8 +217,10 @@ class _Held:
 
     def __exit__(self, *exc: object) -> None:
         global _held
-        os.close(self.fd)   # closing drops the flock
-        with _count_guard:
-            _held -= 1
+        try:
+            os.close(self.fd)   # closing drops the flock
+        finally:
+            with _count_guard:
+                _held -= 1
         if _deferred:
             run_deferred()

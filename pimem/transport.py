@@ -13,6 +13,7 @@ Errors from either are turned into pimem's own, with what to do.
 from __future__ import annotations
 
 import abc
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -220,7 +221,8 @@ class EmulatorTransport(Transport):
         # drivers/char/broadcom/vcio.c vcio_user_property_list and
         # drivers/firmware/raspberrypi.c rpi_firmware_property_list): it copies
         # `size` bytes in (the size word's count, not the caller's buffer
-        # length), refuses a size that is not a whole number of words, sends the
+        # length), refuses a size under 12 (vcio.c) or not a whole number of
+        # words (raspberrypi.c: `size & 3`), sends the
         # firmware only the tags between the header and the last word, with
         # word 1 set to 0 (a request) and its own end tag as the last word, and
         # copies the tags back, with word 1 set to success, only when the
@@ -230,15 +232,15 @@ class EmulatorTransport(Transport):
         size = struct.unpack_from("<I", buf, 0)[0] if len(buf) >= 4 else 0
         if size > len(buf):   # copy_from_user would read past the caller's buffer
             raise OSError(errno.EFAULT, os.strerror(errno.EFAULT))
-        if size & 3 or size < 12:   # < 12: no room for header and end tag (the kernel's count underflows)
+        if size & 3 or size < 12:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        self._name_unmodelled(buf)
         # The firmware answers in the caller's buffer itself (no copy in and out, so
         # nothing but a status check runs after it commits an allocation); a failed
         # request changes only word 1, and the two words the kernel rewrote are put back.
         code, last = struct.unpack_from("<I", buf, 4)[0], struct.unpack_from("<I", buf, size - 4)[0]
         struct.pack_into("<I", buf, 4, 0)
         struct.pack_into("<I", buf, size - 4, 0)
-        self._name_unmodelled(buf, size)
         ok = False
         try:
             self.firmware.process(buf)
@@ -250,15 +252,17 @@ class EmulatorTransport(Transport):
         if not ok:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
 
-    def _name_unmodelled(self, buf: bytearray, size: int) -> None:
+    def _name_unmodelled(self, buf: bytearray) -> None:
         # A C program reading the answer (hello_fft's qpu_enable returns p[5]) would
-        # read its own request back; it at least gets told why, once per tag.
+        # read its own request back; it at least gets told why, once per tag. (The
+        # first tag: the programs that send these send one tag per message.)
         from .emulator import UNMODELLED_TAGS
 
-        tag = struct.unpack_from("<I", buf, 8)[0] if size >= 12 else 0
+        tag = struct.unpack_from("<I", buf, 8)[0]
         if tag in UNMODELLED_TAGS and tag not in self._named:
             self._named.add(tag)
-            print(f"pimem: {self.why_unanswered(tag)}", file=sys.stderr)
+            with contextlib.suppress(OSError, ValueError):   # a closed or full stderr
+                print(f"pimem: {self.why_unanswered(tag)}", file=sys.stderr)
 
     def why_unanswered(self, tag: int) -> str | None:
         from .emulator import UNMODELLED_TAGS

@@ -560,10 +560,9 @@ def _still_allocated(backend: Backend, held: list[tuple[int, int]]) -> int:
 
 def _free_heap(backend: Backend) -> str:
     # What `vcgencmd get_mem reloc` prints: the free part of the firmware's heap, in whole MiB.
-    try:
-        return backend.mailbox.gencmd("get_mem reloc").strip().removeprefix("reloc=").replace("M", " MiB")
-    except PimemError as e:
-        return f"n/a ({e})"
+    # A firmware that answers 0 for reloc_total does not know the names (it answers 0 for any).
+    free = backend.mailbox.get_mem("reloc") if backend.mailbox.reloc_total() else None
+    return "n/a (the firmware does not report it)" if free is None else f"{free // MiB} MiB"
 
 
 def _child_env(backend: Backend) -> dict[str, str]:

@@ -26,6 +26,17 @@ def test_info_text_and_json(capsys):
     assert d["arm_memory"]["size"] + d["vc_memory"]["size"] == 1 << 30
 
 
+def test_info_shows_the_heap_the_firmware_lends_and_what_is_free(capsys):
+    from pimem import GpuBuffer
+
+    code, out, _ = run(capsys, "info")
+    assert "GPU heap:     56 MiB lent out" in out and "get_mem reloc_total" in out and "56 MiB free now" in out
+    with GpuBuffer(3 << 20):
+        code, out, _ = run(capsys, "info", "--json")
+    d = json.loads(out)
+    assert (d["gpu_heap"], d["gpu_heap_told"], d["gpu_heap_free"]) == (56 << 20, True, 53 << 20)
+
+
 def test_decode_lesson_addresses(capsys):
     code, out, _ = run(capsys, "decode", "--json", "0xBAAA8000", "FAAA8000")
     d = json.loads(out)

@@ -465,6 +465,31 @@ def test_a_process_killed_mid_write_leaves_the_state_it_had(tmp_path):
     assert [b["handle"] for b in emu.allocations()] == [handle, second]
 
 
+def test_state_of_an_older_pimem_is_refused_not_booted_over(tmp_path):
+    # An older pimem kept state.json; a process of it may still hand out that memory.
+    (tmp_path / "state.json").write_text('{"heap_size": 1048576, "vc_base": 1, "next_handle": 2, "blocks": []}')
+    from pimem.exc import CorruptState
+
+    with pytest.raises(CorruptState, match="older pimem.*cleanup --reset-emulator"):
+        FirmwareEmulator(tmp_path)
+    assert not (tmp_path / "state.jsonl").exists()
+    (tmp_path / "ledger").mkdir()
+    (tmp_path / "ledger" / "1234-5.json").write_text("{}")
+    emu = FirmwareEmulator.reset(tmp_path)
+    assert emu.allocations() == [] and not (tmp_path / "ledger").exists() and not (tmp_path / "state.json").exists()
+
+
+def test_a_damaged_journal_is_reported_as_it_is(tmp_path):
+    from pimem.exc import CorruptState
+
+    FirmwareEmulator(tmp_path)
+    journal = tmp_path / "state.jsonl"
+    journal.write_bytes(b"garbage\nmore")
+    with pytest.raises(CorruptState):
+        FirmwareEmulator(tmp_path)
+    assert journal.read_bytes() == b"garbage\nmore"
+
+
 def test_the_state_journal_stays_small(tmp_path):
     emu = FirmwareEmulator(tmp_path, gpu_mem=MIB, firmware_reserve=0)
     kept = allocate(emu, 8192)

@@ -388,6 +388,23 @@ time.sleep(60)
     assert FirmwareEmulator(tmp_path / "emu").allocations() == []
 
 
+def test_ledgered_transport_gives_back_what_it_cannot_record(tmp_path, monkeypatch):
+    from pimem.backend import open_backend
+    from pimem.ledger import PendingEntry
+    from pimem.protocol import Tag, build_request
+
+    backend = open_backend("emulator", ledger_dir=tmp_path / "ledger", emulator_dir=tmp_path / "emu")
+    t = labs.ledgered_transport(backend)
+
+    def full_disk(self, handle):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PendingEntry, "commit", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        t.property(build_request(Tag.ALLOCATE_MEMORY, (4096, 4096, 0x14)))
+    assert backend.transport.firmware.allocations() == []
+
+
 def test_ledgered_transport_forgets_what_is_released(tmp_path, monkeypatch):
     monkeypatch.setenv("PIMEM_BACKEND", "emulator")
     from pimem.backend import open_backend

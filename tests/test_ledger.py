@@ -218,8 +218,9 @@ def shared_tmp():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a process as a second user")
 def test_another_user_cannot_plant_an_entry_that_frees_a_live_handle(backend, shared_tmp):
-    """A real second user's process tries every way in: none lets reclaim free our live handle."""
-    mb, ledger = backend.mailbox, backend.ledger
+    """A real second user's process, in a shared /tmp, tries every way in."""
+    mb = backend.mailbox
+    ledger = Ledger(shared_tmp / "pimem-0", "emulator")   # root's ledger where anyone could have made it
     h = mb.allocate(4096, 4096, MemFlag.DIRECT)
     bus = mb.lock(h)
     with ledger.locked():
@@ -231,22 +232,29 @@ def test_another_user_cannot_plant_an_entry_that_frees_a_live_handle(backend, sh
         return subprocess.run(["/bin/sh", "-c", script], user=ATTACKER_UID, group=ATTACKER_UID,
                               capture_output=True, text=True, timeout=30)
 
-    # Into our own ledger directory: not even reachable.
-    r = as_attacker(f"echo '{text}' > {ledger.directory}/{planted.filename}")
+    plant = f"echo '{text}' > {ledger.directory}/{planted.filename}"
+    # Our ledger is 0700: the write is refused by its mode (the shared parent lets anyone in).
+    r = as_attacker(plant)
     assert r.returncode != 0 and "Permission denied" in r.stderr, r
-    # The predictable name in a shared /tmp, made first by the attacker: as its own
-    # directory, a world-writable one, or a symlink to ours. Each is refused.
-    shared = shared_tmp
-    r = as_attacker(f"cd {shared} && mkdir -m 700 own && echo '{text}' > own/{planted.filename} && "
+    assert ledger.reclaim(mb) == [] and mb.lock(h) == bus
+    # Had it been open to others, the plant would land, and pimem refuses the directory.
+    os.chmod(ledger.directory, 0o777)
+    assert as_attacker(plant).returncode == 0
+    with pytest.raises(UnsafeDirectory, match="writable by group or others"):
+        Ledger(ledger.directory, "emulator")
+    os.chmod(ledger.directory, 0o700)
+    # The predictable name made first by the attacker: as its own directory, a world-writable
+    # one, or a symlink to ours. Each is refused.
+    r = as_attacker(f"cd {shared_tmp} && mkdir -m 700 own && echo '{text}' > own/{planted.filename} && "
                     f"mkdir -m 777 open && echo '{text}' > open/{planted.filename} && "
                     f"ln -s {ledger.directory} link")
     assert r.returncode == 0, r
     for name, why in (("own", f"belongs to uid {ATTACKER_UID}"), ("open", f"belongs to uid {ATTACKER_UID}"),
                       ("link", "symbolic link")):
         with pytest.raises(UnsafeDirectory, match=why):
-            Ledger(shared / name, "emulator")
-    assert ledger.reclaim(mb) == []
-    assert mb.lock(h) == bus
+            Ledger(shared_tmp / name, "emulator")
+    # Even the plant that landed (a dead pid's entry for our live handle) frees nothing.
+    assert ledger.reclaim(mb) == [] and mb.lock(h) == bus
 
 
 def test_planted_symlinks_are_never_followed(backend, tmp_path):

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pimem.board import FIRMWARE_RESERVE_MIB
+# What a Pi 3B's firmware keeps of gpu_mem: published `vcdbg reloc` dumps show a heap of
+# gpu_mem - 20 MiB (raspberrypi/firmware #377, #365, #192, #573).
+FIRMWARE_RESERVE_MIB = 20
 
 from pimem.exc import GpuMemoryError, GpuMemoryExhausted, MailboxError
 from pimem.mailbox import Mailbox, exhausted_message, suggest_gpu_mem
@@ -224,6 +226,29 @@ def test_the_heap_comes_from_the_firmware_where_it_answers(mailbox):
     assert mailbox.relocatable_heap() == 56 * MiB
     with pytest.raises(MailboxError, match="does not model"):
         mailbox.gencmd("version")
+
+
+def test_gencmd_sends_the_documented_request_and_reads_the_reply():
+    # raspberrypi/utils vcgencmd.c: tag 0x00030080, an error word, then the NUL-terminated
+    # command; the reply's error word, then its text. (pimem declares 1028 bytes, the
+    # error word and vcgencmd's 1024 bytes of text, where vcgencmd itself declares 1024.)
+    def text_words(text: bytes) -> tuple[int, ...]:
+        return struct.unpack("<256I", text.ljust(1024, b"\0"))
+
+    fake = FakeFirmware({0x00030080: (0, *text_words(b"reloc_total=56M\0"))})
+    assert Mailbox(fake).gencmd("get_mem reloc_total") == "reloc_total=56M"
+    assert fake.sent == [pack(1052, 0, 0x00030080, 1028, 0, 0, *text_words(b"get_mem reloc_total\0"), 0)]
+    fake = FakeFirmware({0x00030080: (2, *text_words(b'error=2 error_msg="Invalid arguments"\0'))})
+    with pytest.raises(MailboxError, match="Invalid arguments"):
+        Mailbox(fake).gencmd("get_mem")
+
+
+def test_gencmd_reads_only_what_the_firmware_answered():
+    # An answer of 4 bytes (the error word alone): the command text still in the buffer
+    # is the request's, not a reply.
+    fake = FakeFirmware({0x00030080: (0,)})
+    assert Mailbox(fake).gencmd("get_mem reloc_total") == ""
+    assert Mailbox(fake).reloc_total() is None
 
 
 def test_the_heap_is_estimated_where_the_firmware_does_not_answer():

@@ -392,6 +392,22 @@ def test_emulator_leaves_the_buffer_as_it_was_when_the_firmware_state_is_damaged
     assert bytes(buf) == request
 
 
+def test_emulator_leaves_the_buffer_as_it_was_when_the_state_cannot_be_written(emulator, monkeypatch):
+    # The answer is written, then the state write fails (a full disk): the ioctl fails
+    # and, as vcio.c copies nothing back on failure, the caller sees its own request.
+    import pimem.emulator as emulator_mod
+
+    real_write = os.write
+    monkeypatch.setattr(emulator_mod.os, "write", lambda fd, data: real_write(fd, data[:3]))
+    request = pack(36, 0, 0x0003000C, 12, 0, 4096, 4096, 4, 0)
+    buf = bytearray(request)
+    with pytest.raises(MailboxError, match="No space left"):
+        emulator.property(buf)
+    monkeypatch.undo()
+    assert bytes(buf) == request
+    assert emulator.firmware.allocations() == []
+
+
 MALFORMED = {
     # The value buffer runs past the end of the message: the firmware
     # cannot parse it (status 0x80000001) and the kernel answers EINVAL.
