@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -372,19 +373,28 @@ def test_damaged_emulator_state_is_one_clear_line(emu_dir, capsys, damage):
 
 def test_sigterm_releases_every_buffer(emu_dir, backend):
     code = textwrap.dedent("""
-        import sys
+        import faulthandler, signal, sys
         import numpy as np
         from pimem import GpuBuffer
+        faulthandler.register(signal.SIGUSR1)   # the test asks for the stacks if this hangs
         kept = [GpuBuffer(8192), GpuBuffer(4096)]
         view = kept[0].array[:8]          # a view alive too
         print("ready", flush=True)
         sys.stdin.read()
     """)
     p = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True, env=dict(os.environ, PIMEM_EMULATOR_DIR=str(emu_dir)))
+                         stderr=subprocess.PIPE, text=True, env=dict(os.environ, PIMEM_EMULATOR_DIR=str(emu_dir)))
     assert p.stdout.readline().strip() == "ready"
     assert len(backend.transport.firmware.allocations()) == 2
     p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=30) == -signal.SIGTERM, "it must still die of SIGTERM (status 143 in a shell)"
+    try:
+        status = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGUSR1)
+        p.stdin.close()
+        time.sleep(1)
+        p.kill()
+        pytest.fail("SIGTERM did not end the process within 30 s; its threads were at:\n" + p.stderr.read())
+    assert status == -signal.SIGTERM, "it must still die of SIGTERM (status 143 in a shell)"
     assert backend.transport.firmware.allocations() == [], "SIGTERM must release every buffer first"
     assert backend.ledger.entries() == []
