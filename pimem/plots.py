@@ -502,3 +502,69 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
     ax.set_title(title or "Published Raspberry Pi figures" + (" beside this run" if run is not None else ""))
     add_provenance(fig, notes)
     return fig
+
+
+# --- the memory map: one RAM, four bus aliases, two processors -----------------------
+
+#: How each side reaches the RAM, for alias_map. The VideoCore column is the BCM2835
+#: ARM Peripherals manual's description of each alias (section 1.2.4); the ARM row is
+#: read from the kernel source (an inference until a live run confirms it).
+ARM_PATH_NOTE = ("ARM, GPU memory mapped by pimem (/dev/mem): non-cached whatever the flag "
+                 "(strongly-ordered on 32-bit, Device-nGnRnE on arm64: phys_mem_access_prot())")
+
+
+def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: str = "Raspberry Pi 3B") -> Figure:
+    """One physical RAM seen through the four bus aliases, with the ARM/VideoCore split.
+
+    Each VideoCore row is a window of bus addresses onto the same RAM; its label says how
+    the VideoCore's L2 treats it (the manual's words). The ARM row shows the ARM's own
+    path: its RAM through its own L1 and L2 (the BCM2836/7 and later do not use the
+    VideoCore's L2), and the GPU memory pimem maps through /dev/mem as non-cached memory
+    whichever alias the flag picked.
+    """
+    from matplotlib.patches import Rectangle
+
+    from .memflags import Alias
+
+    if not 0 < arm_bytes < ram_bytes:
+        raise UsageError(f"arm_bytes must lie inside the RAM (0..{ram_bytes}), got {arm_bytes}")
+    mib = 1 << 20
+    fig, ax = new_axes(size=(10.0, 5.2))
+    split = arm_bytes / mib
+    top = ram_bytes / mib
+    rows = [(f"{a} alias ({a.name}), bus 0x{a.base:08X}: VideoCore {a.manual}",
+             "#bbdefb" if a.value == 0xC else "#e3f2fd", a.name)
+            for a in sorted(Alias, key=lambda a: a.value)]
+    for y, (label, colour, gid) in enumerate(rows):
+        ax.add_patch(Rectangle((0, y + 0.15), top, 0.7, facecolor=colour, edgecolor="0.4", lw=0.8,
+                               gid=f"alias:{gid}"))
+        ax.text(top / 2, y + 0.5, label, ha="center", va="center", fontsize=8.5)
+    y_arm = len(rows) + 0.4
+    ax.add_patch(Rectangle((0, y_arm + 0.15), split, 0.7, facecolor="#c8e6c9", edgecolor="0.4", lw=0.8,
+                           gid="arm:cached"))
+    ax.text(split / 2, y_arm + 0.5, "ARM, Linux's RAM: through the ARM's own L1 and L2 (cached)",
+            ha="center", va="center", fontsize=8.5)
+    ax.add_patch(Rectangle((split, y_arm + 0.15), top - split, 0.7, facecolor="#ffcdd2", edgecolor="0.4",
+                           lw=0.8, hatch="//", gid="arm:noncached"))
+    ax.annotate("ARM, GPU memory via /dev/mem:\nnon-cached, whatever the flag", xy=(split + (top - split) / 2, y_arm + 0.85),
+                xytext=(split - 260, y_arm + 1.55), fontsize=8.5, ha="center",
+                arrowprops={"arrowstyle": "->", "color": "0.3"})
+    y_ram = -1.0
+    ax.add_patch(Rectangle((0, y_ram + 0.15), split, 0.7, facecolor="0.92", edgecolor="0.3", gid="ram:arm"))
+    ax.add_patch(Rectangle((split, y_ram + 0.15), top - split, 0.7, facecolor="0.75", edgecolor="0.3", gid="ram:gpu"))
+    ax.text(split / 2, y_ram + 0.5, f"physical RAM: Linux's {split:g} MiB", ha="center", va="center", fontsize=8.5)
+    ax.text(split + (top - split) / 2, y_ram + 0.5, f"gpu_mem\n{top - split:g} MiB", ha="center", va="center",
+            fontsize=7.5)
+    ax.axvline(split, color="k", ls=":", lw=1, gid="split")
+    ax.set_xlim(0, top)
+    ax.set_ylim(y_ram, y_arm + 2.2)
+    ax.set_yticks([])
+    ax.set_xlabel("physical address (MiB): every row is the same RAM; bus address = alias base + physical address")
+    ax.set_title(f"One memory, four VideoCore windows, two ARM paths ({board})")
+    add_provenance(fig, [
+        "VideoCore rows: BCM2835 ARM Peripherals 1.2.4 (the firmware wiki swaps the 0x4 and 0x8 descriptions); "
+        "they govern the VideoCore's L2 only",
+        "ARM row: read from the kernel source (arch/arm/mm/mmu.c, arch/arm64/mm/mmu.c); "
+        "BCM2836/7 and later: the ARM has its own L2 (config_txt/memory.adoc); an inference until a live run",
+    ])
+    return fig

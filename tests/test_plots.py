@@ -202,3 +202,35 @@ def test_published_comparison_draws_the_recorded_pi_figures_beside_a_run():
     footer = plots.footer_text(fig)
     assert "original lesson" in footer and f"this run: {HOST}" in footer
     assert any("host run" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+# --- the alias map ---------------------------------------------------------------------
+
+def _patch(fig: Figure, gid: str):
+    found = [p for p in fig.axes[0].patches if p.get_gid() == gid]
+    assert len(found) == 1, gid
+    return found[0]
+
+
+def test_alias_map_shows_one_ram_through_four_windows_and_the_arm_paths():
+    mib = 1 << 20
+    fig = plots.alias_map(arm_bytes=948 * mib)
+    # Four VideoCore windows, each over the whole RAM (an alias is all of memory again).
+    for flag in ("NORMAL", "L1_NONALLOCATING", "COHERENT", "DIRECT"):
+        w = _patch(fig, f"alias:{flag}")
+        assert (w.get_x(), w.get_width()) == (0, 1024)
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "0xC alias (DIRECT), bus 0xC0000000: VideoCore direct uncached" in texts
+    assert "0x8 alias (COHERENT), bus 0x80000000" in texts
+    # The ARM: its RAM cached, the GPU memory (from the split to the top) non-cached, whatever the flag.
+    cached, noncached = _patch(fig, "arm:cached"), _patch(fig, "arm:noncached")
+    assert (cached.get_x(), cached.get_width()) == (0, 948)
+    assert (noncached.get_x(), noncached.get_width()) == (948, 76)
+    assert "whatever the flag" in texts
+    footer = plots.footer_text(fig)
+    assert "inference" in footer and "mmu.c" in footer
+
+
+def test_alias_map_refuses_a_split_outside_the_ram():
+    with pytest.raises(UsageError, match="arm_bytes"):
+        plots.alias_map(arm_bytes=0)
