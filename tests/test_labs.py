@@ -233,7 +233,7 @@ RIGHT = [
     (labs.check_alias, lambda b: (b >> 28) & 0xC),
     (labs.check_bus_to_phys, lambda b: b & ~0xC0000000),
     (labs.check_region, lambda p, a, g: "ARM" if p < a else "GPU" if p < a + g else "none"),
-    (labs.check_wrong_conversion, lambda: "c"),
+    (labs.check_wrong_conversion, lambda: "e"),
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits / 8),
     (labs.check_fill_time, lambda n, bw: n / bw),
     (labs.check_cache_level, lambda n, l1, l2: "L1" if n <= l1 else "L2" if n <= l2 else "DRAM"),
@@ -259,6 +259,7 @@ WRONG = [
     (labs.check_region, lambda p, a, g: "ARM" if p <= a else "GPU" if p < a + g else "none", "boundary"),
     (labs.check_wrong_conversion, lambda: "a", "768 MiB"),
     (labs.check_wrong_conversion, lambda: "b", "page aligned"),
+    (labs.check_wrong_conversion, lambda: "c", "CONFIG_STRICT_DEVMEM"),   # right on some kernels only
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * bits / 8, "both clock edges"),
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits / 8 / 2**30, "GiB"),
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits, "bits"),
