@@ -52,9 +52,13 @@ BENCHMARKS: dict[str, tuple[str, ...]] = {
     "host-copy": ("copy",),
     "copy-to-direct": ("copy",),
     "copy-from-direct": ("copy",),
+    # Published latency tables (tinymembench's "single random read / dual random read"):
+    # `seconds` is the time of one access, and a latency row has no bandwidth.
+    "latency-single": ("latency",),
+    "latency-dual": ("latency",),
 }
 
-PHASES: tuple[str, ...] = ("fill", "copy", "total", "write", "read")
+PHASES: tuple[str, ...] = ("fill", "copy", "total", "write", "read", "latency")
 STATISTICS: tuple[str, ...] = ("sample", "mean", "median", "min", "best")
 VERIFIED: tuple[str, ...] = ("pass", "fail", "unknown")
 SOURCE_KINDS: tuple[str, ...] = ("published", "measured")
@@ -63,12 +67,12 @@ ALIASES: tuple[str, ...] = ("0x0", "0x4", "0x8", "0xC")
 
 #: Bus bytes per counted byte: a copy reads and writes; standard's total is
 #: its fill (once) plus its copy (twice).
-BUS_FACTOR: dict[str, int] = {"fill": 1, "write": 1, "read": 1, "copy": 2, "total": 3}
+BUS_FACTOR: dict[str, int] = {"fill": 1, "write": 1, "read": 1, "copy": 2, "total": 3, "latency": 1}
 
 # The cache mode (flags & 0xC) of each benchmark's GPU buffer; None = host buffers only.
 _MODE_MASK = int(MemFlag.L1_NONALLOCATING)
 _BUFFER_MODE: dict[str, MemFlag | None] = {
-    "baseline": None, "read-host": None, "host-copy": None,
+    "baseline": None, "read-host": None, "host-copy": None, "latency-single": None, "latency-dual": None,
     "standard": MemFlag.COHERENT,
     "zerocopy": MemFlag.DIRECT,
     "write-coherent": MemFlag.COHERENT,
@@ -331,6 +335,10 @@ def _check_row(label: str, raw: Mapping[str, Any], kind: str | None) -> tuple[di
 
     for col, unit in (("gb_per_s", 1e9), ("gib_per_s", float(2 ** 30))):
         value = row[col]
+        if phase == "latency":
+            if value is not None:
+                bad(col, f"{value!r} on a latency row; leave it empty (the time of one access is no bandwidth)")
+            continue
         if row["verified"] == "fail":
             if value is not None:
                 bad(col, f"{value!r} on a row whose verification failed; leave it empty "

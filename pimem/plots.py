@@ -568,3 +568,82 @@ def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: st
         "BCM2836/7 and later: the ARM has its own L2 (config_txt/memory.adoc); an inference until a live run",
     ])
     return fig
+
+
+# --- published latency tables and the memory wall across Pi generations ----------------
+
+def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None = None) -> Figure:
+    """Random-read latency (ns beyond an L1 hit) against block size, one line per recording and kind.
+
+    ``frame`` holds latency rows of one board's recordings (load_all() filtered); its caches are
+    shaded: the data and the shading come from the same machine, or this refuses.
+    """
+    lat = frame[frame["phase"] == "latency"]
+    if lat.empty:
+        raise UsageError("no latency rows to draw: give rows whose phase is 'latency' (e.g. from tinymembench-pi3b)")
+    provs = _provenances(lat, None)
+    if any(is_host(p) for p in provs.values()):
+        raise UsageError("latency_curve draws published board data on that board's cache sizes; "
+                         "a host run has no place on them")
+    b = _board(board)
+    fig, ax = new_axes()
+    for (rec, bench), rows in lat.groupby(["recording", "benchmark"], sort=True):
+        rows = rows.sort_values("size_bytes")
+        kind = "two reads at a time" if bench == "latency-dual" else "one read at a time"
+        ax.plot(rows["size_bytes"], rows["seconds"] * 1e9, marker="o", ms=3,
+                ls="--" if bench == "latency-dual" else "-", label=f"{provs[rec]}: {kind}", gid=f"latency:{rec}:{bench}")
+    ax.set_xscale("log", base=2)
+    size_axis(ax, sorted(lat["size_bytes"].unique()))
+    ax.set_ylabel("extra time per random read (ns, beyond an L1 hit)")
+    ax.set_xlabel("block size read at random")
+    ax.set_title(title or f"Random-read latency against block size, {b.name} (published)")
+    ax.legend(fontsize=7, loc="lower right")
+    cache_regions(ax, board, host=False)
+    add_provenance(fig, _footer_lines(provs) + ["missing points: block sizes tinymembench timed at 0.0 ns "
+                                                "(they fit in L1)"])
+    return fig
+
+
+def memory_wall_generations(recordings: Sequence[Any]) -> Figure:
+    """Across Raspberry Pi models: CPU clock x cores against DRAM bandwidth (memset) and latency (64 MiB).
+
+    ``recordings`` are pimem.data Recordings of published board runs (tinymembench-*), each
+    with a memset row and a latency table; every point is labelled with its board and the
+    footer names its source.
+    """
+    points = []
+    for r in recordings:
+        f, m = r.frame, r.meta["machine"]
+        memset = f[(f.benchmark == "baseline") & (f.kernel == "libc")]
+        far = f[(f.benchmark == "latency-single") & (f.size_bytes == f[f.phase == "latency"].size_bytes.max())]
+        if not r.is_pi or memset.empty or far.empty or not m.get("cpu_mhz") or not m.get("cores"):
+            raise UsageError(f"{r.name}: needs a board run with a memset row, a latency table, cpu_mhz and cores")
+        points.append((m["cpu_mhz"] * m["cores"] / 1000, float(memset.gb_per_s.iloc[0]),
+                       float(far.seconds.iloc[0]) * 1e9, m["board"], r.provenance()))
+    points.sort()
+    fig, (left, right) = _two_axes()
+    for i, (x, gbs, ns, board, _) in enumerate(points):
+        short = board.replace("Raspberry Pi ", "")
+        offset = (4, 4 if i % 2 else -10)   # alternate above and below: neighbours sit close
+        left.plot(x, gbs, "o", color="C0", gid=f"bandwidth:{board}")
+        left.annotate(short, (x, gbs), fontsize=7, xytext=offset, textcoords="offset points")
+        right.plot(x, ns, "s", color="C3", gid=f"latency:{board}")
+        right.annotate(short, (x, ns), fontsize=7, xytext=offset, textcoords="offset points")
+    left.set_ylabel("DRAM fill bandwidth, memset (GB/s)")
+    right.set_ylabel("random read at 64 MiB (ns beyond L1)")
+    for ax in (left, right):
+        ax.set_xlabel("CPU clock x cores (GHz)")
+        ax.grid(alpha=0.3)
+    left.set_title("DRAM bandwidth", fontsize=10)
+    right.set_title("DRAM latency", fontsize=10)
+    fig.suptitle("The memory wall across Raspberry Pi generations (published tinymembench runs)")
+    fig.subplots_adjust(wspace=0.3, top=0.84)
+    add_provenance(fig, [f"{board}: {prov}" for _, _, _, board, prov in points])
+    return fig
+
+
+def _two_axes() -> tuple[Figure, tuple[Axes, Axes]]:
+    _display_ready()
+    fig = Figure(figsize=(11.0, 4.6), layout=None)
+    left, right = fig.subplots(1, 2)
+    return fig, (left, right)

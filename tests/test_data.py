@@ -9,6 +9,7 @@ import json
 import math
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ from pimem.exc import DataError, UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
-SHIPPED = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3")
+SHIPPED = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3",
+           "tinymembench-pi1b", "tinymembench-pizerow", "tinymembench-pi2b", "tinymembench-pizero2w",
+           "tinymembench-pi4b", "tinymembench-pi400", "tinymembench-pi5")
+LATENCY_LINE = re.compile(r"^\s*(\d+) :\s+([\d.]+) ns\s+/\s+([\d.]+) ns", re.M)
 MiB = 2 ** 20
 
 
@@ -185,7 +189,7 @@ def test_tinymembench_reads_back_as_published() -> None:
         ("tinymembench-pi3bplus", 1638.6, 1227.5, 1638.0, 1400, 500, "Raspberry Pi 3B+"),
     ]:
         r = load_recording(DATA / f"{name}.json")  # either file of the pair loads it
-        f = r.frame
+        f = r.frame[r.frame.phase != "latency"]   # the latency table is checked on its own
         assert (f["size_bytes"] == 32 * MiB).all() and (f["statistic"] == "best").all()
         mb = lambda b, p, k: by(f, b, p, k)["gb_per_s"] * 1000  # noqa: E731  (MB = 10^6 B)
         assert mb("baseline", "fill", "libc") == pytest.approx(memset, rel=1e-12)
@@ -212,6 +216,43 @@ def test_qmkl_reads_back_as_published() -> None:
     # the price of zero-copy: reading uncached memory is some 30 times slower
     assert by(f, "read-host", "read")["seconds"] * 30 < by(f, "read-direct", "read")["seconds"]
     assert "pull/35" in r.meta["source"]["url"]
+
+
+def test_latency_recordings_match_the_lines_quoted_from_the_source() -> None:
+    # The last latency line of each sbc-bench file, quoted verbatim beside the transcription,
+    # against what the recording holds: a transcription slip shows here.
+    sys.path.insert(0, str(DATA / "published"))
+    from sbc_bench_pi import RUNS
+
+    by_file = {r["file"]: r for r in RUNS}
+    seen = 0
+    for name in SHIPPED:
+        r = load_recording(DATA / f"{name}.csv")
+        lat = r.frame[r.frame.phase == "latency"]
+        if lat.empty:
+            continue
+        seen += 1
+        run = by_file["results/" + r.meta["source"]["url"].rsplit("/", 1)[1]]
+        size, single, dual = LATENCY_LINE.findall(run["quotes"]["latency"])[-1]
+        for bench, ns in (("latency-single", single), ("latency-dual", dual)):
+            got = lat[(lat.benchmark == bench) & (lat.size_bytes == int(size))].seconds
+            assert list(got * 1e9) == pytest.approx([float(ns)]), (name, bench)
+        assert lat.gb_per_s.isna().all() and r.is_pi
+        assert lat.size_bytes.min() >= 1024 and lat.size_bytes.max() == 64 * MiB
+    assert seen >= 5   # the Pi 3B, the 3B+ and at least three other models
+
+
+def test_a_latency_row_has_no_bandwidth(tmp_path: Path) -> None:
+    r = load_recording(DATA / "tinymembench-pi3b.csv")
+    f = r.frame.copy()
+    i = f.index[f.phase == "latency"][0]
+    f.loc[i, "gb_per_s"] = 1.0
+    with pytest.raises(DataError, match="latency row"):
+        validate_frame(f, r.meta)
+    f = r.frame.copy()
+    f.loc[f.index[0], "phase"] = "latency"   # a memset figure is no latency
+    with pytest.raises(DataError, match="not a phase of baseline"):
+        validate_frame(f, r.meta)
 
 
 def test_make_published_makes_the_shipped_files(tmp_path: Path) -> None:
@@ -429,7 +470,10 @@ def test_every_benchmark_phase_pair_is_accepted() -> None:
     for bench, phases in BENCHMARKS.items():
         mode = data._BUFFER_MODE[bench]
         for phase in phases:
-            rows.append(row(bench, phase, MiB, 0.001, flags=mode.name if mode else ""))
+            r = row(bench, phase, MiB, 0.001, flags=mode.name if mode else "")
+            if phase == "latency":   # the time of one access: no bandwidth
+                r["gb_per_s"] = r["gib_per_s"] = None
+            rows.append(r)
     validate_frame(pd.DataFrame(rows, columns=list(COLUMNS)), host_meta())
 
 

@@ -234,3 +234,47 @@ def test_alias_map_shows_one_ram_through_four_windows_and_the_arm_paths():
 def test_alias_map_refuses_a_split_outside_the_ram():
     with pytest.raises(UsageError, match="arm_bytes"):
         plots.alias_map(arm_bytes=0)
+
+
+# --- published latency and the generations figure ----------------------------------------
+
+def test_latency_curve_draws_the_pi_3b_table_on_its_own_caches():
+    from pimem.data import load_all
+
+    d = load_all()
+    fig = plots.latency_curve(d[d.recording == "tinymembench-pi3b"])
+    ax = fig.axes[0]
+    lines = {ln.get_gid(): ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("latency:")}
+    single = lines["latency:tinymembench-pi3b:latency-single"]
+    x, y = single.get_data()
+    # sbc-bench 4hOp: "67108864 :  177.7 ns" for one read at a time; the L2 step after 512 KiB.
+    assert x[-1] == 64 << 20 and y[-1] == pytest.approx(177.7)
+    assert y[list(x).index(1 << 20)] > 3 * y[list(x).index(512 << 10)]
+    assert "region:L2 512 KiB" in {p.get_gid() for p in ax.patches} | {c.get_gid() for c in ax.collections}
+    assert "4hOp" in plots.footer_text(fig)
+
+
+def test_latency_curve_refuses_host_data_and_bandwidth_rows():
+    from pimem.data import load_all
+
+    d = load_all()
+    with pytest.raises(UsageError, match="no latency rows"):
+        plots.latency_curve(d[d.recording == "qmkl-pi3"])
+    host = d[d.recording == "tinymembench-pi3b"].copy()
+    host["provenance"] = "host run: x86_64"
+    with pytest.raises(UsageError, match="host run"):
+        plots.latency_curve(host)
+
+
+def test_generations_figure_has_every_model_with_its_source():
+    from pimem.data import list_recordings
+
+    recs = [r for r in list_recordings() if r.name.startswith("tinymembench-")]
+    fig = plots.memory_wall_generations(recs)
+    left, right = fig.axes
+    boards = {ln.get_gid().split(":", 1)[1] for ln in left.get_lines()}
+    assert {"Raspberry Pi 3B", "Raspberry Pi 3B+", "Raspberry Pi 5", "Raspberry Pi 1 Model B"} <= boards
+    pi3b = next(ln for ln in left.get_lines() if ln.get_gid() == "bandwidth:Raspberry Pi 3B")
+    assert pi3b.get_data()[0][0] == pytest.approx(4.8) and pi3b.get_data()[1][0] == pytest.approx(1.705)
+    footer = plots.footer_text(fig)
+    assert all(f"sbc-bench {code}" in footer for code in ("4hOp", "1iI5", "3E7U", "4JAv"))

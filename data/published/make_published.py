@@ -22,6 +22,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing pimem
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 
@@ -29,7 +30,20 @@ from pimem import __version__  # noqa: E402
 from pimem.data import BUS_FACTOR, COLUMNS, SCHEMA, save_recording  # noqa: E402
 
 MiB = 2 ** 20
-NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3")
+from sbc_bench_pi import RUNS  # noqa: E402  (the figures, transcribed with their quotes and commits)
+
+#: sbc-bench result files of other Raspberry Pi models: recording name -> (result, board name).
+#: (The Pi 4B has two runs there; 3Gia is the one on Raspberry Pi OS.)
+SBC_MODELS = {
+    "tinymembench-pi1b": ("3E7U", "Raspberry Pi 1 Model B"),
+    "tinymembench-pizerow": ("3Njz", "Raspberry Pi Zero W"),
+    "tinymembench-pi2b": ("3MGs", "Raspberry Pi 2B"),
+    "tinymembench-pizero2w": ("3DeL", "Raspberry Pi Zero 2 W"),
+    "tinymembench-pi4b": ("3Gia", "Raspberry Pi 4B"),
+    "tinymembench-pi400": ("2Cyi", "Raspberry Pi 400"),
+    "tinymembench-pi5": ("4JAv", "Raspberry Pi 5"),
+}
+NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3", *SBC_MODELS)
 COMMAND = "python data/published/make_published.py"
 CONVERTED_BY = f"pimem {__version__}, data/published/make_published.py"
 
@@ -143,17 +157,45 @@ TMB_FIGURES = {
 }
 
 
+def run_of(result: str) -> dict[str, Any]:
+    """The transcribed sbc-bench run of results/RESULT.txt."""
+    return next(r for r in RUNS if r["file"] == f"results/{result}.txt")
+
+
+LATENCY_NOTE = ("Latency rows: tinymembench's 'block size : single random read / dual random read' table, "
+                "as printed (ns): the extra time of one random read beyond an L1 hit (tinymembench's note 1), "
+                "the best of its repeats at a random offset (its source comment: 'We are reporting the \"best\" "
+                "measured latency'); dual = two independent reads at a time. Rows printed as 0.0 ns (no time "
+                "beyond L1) are left out, as a time must be > 0: they are the block sizes that fit in L1. ")
+
+
+def latency_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """tinymembench's latency table as rows: seconds = ns per access; no bandwidth."""
+    rows = []
+    for size, single, dual in run["latency_ns"]:
+        for bench, ns in (("latency-single", single), ("latency-dual", dual)):
+            if ns > 0:
+                r = row(bench, "latency", size, ns * 1e-9, statistic="best", kernel="tinymembench")
+                r["gb_per_s"] = r["gib_per_s"] = None
+                rows.append(r)
+    return rows
+
+
 def tinymembench(result: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    run = run_of(result)
+    for _, _, mbps, _, label in TMB_FIGURES[result]:   # two transcriptions of one file must agree
+        assert run["bandwidth_mb_s"][label] == mbps, (result, label)
     rows = [row(b, p, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel=k)
-            for b, p, mbps, k, _ in TMB_FIGURES[result]]
+            for b, p, mbps, k, _ in TMB_FIGURES[result]] + latency_rows(run)
     labels = "; ".join(f"{label} {mbps} MB/s -> {b}/{p}, kernel {k}"
                        for b, p, mbps, k, label in TMB_FIGURES[result])
     common = (f"Figures as printed: {labels}. tinymembench's MB/s are 10^6 B/s and a copy counts its "
               "bytes once (read and written bytes together would be twice as many). kernel 'libc' "
               "is the C library's memset/memcpy; 'c-fill' is tinymembench's own C fill loop. "
-              "Single-threaded, on cpu0. ")
+              "Single-threaded, on cpu0. " + LATENCY_NOTE)
     if result == "4hOp":
-        title = "tinymembench 0.4.9 on a Raspberry Pi 3B (1200 MHz, sdram_freq 450): memset, memcpy, C fill"
+        title = ("tinymembench 0.4.9 on a Raspberry Pi 3B (1200 MHz, sdram_freq 450): memset, memcpy, C fill, "
+                 "random-read latency")
         short = "tinymembench 0.4.9, sbc-bench 4hOp (best of repeats)"
         notes = common + (
             "sbc-bench v0.9.9, 5 Dec 2022, 'Raspberry Pi 3 Model B Rev 1.2'; ThreadX settings "
@@ -172,7 +214,7 @@ def tinymembench(result: str, created: str) -> tuple[pd.DataFrame, dict[str, Any
         software = {"tool": "tinymembench v0.4.9", "harness": "sbc-bench v0.9.9",
                     "compiler": "gcc 12.2.0 (Raspbian 12.2.0-9+rpi1), arm-linux-gnueabihf"}
     else:
-        title = "tinymembench 0.4.9 on a Raspberry Pi 3B+ (1400 MHz): memset, memcpy, C fill"
+        title = "tinymembench 0.4.9 on a Raspberry Pi 3B+ (1400 MHz): memset, memcpy, C fill, random-read latency"
         short = "tinymembench 0.4.9, sbc-bench 1iI5 (best of repeats)"
         notes = common + (
             "sbc-bench v0.4, 29 Jul 2018, Raspbian 9.3 stretch (armhf), kernel 4.9.80-v7+ armv7l, "
@@ -190,11 +232,12 @@ def tinymembench(result: str, created: str) -> tuple[pd.DataFrame, dict[str, Any
         }
         software = {"tool": "tinymembench v0.4.9", "harness": "sbc-bench v0.4"}
     software["converted_by"] = CONVERTED_BY
+    machine["cores"] = run["cores"]
     meta = {
         "schema": SCHEMA, "title": title,
         "source": {"kind": "published", "short": short,
                    "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt "
-                                "(tinymembench 0.4.9 'Memory bandwidth tests')",
+                                "(tinymembench 0.4.9 'Memory bandwidth tests' and 'Memory latency test')",
                    "url": TMB_URL.format(result), "notes": notes},
         "machine": machine, "software": software,
         "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
@@ -279,13 +322,61 @@ def qmkl(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame(rows), meta
 
 
+# --- 4. Other Raspberry Pi models, through sbc-bench ---------------------------
+# memset, memcpy and C fill as for the 3B above (same buffer, units and statistic), and the
+# latency table; the run's own context (clocks, kernel, OS) is quoted in data/published/sbc_bench_pi.py.
+SBC_BANDWIDTH = [
+    # (benchmark, phase, kernel, the labels tinymembench prints: 0.4.9, then the fork the Pi 5 run used)
+    ("baseline", "fill", "libc", ("standard memset", "libc memset fill")),
+    ("host-copy", "copy", "libc", ("standard memcpy", "libc memcpy copy")),
+    ("baseline", "fill", "c-fill", ("C fill",)),
+]
+
+
+def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    result, board = SBC_MODELS[name]
+    run = run_of(result)
+    rows, printed = [], []
+    for bench, phase, kernel, labels in SBC_BANDWIDTH:
+        label = next(lb for lb in labels if lb in run["bandwidth_mb_s"])
+        mbps = run["bandwidth_mb_s"][label]
+        rows.append(row(bench, phase, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel=kernel))
+        printed.append(f"{label} {mbps} MB/s -> {bench}/{phase}, kernel {kernel}")
+    rows += latency_rows(run)
+    clocks = f"{run['cpu_mhz']} MHz" + (f", sdram_freq {run['sdram_mhz']}" if run["sdram_mhz"] else "")
+    notes = (f"Figures as printed: {'; '.join(printed)}. MB/s = 10^6 B/s, a copy counts its bytes once, "
+             f"single-threaded on cpu0, as for the Pi 3B recording. {LATENCY_NOTE}"
+             f"The run: '{run['quotes']['board']}', {run['cores']} x {run['cpu']}, {clocks}, {run['os']}, "
+             f"kernel {run['kernel']}, {run['date']}, sbc-bench {run['sbc_bench_version']}, tinymembench "
+             f"{run['tinymembench_version']}. {run['notes']}")
+    meta = {
+        "schema": SCHEMA,
+        "title": f"tinymembench on a {board} ({clocks}): memset, memcpy, C fill, random-read latency",
+        "source": {"kind": "published", "short": f"tinymembench, sbc-bench {result} (best of repeats)",
+                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
+                                "(tinymembench 'Memory bandwidth tests' and 'Memory latency test')",
+                   "url": TMB_URL.format(result), "notes": notes},
+        "machine": {"is_pi": True, "description": f"{run['board']} of sbc-bench result {result}",
+                    "board": board, "revision": None, "model_string": run["board"],
+                    "cpu_model": run["cpu"], "arch": run["kernel"].split("(")[-1].rstrip(")"),
+                    "kernel": run["kernel"].split(" ")[0], "cpu_mhz": run["cpu_mhz"], "sdram_mhz": run["sdram_mhz"],
+                    "cores": run["cores"]},
+        "software": {"tool": f"tinymembench {run['tinymembench_version']}",
+                     "harness": f"sbc-bench {run['sbc_bench_version']}", "converted_by": CONVERTED_BY},
+        "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
+        "statistic_note": TMB_STAT,
+    }
+    return frame(rows), meta
+
+
 def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
-    """The four recordings by name (exposed for the tests)."""
+    """The recordings by name (exposed for the tests)."""
     return {
         "original-lesson-pi3b": lesson(created),
         "tinymembench-pi3b": tinymembench("4hOp", created),
         "tinymembench-pi3bplus": tinymembench("1iI5", created),
         "qmkl-pi3": qmkl(created),
+        **{name: sbc_model(name, created) for name in SBC_MODELS},
     }
 
 
