@@ -96,6 +96,17 @@ def _provenances(frame: pd.DataFrame, provenance: str | None) -> dict[str, str]:
     return {str(p): str(p) for p in frame["provenance"].unique()}
 
 
+def data_label(frame: pd.DataFrame) -> str:
+    """Where a frame's numbers come from, to print beside them: 'host run (data/NAME)' or the Pi sources.
+
+    A recorded host run is named by its recording (its provenance line names the machine
+    it was recorded on, and is in every figure's footer); a live one by its provenance.
+    """
+    provs = _provenances(frame, None)
+    labels = {f"host run (data/{rec})" if is_host(p) and rec and rec != p else p for rec, p in provs.items()}
+    return "; ".join(sorted(labels))
+
+
 def _footer_lines(provs: Mapping[str, str]) -> list[str]:
     return [p if not r or r == p else f"{r}: {p}" for r, p in provs.items()]
 
@@ -123,6 +134,13 @@ def add_provenance(fig: Figure, lines: Iterable[str]) -> Any:
 def footer_text(fig: Figure) -> str:
     """The footer's text ('' when there is none)."""
     return next((t.get_text() for t in fig.texts if t.get_gid() == FOOTER_GID), "")
+
+
+def host_title(title: str, host: bool, pi: bool = False) -> str:
+    """`title`, saying "host run" when host data is drawn (and that Pi figures are beside it)."""
+    if not host or "host run" in title.lower():
+        return title
+    return title + (" - host run and Raspberry Pi figures" if pi else " - host run")
 
 
 def _info(ax: Axes) -> dict[str, Any]:
@@ -294,11 +312,8 @@ def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None
     what = {"median": "median", "mean": "mean", "min": "slowest", "best": "fastest"}[statistic]
     ax.set_ylabel(f"bandwidth, GB/s (10^9 bytes/s; {what} of samples)")
     ax.grid(True, which="major", alpha=0.3)
-    if title is None:
-        pi = any(not is_host(p) for p in provs.values())
-        title = "Bandwidth against buffer size" + (" - host run" if host and not pi else
-                                                   " - host run and Raspberry Pi figures" if host else "")
-    ax.set_title(title)
+    pi = any(not is_host(p) for p in provs.values())
+    ax.set_title(host_title(title or "Bandwidth against buffer size", host, pi))
     add_provenance(fig, _footer_lines(provs))
     return fig
 
@@ -312,6 +327,18 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
     b = _board(board)
     host = _info(ax)["host"] if host is None else host
     lo, hi = ax.get_xlim()
+    if host:
+        # A host curve must not sit on a Pi's cache shading: the Pi's sizes become reference marks.
+        for size, name in ((b.l1d_bytes, "L1D"), (b.l2_bytes, "L2")):
+            if lo < size < hi:
+                ax.axvline(size, color="0.35", ls=":", lw=1, zorder=1, gid=f"reference:{name}")
+                ax.text(size, 0.98, f" {b.name} {name} {size_label(size)} (reference)", rotation=90,
+                        transform=ax.get_xaxis_transform(), ha="right", va="top", fontsize=7, color="0.35",
+                        gid=f"reference-label:{name}")
+        ax.set_xlim(lo, hi)
+        add_provenance(ax.figure, [f"dotted: {b.name} cache sizes for reference ({b.cache_source}); "  # type: ignore[arg-type]
+                                   "the host that ran the data has caches of its own, not shaded"])
+        return
     regions = [(lo, b.l1d_bytes, f"L1D {size_label(b.l1d_bytes)}", "#c8e6c9"),
                (b.l1d_bytes, b.l2_bytes, f"L2 {size_label(b.l2_bytes)}", "#fff9c4"),
                (b.l2_bytes, hi, "DRAM", "#ffcdd2")]
@@ -324,8 +351,6 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
                 color="0.25", gid=f"region-label:{name}")
     ax.set_xlim(lo, hi)
     note = f"shaded: {b.name} cache sizes ({b.cache_source})"
-    if host:
-        note += f"; these are the {b.name}'s caches, not the host's that ran the data"
     add_provenance(ax.figure, [note])  # type: ignore[arg-type]
 
 
@@ -333,9 +358,10 @@ def peak_line(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> Lin
     """A horizontal line at ``board``'s theoretical DRAM peak (3.6 GB/s for the Pi 3B), with its source."""
     b = _board(board)
     host = _info(ax)["host"] if host is None else host
+    ref = " (reference, not this host's)" if host else ""
     line = ax.axhline(b.peak_gb_per_s, color="k", ls="--", lw=1, gid="peak-line",
-                      label=f"{b.name} DRAM peak {b.peak_gb_per_s:.1f} GB/s")
-    ax.text(1.0, b.peak_gb_per_s, f" {b.name} peak {b.peak_gb_per_s:.1f} GB/s", transform=ax.get_yaxis_transform(),
+                      label=f"{b.name} DRAM peak {b.peak_gb_per_s:.1f} GB/s{ref}")
+    ax.text(1.0, b.peak_gb_per_s, f" {b.name} peak {b.peak_gb_per_s:.1f} GB/s{ref}", transform=ax.get_yaxis_transform(),
             ha="right", va="bottom", fontsize=8, gid="peak-label")
     note = f"dashed: {b.name} theoretical DRAM peak, {b.peak_source}"
     if host:
@@ -436,7 +462,8 @@ def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median"
                   else "time of one operation, ms")
     host = any(is_host(p) for p in provs)
     _info(ax)["host"] = host
-    ax.set_title(title or f"Benchmarks at {size_label(size)} ({statistic})" + (" - host run" if host else ""))
+    ax.set_title(host_title(title or f"Benchmarks at {size_label(size)} ({statistic})", host,
+                            any(not is_host(p) for p in provs)))
     add_provenance(fig, provs)
     return fig
 
@@ -499,19 +526,13 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.legend(fontsize=7.5, loc="best")
     _info(ax)["host"] = host
-    ax.set_title(title or "Published Raspberry Pi figures" + (" beside this run" if run is not None else ""))
+    ax.set_title(host_title(title or "Published Raspberry Pi figures" + (" beside this run" if run is not None else ""),
+                            host, True))
     add_provenance(fig, notes)
     return fig
 
 
 # --- the memory map: one RAM, four bus aliases, two processors -----------------------
-
-#: How each side reaches the RAM, for alias_map. The VideoCore column is the BCM2835
-#: ARM Peripherals manual's description of each alias (section 1.2.4); the ARM row is
-#: read from the kernel source (an inference until a live run confirms it).
-ARM_PATH_NOTE = ("ARM, GPU memory mapped by pimem (/dev/mem): non-cached whatever the flag "
-                 "(strongly-ordered on 32-bit, Device-nGnRnE on arm64: phys_mem_access_prot())")
-
 
 def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: str = "Raspberry Pi 3B") -> Figure:
     """One physical RAM seen through the four bus aliases, with the ARM/VideoCore split.

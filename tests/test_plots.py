@@ -133,17 +133,32 @@ def test_nothing_to_draw_names_what_the_frame_holds():
         plots.bandwidth_curve(rows(), benchmarks=["zerocopy"])
 
 
-def test_cache_regions_and_peak_line_note_the_pi_over_host_data():
+def test_a_host_curve_never_sits_on_pi_cache_shading():
     fig = plots.bandwidth_curve(rows(sizes=(4096, 64 * MiB)))
     ax = fig.axes[0]
     plots.cache_regions(ax)
     line = plots.peak_line(ax)
-    assert list(line.get_ydata()) == [pytest.approx(3.6)] * 2
+    assert list(line.get_ydata()) == [pytest.approx(3.6)] * 2 and "reference" in line.get_label()
     names = {a.get_gid() for a in ax.get_children()}
-    assert {"region:L1D 32 KiB", "region:L2 512 KiB", "region:DRAM"} <= names
+    assert not {n for n in names if (n or "").startswith("region:")}, "no Pi shading under host data"
+    assert {"reference:L1D", "reference:L2"} <= names   # the Pi's sizes only as marked references
+    assert "host run" in ax.get_title()
     footer = plots.footer_text(fig)
     assert "bcm2837.dtsi" in footer and "overclocking.adoc" in footer
-    assert "not the host's" in footer
+    assert "not the host's" in footer and "for reference" in footer
+
+
+def test_a_given_title_still_says_host_run():
+    fig = plots.bandwidth_curve(rows(), title="Cached fill bandwidth against buffer size")
+    assert fig.axes[0].get_title() == "Cached fill bandwidth against buffer size - host run"
+    fig = plots.bandwidth_curve(rows(prov=PI, rec="pi"), title="Cached fill")
+    assert fig.axes[0].get_title() == "Cached fill"
+
+
+def test_overlays_over_pi_data_are_shaded():
+    fig = plots.bandwidth_curve(rows(prov=PI, rec="pi", sizes=(4096, 64 * MiB)))
+    plots.cache_regions(fig.axes[0])
+    assert {"region:L1D 32 KiB", "region:L2 512 KiB", "region:DRAM"} <= {a.get_gid() for a in fig.axes[0].get_children()}
 
 
 def test_overlays_over_pi_data_have_no_host_note():
@@ -278,3 +293,12 @@ def test_generations_figure_has_every_model_with_its_source():
     assert pi3b.get_data()[0][0] == pytest.approx(4.8) and pi3b.get_data()[1][0] == pytest.approx(1.705)
     footer = plots.footer_text(fig)
     assert all(f"sbc-bench {code}" in footer for code in ("4hOp", "1iI5", "3E7U", "4JAv"))
+
+
+def test_data_label_says_host_run_for_host_numbers():
+    from pimem.data import load_all
+
+    d = load_all()
+    assert plots.data_label(d[d.recording == "host-2026-11-26-libc"]) == "host run (data/host-2026-11-26-libc)"
+    label = plots.data_label(d[d.recording.isin(["tinymembench-pi3b", "original-lesson-pi3b"])])
+    assert "host run" not in label and "Raspberry Pi 3B" in label
