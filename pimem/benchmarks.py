@@ -30,7 +30,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .backend import Backend
-from .buffer import GpuBuffer
+from .buffer import GpuBuffer, host_array
 from .exc import BenchmarkError, UsageError
 from .kernels import Kernel, NumpyKernel, Op
 from .memflags import MemFlag, flag_names
@@ -182,10 +182,10 @@ class _Verifier:
         return True, f"{what}: every byte checked"
 
 
-def _host_buffer(size: int) -> np.ndarray:
+def _host_buffer(size: int, backend: Backend | None) -> np.ndarray:
     try:
-        buf = np.empty(size, dtype=np.uint8)
-    except MemoryError:
+        buf = host_array(size, backend)
+    except (MemoryError, OSError):
         raise BenchmarkError(f"cannot allocate a host buffer of {size} bytes: not enough memory; "
                              "ask for a smaller size") from None
     _TRUSTED.fill(buf, POISON)  # touch every page before any timing
@@ -248,10 +248,10 @@ def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | No
     if size <= 0:
         raise UsageError(f"size must be a positive number of bytes, got {size}")
     if spec.name == "baseline":
-        host = _host_buffer(size)
+        host = _host_buffer(size, backend)
         return [_timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN))]
     if spec.name == "read-host":
-        return [_run_read(spec, kernel, _host_buffer(size), opts, None)]
+        return [_run_read(spec, kernel, _host_buffer(size, backend), opts, None)]
     assert spec.flags is not None
     if spec.phases[0] == "read":
         with GpuBuffer(size, spec.flags, backend=backend) as gpu:
@@ -261,7 +261,7 @@ def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | No
         try:
             if spec.name != "standard":
                 return [_timed_write(spec, "write", kernel, dst, opts, kernel.fill_op(dst, PATTERN), gpu=gpu)]
-            host = _host_buffer(size)
+            host = _host_buffer(size, backend)
             # Every row of standard carries its GPU buffer's labels, the host fill's too.
             fill = _timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN), gpu=gpu)
             _TRUSTED.fill(host, PATTERN)  # the copy's source, right whatever the fill under test did

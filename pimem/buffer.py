@@ -256,6 +256,19 @@ def _release_quietly(region: _Region, exporter_ref: weakref.ref) -> None:
               "run 'python -m pimem cleanup'", file=sys.stderr)
 
 
+def host_array(size: int, backend: Backend | None = None) -> np.ndarray:
+    """A host buffer of `size` bytes, backed as `backend`'s GPU memory is where that differs.
+
+    On a Pi (or with no backend): ordinary process memory. On the emulator, whose "GPU"
+    memory is a shared file mapping: the same kind of mapping, so a host run's host and
+    "GPU" buffers differ in nothing but their names.
+    """
+    mapping = backend.transport.host_memory(size) if backend is not None else None
+    if mapping is None:
+        return np.empty(size, dtype=np.uint8)
+    return np.frombuffer(mapping, dtype=np.uint8, count=size)
+
+
 def release_all() -> None:
     """Give back every GPU buffer of this process now (views are detached first)."""
     for region in list(_live_regions):

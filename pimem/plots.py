@@ -276,6 +276,7 @@ def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None
     info = _info(ax)
     host = any(is_host(p) for p in provs.values())
     info["host"] = info["host"] or host
+    info.setdefault("host_recordings", set()).update(r for r, p in provs.items() if is_host(p) and r)
     multi = {"recording": pts["recording"].nunique() > 1, "kernel": pts["kernel"].nunique() > 1}
     any_ob = False
     for i, (key, s) in enumerate(pts.groupby(["recording", "benchmark", "phase", "kernel"], sort=False)):
@@ -328,6 +329,7 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
     host = _info(ax)["host"] if host is None else host
     lo, hi = ax.get_xlim()
     if host:
+        _shade_host_caches(ax, lo, hi)
         # A host curve must not sit on a Pi's cache shading: the Pi's sizes become reference marks.
         for size, name in ((b.l1d_bytes, "L1D"), (b.l2_bytes, "L2")):
             if lo < size < hi:
@@ -336,8 +338,7 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
                         transform=ax.get_xaxis_transform(), ha="right", va="top", fontsize=7, color="0.35",
                         gid=f"reference-label:{name}")
         ax.set_xlim(lo, hi)
-        add_provenance(ax.figure, [f"dotted: {b.name} cache sizes for reference ({b.cache_source}); "  # type: ignore[arg-type]
-                                   "the host that ran the data has caches of its own, not shaded"])
+        add_provenance(ax.figure, [f"dotted: {b.name} cache sizes for reference ({b.cache_source})"])  # type: ignore[arg-type]
         return
     regions = [(lo, b.l1d_bytes, f"L1D {size_label(b.l1d_bytes)}", "#c8e6c9"),
                (b.l1d_bytes, b.l2_bytes, f"L2 {size_label(b.l2_bytes)}", "#fff9c4"),
@@ -352,6 +353,36 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
     ax.set_xlim(lo, hi)
     note = f"shaded: {b.name} cache sizes ({b.cache_source})"
     add_provenance(ax.figure, [note])  # type: ignore[arg-type]
+
+
+def _shade_host_caches(ax: Axes, lo: float, hi: float) -> None:
+    """Shade the caches of the host that made the data, from its recording's sidecar (sysfs, cpu0)."""
+    from .data import DataError, data_dir, load_recording
+
+    names = sorted(_info(ax).get("host_recordings", ()))
+    caches = None
+    if len(names) == 1:
+        try:
+            caches = load_recording(data_dir() / f"{names[0]}.csv").meta["machine"].get("caches")
+        except (DataError, OSError):
+            caches = None
+    if not caches:
+        add_provenance(ax.figure, ["the host that ran the data has caches of its own: not recorded, "  # type: ignore[arg-type]
+                                   "so not shaded"])
+        return
+    edges = [(c["bytes"], f"host L{c['level']}{'D' if c['type'] == 'Data' else ''} {size_label(c['bytes'])}")
+             for c in sorted(caches, key=lambda c: c["level"]) if c["type"] in ("Data", "Unified")]
+    start = lo
+    colours = ["#dcedc8", "#fff3e0", "#e1f5fe", "#f3e5f5"]
+    for (size, name), colour in zip(edges + [(hi, "host DRAM")], colours + ["#eeeeee"]):
+        end = min(size, hi)
+        if end > start:
+            ax.axvspan(start, end, color=colour, alpha=0.5, zorder=0, lw=0, gid=f"region:{name}")
+            ax.text(np.sqrt(start * end), 0.02, name, transform=ax.get_xaxis_transform(), ha="center",
+                    va="bottom", fontsize=7, color="0.3", gid=f"region-label:{name}")
+        start = max(start, end)
+    add_provenance(ax.figure, [f"shaded: the caches of the host that ran {names[0]} "  # type: ignore[arg-type]
+                               "(sysfs, cpu0, kept in its sidecar)"])
 
 
 def peak_line(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> Line2D:

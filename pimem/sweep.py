@@ -7,7 +7,8 @@ import platform
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,28 @@ COLUMNS = ("benchmark", "phase", "size_bytes", "statistic", "sample", "seconds",
 _UNITS = {"": 1, "b": 1, "k": KiB, "kb": 1000, "kib": KiB, "m": MiB, "mb": 10**6, "mib": MiB,
           "g": GiB, "gb": 10**9, "gib": GiB}
 
+
+
+def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> list[dict[str, Any]]:
+    """This machine's CPU caches as sysfs reports them for cpu0: level, type, bytes (empty if unknown).
+
+    Kept with a recording so that a plot shades the caches of the machine that produced the data.
+    """
+    caches = []
+    for index in sorted(Path(root).glob("index[0-9]*")):
+        try:
+            level = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except (OSError, ValueError):
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        n = int(size[:-1]) * units[size[-1]] if size[-1:] in units and size[:-1].isdigit() else None
+        if n is None and size.isdigit():
+            n = int(size)
+        if n:
+            caches.append({"level": level, "type": kind, "bytes": n})
+    return caches
 
 def parse_size(text: str | int, *, default_unit: int = 1) -> int:
     """Bytes from '4096', '64KiB', '1MiB', '1.5MB' (KB/MB = 10^3/10^6; KiB/MiB = 2^10/2^20)."""
@@ -95,6 +118,7 @@ def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: st
             "arch": platform.machine(),
             "kernel": platform.release(),
             "gpu_mem_bytes": info.vc_memory[1],
+            "caches": cpu_caches(),
         },
         "software": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
                      "pimem": __version__},

@@ -123,6 +123,15 @@ class Transport(abc.ABC):
         """Why this transport's firmware leaves `tag` unanswered, if it knows (else None)."""
         return None
 
+    def host_memory(self, size: int) -> mmap.mmap | None:
+        """Host memory backed as this transport's GPU memory is, or None for ordinary process memory.
+
+        On a Pi, host buffers are ordinary memory (None). The emulator's "GPU" memory is a
+        shared file mapping; a host run's host buffers get the same kind of mapping, so that
+        the two differ in nothing a Pi would not show (page size, huge pages, TLB reach).
+        """
+        return None
+
     def describe(self) -> str:
         return self.name
 
@@ -251,6 +260,20 @@ class EmulatorTransport(Transport):
                 struct.pack_into("<I", buf, 4, code)
         if not ok:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    def host_memory(self, size: int) -> mmap.mmap:
+        # A file of its own beside memory.bin (same filesystem, same kind of pages), unlinked
+        # at once: nothing is left behind, whatever ends the process.
+        from .safefs import open_file
+
+        path = self.firmware.state_dir / f".host-{os.urandom(8).hex()}.tmp"
+        fd = open_file(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+        try:
+            os.unlink(path)
+            os.ftruncate(fd, size)
+            return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        finally:
+            os.close(fd)
 
     def _name_unmodelled(self, buf: bytearray) -> None:
         # A C program reading the answer (hello_fft's qpu_enable returns p[5]) would

@@ -31,7 +31,7 @@ from .sweep import DEFAULT_SIZES, MiB, format_size
 Runner = Callable[[Sequence[str], Sequence[int], int], pd.DataFrame]
 Source = Runner | pd.DataFrame
 
-DEFAULT_RECORDING = "host-2026-11-26-libc"
+DEFAULT_RECORDING = "host-2026-12-02-libc"
 LIVE_RECORDING = "this run (live)"
 MAX_ITERATIONS = 20
 

@@ -261,3 +261,18 @@ def test_gpu_buffers_are_released(backend, kernel):
     for name in ("standard", "zerocopy", "read-direct"):
         run_benchmark(name, SIZE, kernel=kernel, backend=backend, options=QUICK)
     assert backend.ledger.entries() == before
+
+
+def test_a_host_run_backs_host_buffers_as_its_gpu_buffers(backend):
+    # The emulator's "GPU" memory is a shared file mapping; so are a host run's host buffers,
+    # or the two would differ in page size and TLB reach where a Pi shows no difference.
+    import mmap as mmap_mod
+
+    from pimem.buffer import host_array
+
+    a = host_array(1 << 20, backend)
+    assert isinstance(a.base, memoryview) and isinstance(a.base.obj, mmap_mod.mmap) and a.nbytes == 1 << 20
+    a[:] = 7
+    assert int(a.sum()) == 7 << 20
+    assert not list(backend.transport.firmware.state_dir.glob(".host-*")), "unlinked at once: nothing left behind"
+    assert host_array(4096, None).base is None   # no backend: ordinary (numpy-owned) memory

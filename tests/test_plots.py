@@ -299,6 +299,20 @@ def test_data_label_says_host_run_for_host_numbers():
     from pimem.data import load_all
 
     d = load_all()
-    assert plots.data_label(d[d.recording == "host-2026-11-26-libc"]) == "host run (data/host-2026-11-26-libc)"
+    assert plots.data_label(d[d.recording == "host-2026-12-02-libc"]) == "host run (data/host-2026-12-02-libc)"
     label = plots.data_label(d[d.recording.isin(["tinymembench-pi3b", "original-lesson-pi3b"])])
     assert "host run" not in label and "Raspberry Pi 3B" in label
+
+
+def test_a_recorded_host_run_is_shaded_with_its_own_caches():
+    from pimem.data import load_all, load_recording, data_dir
+
+    d = load_all()
+    name = next(r for r in sorted(d.recording.unique()) if r.startswith("host-"))
+    fig = plots.bandwidth_curve(d[(d.recording == name) & (d.benchmark == "read-host")])
+    plots.cache_regions(fig.axes[0])
+    caches = load_recording(data_dir() / f"{name}.csv").meta["machine"]["caches"]
+    l2 = next(c["bytes"] for c in caches if c["level"] == 2)
+    gids = {a.get_gid() for a in fig.axes[0].get_children()}
+    assert f"region:host L2 {plots.size_label(l2)}" in gids and "reference:L2" in gids
+    assert not any((g or "").startswith("region:L2 512") for g in gids)   # never the Pi's shading

@@ -176,3 +176,19 @@ def test_parse_size_errors_name_the_value(text, words):
     with pytest.raises(UsageError) as e:
         parse_size(text)
     assert repr(text) in str(e.value) and words in str(e.value)
+
+
+def test_cpu_caches_reads_sysfs(tmp_path):
+    from pimem.sweep import cpu_caches
+
+    for i, (level, kind, size) in enumerate([(1, "Data", "32K"), (1, "Instruction", "32K"), (2, "Unified", "512K")]):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        (d / "level").write_text(f"{level}\n")
+        (d / "type").write_text(f"{kind}\n")
+        (d / "size").write_text(f"{size}\n")
+    (tmp_path / "index9").mkdir()   # unreadable entries are skipped
+    assert cpu_caches(str(tmp_path)) == [{"level": 1, "type": "Data", "bytes": 32768},
+                                         {"level": 1, "type": "Instruction", "bytes": 32768},
+                                         {"level": 2, "type": "Unified", "bytes": 524288}]
+    assert cpu_caches(str(tmp_path / "none")) == []
