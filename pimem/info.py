@@ -5,10 +5,12 @@ import os
 import platform
 import struct
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from .backend import Backend
 from .board import FIRMWARE_RESERVE_MIB, BoardRevision, decode_revision, read_model_string
-from .exc import RevisionError
+from .exc import MailboxError, RevisionError
+from .mailbox import Clock
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class SystemInfo:
     gpu_heap: int                  # bytes the firmware lends out of vc_memory
     gpu_heap_told: bool            # True: the firmware's own figure; False: pimem's estimate
     gpu_heap_free: int | None      # bytes of it free now (get_mem reloc), None if the firmware does not say
+    clocks_hz: dict[str, int | None]   # ARM, CORE, SDRAM now (the clock-rate tag); None where not answered
     machine: str                   # platform.machine() of this process
     pointer_bits: int              # 32 or 64: picks the ioctl number
     is_root: bool
@@ -54,6 +57,9 @@ class SystemInfo:
             + ("the firmware's get_mem reloc_total)" if self.gpu_heap_told else
                f"estimated: gpu_mem less {FIRMWARE_RESERVE_MIB} MiB; the firmware did not say)")
             + ("" if self.gpu_heap_free is None else f"; {self.gpu_heap_free // mib} MiB free now (get_mem reloc)"),
+            "Clocks now:   " + ", ".join(f"{name} {hz / 1e6:g} MHz" if hz else f"{name} (not reported)"
+                                         for name, hz in self.clocks_hz.items())
+            + " (the clock-rate tag; the DRAM peak is SDRAM x 2 x 4 bytes)",
             f"Process:      {describe_process(self.machine, self.pointer_bits, self.is_root)}",
         ]
 
@@ -67,6 +73,13 @@ def describe_process(machine: str | None = None, pointer_bits: int | None = None
     is_root = os.geteuid() == 0 if is_root is None else is_root
     return (f"{machine}, {pointer_bits}-bit, {'root' if is_root else 'not root'}; "
             f"ioctl 0x{ioctl_property_number(pointer_bits // 8):08X}")
+
+
+def _clock(mb: Any, clock: Clock) -> int | None:
+    try:
+        return mb.clock_rate(clock) or None   # 0: the firmware has no such clock
+    except MailboxError:
+        return None
 
 
 def system_info(backend: Backend) -> SystemInfo:
@@ -92,6 +105,7 @@ def system_info(backend: Backend) -> SystemInfo:
         gpu_heap=told if told is not None else mb.relocatable_heap(),
         gpu_heap_told=told is not None,
         gpu_heap_free=mb.get_mem("reloc"),
+        clocks_hz={clock.name: _clock(mb, clock) for clock in Clock},
         machine=platform.machine(),
         pointer_bits=struct.calcsize("P") * 8,
         is_root=os.geteuid() == 0,

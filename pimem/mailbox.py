@@ -181,4 +181,4 @@ def exhausted_message(asked: int, gpu_mem: int, heap: int) -> str:
             "or run 'python -m pimem cleanup' to free what dead processes left")
 
 
-__all__ = ["Mailbox", "MemoryRange", "MailboxError", "exhausted_message", "suggest_gpu_mem"]
+__all__ = ["Clock", "Mailbox", "MemoryRange", "MailboxError", "exhausted_message", "suggest_gpu_mem"]

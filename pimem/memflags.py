@@ -26,7 +26,7 @@ class MemFlag(enum.IntFlag):
     COHERENT = 2 << 2      # the 0x8 alias: non-allocating in L2 but coherent
     L1_NONALLOCATING = DIRECT | COHERENT  # allocating in L2
     ZERO = 1 << 4          # initialise to zeros
-    NO_INIT = 1 << 5       # don't initialise (the default is all ones)
+    NO_INIT = 1 << 5       # don't initialise (the wiki: the default is all ones; a live first word tells)
     HINT_PERMALOCK = 1 << 6  # likely to be locked for a long time
 
 

@@ -31,6 +31,8 @@ def test_info_shows_the_heap_the_firmware_lends_and_what_is_free(capsys):
 
     code, out, _ = run(capsys, "info")
     assert "GPU heap:     56 MiB lent out" in out and "get_mem reloc_total" in out and "56 MiB free now" in out
+    # A Pi 3B's clocks under load (config_txt/overclocking.adoc): arm_freq 1200, core_freq 400, sdram_freq 450.
+    assert "Clocks now:   ARM 1200 MHz, CORE 400 MHz, SDRAM 450 MHz" in out
     with GpuBuffer(3 << 20):
         code, out, _ = run(capsys, "info", "--json")
     d = json.loads(out)
