@@ -504,16 +504,18 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
                          ax: Axes | None = None, provenance: str | None = None, title: str | None = None) -> Figure:
     """Published Raspberry Pi figures (data/) beside a run, one row per benchmark phase.
 
-    ``published`` defaults to every published recording in data/. Each
-    point is labelled with its buffer size, since the sources used
-    different sizes; the run is drawn at the size of each published point
-    where it has one, else at its nearest size.
+    ``published`` defaults to every published recording in data/ of the course's board, the
+    Pi 3 (the other models' runs are for the generations figure), and their bandwidth rows.
+    Each point is labelled with its buffer size, since the sources used different sizes; the
+    run is drawn at the size of each published point where it has one, else at its nearest size.
     """
     if published is None:
         from .data import load_all
 
         allrec = load_all()
-        published = allrec[allrec["provenance"].str.contains("published:", regex=False)]
+        published = allrec[allrec["provenance"].str.contains("published:", regex=False)
+                           & allrec["provenance"].str.startswith("Raspberry Pi 3")
+                           & (allrec["phase"] != "latency")]
     if benchmarks is not None:
         published = published[published["benchmark"].isin(list(benchmarks))]
     if published.empty:

@@ -195,7 +195,7 @@ def test_tinymembench_reads_back_as_published() -> None:
         assert mb("baseline", "fill", "libc") == pytest.approx(memset, rel=1e-12)
         assert mb("host-copy", "copy", "libc") == pytest.approx(memcpy, rel=1e-12)
         assert mb("baseline", "fill", "c-fill") == pytest.approx(cfill, rel=1e-12)
-        copy_row = by(f, "host-copy", "copy")
+        copy_row = by(f, "host-copy", "copy", "libc")
         assert copy_row["bytes"] == 32 * MiB and copy_row["bus_bytes"] == 64 * MiB  # counted once
         m = r.meta["machine"]
         assert m["is_pi"] and m["board"] == board and m["cpu_mhz"] == mhz and m["sdram_mhz"] == sdram
@@ -240,6 +240,14 @@ def test_latency_recordings_match_the_lines_quoted_from_the_source() -> None:
         assert lat.gb_per_s.isna().all() and r.is_pi
         assert lat.size_bytes.min() >= 1024 and lat.size_bytes.max() == 64 * MiB
     assert seen >= 5   # the Pi 3B, the 3B+ and at least three other models
+
+
+def test_neon_rows_are_kept_where_the_run_printed_them() -> None:
+    # sbc-bench 1iI5 (Pi 3B+) prints "NEON read 2148.2", "NEON copy 1203.4", "NEON fill 1638.0" (MB/s).
+    f = load_recording(DATA / "tinymembench-pi3bplus.csv").frame
+    neon = f[f.kernel == "neon"].set_index("benchmark")["gb_per_s"] * 1000
+    assert neon.to_dict() == pytest.approx({"read-host": 2148.2, "host-copy": 1203.4, "baseline": 1638.0})
+    assert (load_recording(DATA / "tinymembench-pi3b.csv").frame.kernel != "neon").all()   # 4hOp printed none
 
 
 def test_a_latency_row_has_no_bandwidth(tmp_path: Path) -> None:

@@ -181,14 +181,31 @@ def latency_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+#: tinymembench's NEON rows, where a run prints them (an armv7 or armhf build on a core with NEON).
+NEON_ROWS = [("read-host", "read", "NEON read"), ("host-copy", "copy", "NEON copy"), ("baseline", "fill", "NEON fill")]
+
+
+def neon_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The NEON read, copy and fill rows a run printed (kernel 'neon'), and how each was mapped."""
+    rows, printed = [], []
+    for bench, phase, label in NEON_ROWS:
+        if label in run["bandwidth_mb_s"]:
+            mbps = run["bandwidth_mb_s"][label]
+            rows.append(row(bench, phase, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel="neon"))
+            printed.append(f"{label} {mbps} MB/s -> {bench}/{phase}, kernel neon")
+    return rows, printed
+
+
 def tinymembench(result: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     run = run_of(result)
     for _, _, mbps, _, label in TMB_FIGURES[result]:   # two transcriptions of one file must agree
         assert run["bandwidth_mb_s"][label] == mbps, (result, label)
     rows = [row(b, p, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel=k)
             for b, p, mbps, k, _ in TMB_FIGURES[result]] + latency_rows(run)
-    labels = "; ".join(f"{label} {mbps} MB/s -> {b}/{p}, kernel {k}"
-                       for b, p, mbps, k, label in TMB_FIGURES[result])
+    neon, neon_printed = neon_rows(run)
+    rows += neon
+    labels = "; ".join([f"{label} {mbps} MB/s -> {b}/{p}, kernel {k}"
+                        for b, p, mbps, k, label in TMB_FIGURES[result]] + neon_printed)
     common = (f"Figures as printed: {labels}. tinymembench's MB/s are 10^6 B/s and a copy counts its "
               "bytes once (read and written bytes together would be twice as many). kernel 'libc' "
               "is the C library's memset/memcpy; 'c-fill' is tinymembench's own C fill loop. "
@@ -342,7 +359,9 @@ def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         mbps = run["bandwidth_mb_s"][label]
         rows.append(row(bench, phase, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel=kernel))
         printed.append(f"{label} {mbps} MB/s -> {bench}/{phase}, kernel {kernel}")
-    rows += latency_rows(run)
+    neon, neon_printed = neon_rows(run)
+    rows += neon + latency_rows(run)
+    printed += neon_printed
     clocks = f"{run['cpu_mhz']} MHz" + (f", sdram_freq {run['sdram_mhz']}" if run["sdram_mhz"] else "")
     notes = (f"Figures as printed: {'; '.join(printed)}. MB/s = 10^6 B/s, a copy counts its bytes once, "
              f"single-threaded on cpu0, as for the Pi 3B recording. {LATENCY_NOTE}"
