@@ -558,8 +558,9 @@ def check_standard_in_cache(fn: Callable[[int], int], *, seed: int | None = None
             if _is_int_like(got) and abs(int(got) - want) <= 64:  # a cache line either way
                 continue
             extra = (" Half the cache would be right if both buffers were cached, but the GPU buffer is mapped "
-                     "through /dev/mem as non-cached memory (whatever its flag): it takes no room in the ARM's "
-                     "caches, so only the host buffer has to fit.") if _is_int_like(got) and int(got) == cache // 2 else ""
+                     "through /dev/mem as non-cached memory (whatever its flag; inferred from the kernel's "
+                     "phys_mem_access_prot(), a live run confirms it): it takes no room in the ARM's caches, "
+                     "so only the host buffer has to fit.") if _is_int_like(got) and int(got) == cache // 2 else ""
             rep.fail(f"a {cache // KiB} KiB cache: you returned {got!r}, the answer is {want} bytes.{extra}")
         rep.notes.append("right: only the host buffer is cached (up to the 512 KiB L2 on a Pi 3B); the copy's writes "
                          "into the GPU buffer go to DRAM at every size (read from the kernel source; a live sweep tests it)")
