@@ -230,11 +230,13 @@ def _destination(path: str | None, option: str) -> None:
     from pathlib import Path
 
     p = Path(path)
-    try:
-        p.resolve()
-    except (RuntimeError, OSError):   # RuntimeError: pathlib's "Symlink loop"
-        raise UsageError(f"{option} {path}: the path runs through a symbolic link loop; "
-                         "remove the loop, or give another folder") from None
+    for part in (p, *p.parents):   # os.stat, not pathlib: Python 3.11 and 3.13 treat loops differently
+        try:
+            os.stat(part)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UsageError(f"{option} {path}: the path runs through a symbolic link loop; "
+                                 "remove the loop, or give another folder") from None
     if p.is_symlink() and not p.exists():
         raise UsageError(f"{option} {path}: a symbolic link that leads nowhere (dangling, or a loop); "
                          "remove it, or give a folder")
