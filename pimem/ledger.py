@@ -234,18 +234,14 @@ class Ledger:
 
     # --- entries ---
     def record(self, handle: int, size: int, flags: int, bus: int | None) -> Allocation:
-        """Write an entry for a fresh allocation (call with the ledger locked).
+        """Write an entry for an allocation already made (call with the ledger locked).
 
-        Call it straight after allocate, with bus=None, then `locked_at()`
-        once the lock answers: the smaller the gap after allocate, the
-        smaller the window in which a SIGKILL leaks the handle.
+        For code that gets the handle from elsewhere; a fresh allocation records through
+        `recording()`, which is ready before the firmware answers.
         """
-        pid = os.getpid()
-        owner = self._owner()   # before anything else: the start time below is read once per process
-        entry = Allocation(pid, _start_times.get(pid), handle, size, int(flags), bus, time.time(),
-                           self.backend, owner)
-        self._write(entry)
-        return entry
+        with self.recording(size, flags) as pending:
+            entry = pending.commit(handle)
+        return entry if bus is None else self.locked_at(entry, bus)
 
     @contextlib.contextmanager
     def recording(self, size: int, flags: int) -> Iterator["PendingEntry"]:

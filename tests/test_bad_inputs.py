@@ -14,6 +14,13 @@ from pimem.cli import main
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _good_data_dir(tmp: Path) -> None:
+    """tmp/d holding one valid recording (t.csv and its sidecar)."""
+    (tmp / "d").mkdir()
+    for ext in ("csv", "json"):
+        (tmp / "d" / f"t.{ext}").write_text((REPO / "data" / f"tinymembench-pi3b.{ext}").read_text())
+
+
 def _setup(tmp: Path, kind: str) -> str:
     """Make the bad thing; return the value the message must name."""
     if kind == "file":
@@ -29,9 +36,7 @@ def _setup(tmp: Path, kind: str) -> str:
         (tmp / "open").chmod(0o777)
         return str(tmp / "open")
     if kind == "nan-data":
-        (tmp / "d").mkdir()
-        for ext in ("csv", "json"):
-            (tmp / "d" / f"t.{ext}").write_text((REPO / "data" / f"tinymembench-pi3b.{ext}").read_text())
+        _good_data_dir(tmp)
         meta = tmp / "d" / "t.json"
         meta.write_text(meta.read_text().replace('": 1200', '": NaN', 1))
         return "NaN"
@@ -53,9 +58,7 @@ def _setup(tmp: Path, kind: str) -> str:
         os.mkfifo(tmp / "fifo")
         return str(tmp / "fifo")
     if kind in ("csv-dir", "fifo-data", "loop-data"):
-        (tmp / "d").mkdir()
-        for ext in ("csv", "json"):
-            (tmp / "d" / f"t.{ext}").write_text((REPO / "data" / f"tinymembench-pi3b.{ext}").read_text())
+        _good_data_dir(tmp)
         odd = tmp / "d" / "odd.csv"
         if kind == "csv-dir":
             odd.mkdir()
