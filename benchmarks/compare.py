@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""Compare pimem's timing engine and kernels with the C reference, membench.c.
+"""Compare pimem's timing with the C reference, membench.c, interleaved.
 
-Builds membench with the system ``cc`` into a temporary directory, runs it,
-then runs ``pimem.timing.time_op`` with every pimem kernel on the same sizes,
-the same operations and the same repetition scheme, and prints, per size and
-operation, GB/s (10**9 B/s; a copy counts its bytes once) and the ratio
-pimem/C. A ratio below 0.95 (sizes >= 64 KiB) or 0.80 (smaller sizes) is
-flagged ``LOW``, or ``ovh`` when the cost of calling the kernel from Python
-(measured on the same call with zero bytes, and taken off) was a large share
-of the time: the point says more about Python than about memory.
+Builds membench with the system ``cc`` into a temporary directory. Then, for
+each repeat and each size, it runs membench (fill, copy, read, latency) and
+pimem's default kernel on the same operations, alternating which goes first,
+so a machine that drifts (frequency, other jobs) cannot favour one side.
+Per size and operation it keeps the median over repeats of each side's
+median, and prints GB/s (10**9 B/s; a copy counts its bytes once) or ns per
+access, the ratio pimem/C, and the worst ratio per operation.
+
+Goal (benchmarks/README.md): bandwidth pimem/C >= 0.95 at every size from
+4 KiB to 256 MiB, latency pimem/C within 5 % from 1 KiB to 64 MiB.
 
 This is a benchmark, not a test: its figures depend on the machine and its load.
 
-    python3 benchmarks/compare.py                       # 4 KiB .. 64 MiB
-    python3 benchmarks/compare.py --sizes 4K,1M,64M --iterations 9 --json
+    python3 benchmarks/compare.py                       # 1 KiB .. 256 MiB, 3 repeats
+    python3 benchmarks/compare.py --sizes 4K,1M,64M --repeats 5 --json
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import mmap
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:       # run from a checkout without installing pimem
     sys.path.insert(0, str(ROOT))
 
+from pimem import benchmarks as bm  # noqa: E402
 from pimem import kernels as pk  # noqa: E402
 from pimem import timing  # noqa: E402
 from pimem.exc import UsageError  # noqa: E402
@@ -42,12 +46,21 @@ from pimem.sweep import cpu_model, format_size as human, parse_size  # noqa: E40
 
 MEMBENCH_C = Path(__file__).resolve().parent / "membench.c"
 CFLAGS = ["-O2", "-Wall", "-Wextra"]
-OPS = ("fill", "copy", "read")
+BANDWIDTH_OPS = ("fill", "copy", "read")
+OPS = BANDWIDTH_OPS + ("latency",)
 FILL_VALUE = 0xA5       # not 0: glibc may pick another code path for zero (FACTS section 5)
-SMALL = 64 * 1024       # below this, a looser threshold: Python's call cost is visible
-THRESHOLD_LARGE = 0.95
-THRESHOLD_SMALL = 0.80
-DEFAULT_SIZES = [1 << k for k in range(12, 27)]     # 4 KiB .. 64 MiB
+BANDWIDTH_SIZES = (4 << 10, 256 << 20)   # the goal's ranges, inclusive
+LATENCY_SIZES = (1 << 10, 64 << 20)
+BANDWIDTH_GOAL = 0.95   # pimem/C at least this
+LATENCY_GOAL = 0.05     # |pimem/C - 1| at most this
+DEFAULT_SIZES = [1 << k for k in range(10, 29)]     # 1 KiB .. 256 MiB
+
+
+def ops_for(size: int) -> tuple[str, ...]:
+    """The operations the goal covers at ``size``."""
+    bw = BANDWIDTH_SIZES[0] <= size <= BANDWIDTH_SIZES[1]
+    lat = LATENCY_SIZES[0] <= size <= LATENCY_SIZES[1]
+    return (BANDWIDTH_OPS if bw else ()) + (("latency",) if lat else ())
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -68,13 +81,14 @@ def build_membench(workdir: Path, cc: str) -> Path:
     return exe
 
 
-def run_membench(exe: Path, sizes: list[int], iterations: int, warmup: int) -> dict[tuple[int, str], dict]:
+def run_membench(exe: Path, size: int, ops: tuple[str, ...], iterations: int, warmup: int) -> dict[str, float]:
+    """membench's median seconds (per operation, per access for latency) for each op at one size."""
     cmd = [str(exe), "-n", str(iterations), "-w", str(warmup), "-v", str(FILL_VALUE),
-           "-t", repr(timing.DEFAULT_MIN_SAMPLE_S), *map(str, sizes)]
+           "-t", repr(timing.DEFAULT_MIN_SAMPLE_S), "-o", "".join(op[0] for op in ops), str(size)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"compare.py: membench failed ({proc.returncode}): {proc.stderr.strip()}")
-    return {(r["size_bytes"], r["op"]): r for r in map(json.loads, proc.stdout.splitlines())}
+    return {r["op"]: r["median_s"] for r in map(json.loads, proc.stdout.splitlines())}
 
 
 def _anon(nbytes: int) -> tuple[mmap.mmap, np.ndarray]:
@@ -85,78 +99,83 @@ def _anon(nbytes: int) -> tuple[mmap.mmap, np.ndarray]:
     return mm, arr
 
 
-def run_pimem(size: int, iterations: int, warmup: int) -> dict[tuple[str, str], timing.Timing]:
-    results: dict[tuple[str, str], timing.Timing] = {}
+def run_pimem(kernel: pk.Kernel, size: int, ops: tuple[str, ...], iterations: int, warmup: int) -> dict[str, timing.Timing]:
+    """pimem's timings (per operation; per access for latency) for each op at one size."""
+    results: dict[str, timing.Timing] = {}
     mm_dst, dst = _anon(size)
     mm_src, src = _anon(size)
+    per = {op: 1 for op in ops}
     try:
         src.fill(0x5A)
-        for op in OPS:
-            for name, kernel in pk.KERNELS.items():     # kernels alternate, so drift hits both
-                prepared = {
-                    "fill": lambda: kernel.fill_op(dst, FILL_VALUE),
-                    "copy": lambda: kernel.copy_op(dst, src),
-                    "read": lambda: kernel.read_op(src),
-                }[op]()
-                results[(op, name)] = timing.time_op(prepared.run, empty_op=prepared.empty,
-                                                     iterations=iterations, warmup=warmup)
-                del prepared
+        for op in ops:
+            if op == "latency":
+                prepared, _ = bm.chase_kernel("compare.py's latency").chase_op(dst, bm.LATENCY_SLOT, bm.LATENCY_STEPS)
+                per[op] = bm.LATENCY_STEPS
+            else:
+                prepared = {"fill": lambda: kernel.fill_op(dst, FILL_VALUE),
+                            "copy": lambda: kernel.copy_op(dst, src),
+                            "read": lambda: kernel.read_op(src)}[op]()
+            t = timing.time_op(prepared.run, empty_op=prepared.empty, region=prepared.region,
+                               iterations=iterations, warmup=warmup)
+            results[op] = t
+            del prepared
     finally:
         del dst, src        # the views first, or the mmaps cannot close
         mm_dst.close()
         mm_src.close()
-    return results
+    return {op: (t, per[op]) for op, t in results.items()}
 
 
-def gbps(size: int, seconds: float) -> float:
-    return size / seconds / 1e9 if seconds > 0 else math.inf
-
-
-def compare(sizes: list[int], iterations: int, warmup: int, stat: str, cc: str) -> dict:
-    if stat not in ("median", "min"):
-        raise UsageError(f"stat must be 'median' or 'min', got {stat!r}")
-    c_results: dict[tuple[int, str], dict] = {}
-    py_results: dict[tuple[int, str, str], timing.Timing] = {}
+def compare(sizes: list[int], iterations: int, warmup: int, repeats: int, cc: str, kernel_name: str,
+            progress=print) -> dict:
+    kernel = pk.get_kernel(kernel_name)
+    c_runs: dict[tuple[int, str], list[float]] = {}
+    py_runs: dict[tuple[int, str], list[float]] = {}
+    bound: dict[tuple[int, str], bool] = {}
     with tempfile.TemporaryDirectory(prefix="pimem-membench-") as tmp:
         exe = build_membench(Path(tmp), cc)
-        for size in sizes:      # C then pimem, size by size: a slow spell of the machine hits both
-            c_results.update(run_membench(exe, [size], iterations, warmup))
-            for (op, name), t in run_pimem(size, iterations, warmup).items():
-                py_results[(size, op, name)] = t
+        for rep in range(repeats):
+            for size in sizes:
+                ops = ops_for(size)
+                if not ops:
+                    continue
+                sides = ["c", "pimem"] if (rep + sizes.index(size)) % 2 == 0 else ["pimem", "c"]
+                for side in sides:      # alternate who goes first: drift hits both alike
+                    if side == "c":
+                        for op, sec in run_membench(exe, size, ops, iterations, warmup).items():
+                            c_runs.setdefault((size, op), []).append(sec)
+                    else:
+                        for op, (t, per) in run_pimem(kernel, size, ops, iterations, warmup).items():
+                            py_runs.setdefault((size, op), []).append(t.median_s / per)
+                            bound[(size, op)] = bound.get((size, op), False) or t.overhead_bound
+            progress(f"# repeat {rep + 1} of {repeats} done")
 
     rows = []
-    closeness: dict[str, list[float]] = {name: [] for name in pk.KERNELS}
-    low: dict[str, int] = {name: 0 for name in pk.KERNELS}
-    for size in sizes:
-        for op in OPS:
-            c = c_results[(size, op)]
-            c_gbps = gbps(size, c[f"{stat}_s"])
-            row = {"size_bytes": size, "op": op, "c": {"seconds": c[f"{stat}_s"], "gbps": c_gbps, "reps": c["reps"]}}
-            for name in pk.KERNELS:
-                t = py_results[(size, op, name)]
-                p_gbps = gbps(size, t.stat(stat))
-                ratio = p_gbps / c_gbps
-                threshold = THRESHOLD_LARGE if size >= SMALL else THRESHOLD_SMALL
-                flag = "" if ratio >= threshold else ("ovh" if t.overhead_bound else "LOW")
-                low[name] += flag == "LOW"
-                if math.isfinite(ratio) and ratio > 0:
-                    closeness[name].append(min(ratio, 1 / ratio))
-                row[name] = {"seconds": t.stat(stat), "gbps": p_gbps, "ratio": ratio, "flag": flag,
-                             "reps": t.reps, "overhead_s": t.overhead_s, "overhead_bound": t.overhead_bound}
-            rows.append(row)
-
-    summary = {}
-    for name, values in closeness.items():
-        geo = math.exp(sum(map(math.log, values)) / len(values)) if values else 0.0
-        summary[name] = {"closeness_geomean": geo, "low_points": low[name]}
-    closest = max(summary, key=lambda n: (summary[n]["closeness_geomean"], -summary[n]["low_points"]))
+    worst: dict[str, dict] = {}
+    for (size, op), c_secs in sorted(c_runs.items(), key=lambda kv: (kv[0][0], OPS.index(kv[0][1]))):
+        c_s, p_s = statistics.median(c_secs), statistics.median(py_runs[(size, op)])
+        if op == "latency":
+            ratio = p_s / c_s                                  # time against time: 1 is equal
+            ok = abs(ratio - 1) <= LATENCY_GOAL
+            badness = abs(ratio - 1)
+        else:
+            ratio = c_s / p_s                                  # bandwidth pimem / C
+            ok = ratio >= BANDWIDTH_GOAL
+            badness = -ratio
+        row = {"size_bytes": size, "op": op, "c_seconds": c_s, "pimem_seconds": p_s, "ratio": ratio, "meets_goal": ok,
+               "overhead_bound": bound[(size, op)], "c_repeats": c_secs, "pimem_repeats": py_runs[(size, op)]}
+        rows.append(row)
+        if op not in worst or badness > worst[op]["_badness"]:
+            worst[op] = {"size_bytes": size, "ratio": ratio, "_badness": badness}
+    for w in worst.values():
+        del w["_badness"]
     return {
         "host": {"machine": platform.machine(), "cpu": cpu_model(), "python": platform.python_version(),
                  "numpy": np.__version__, "cc": cc_version(cc),
                  "cpus": os.cpu_count(), "load_average_after": load_average()},
-        "iterations": iterations, "warmup": warmup, "stat": stat, "fill_value": FILL_VALUE,
-        "thresholds": {"small_below_bytes": SMALL, "small": THRESHOLD_SMALL, "large": THRESHOLD_LARGE},
-        "rows": rows, "summary": summary, "closest_to_c": closest, "default_kernel": pk.DEFAULT_KERNEL,
+        "kernel": kernel_name, "iterations": iterations, "warmup": warmup, "repeats": repeats,
+        "fill_value": FILL_VALUE, "rows": rows, "worst": worst,
+        "misses": sum(not r["meets_goal"] for r in rows),
     }
 
 
@@ -176,51 +195,49 @@ def cc_version(cc: str) -> str:
 
 
 def print_table(report: dict) -> None:
-    names = list(pk.KERNELS)
     host = report["host"]
     print(f"# {host['machine']}, {host['cpu']}; Python {host['python']}, numpy {host['numpy']}; {host['cc']}")
     print(f"# {host['cpus']} CPUs; load average after the run: {host['load_average_after']} (other work skews figures)")
-    print(f"# {report['stat']} of {report['iterations']} iterations, warm-up {report['warmup']}; "
-          f"GB/s = 10^9 B/s, copy counts bytes once; fill value 0x{report['fill_value']:02X}")
-    head = f"{'size':>9} {'op':<4} {'C GB/s':>9}"
-    for name in names:
-        head += f" {name + ' GB/s':>11} {'ratio':>6} {'':<4}"
-    print(head)
-    for row in report["rows"]:
-        line = f"{human(row['size_bytes']):>9} {row['op']:<4} {row['c']['gbps']:9.2f}"
-        for name in names:
-            r = row[name]
-            line += f" {r['gbps']:11.2f} {r['ratio']:6.2f} {r['flag']:<4}"
-        print(line.rstrip())
-    print(f"# LOW: ratio < {THRESHOLD_LARGE} (>= {human(SMALL)}) or < {THRESHOLD_SMALL} (smaller); "
-          f"ovh: below that, and the call overhead was >= {timing.OVERHEAD_BOUND_SHARE:.0%} of the time")
-    for name, s in report["summary"].items():
-        print(f"# {name}: geometric mean of min(ratio, 1/ratio) = {s['closeness_geomean']:.3f}, "
-              f"LOW points = {s['low_points']}")
-    print(f"# closest to C: {report['closest_to_c']} (pimem.kernels.DEFAULT_KERNEL = {report['default_kernel']!r})")
+    print(f"# pimem kernel {report['kernel']!r}; median of {report['iterations']} iterations per run, "
+          f"median of {report['repeats']} interleaved repeats; fill value 0x{report['fill_value']:02X}")
+    print(f"# bandwidth in GB/s (10^9 B/s, a copy counts its bytes once), ratio = pimem/C, goal >= {BANDWIDTH_GOAL}")
+    print(f"# latency in ns per access, ratio = pimem time / C time, goal within {LATENCY_GOAL:.0%} of 1")
+    print(f"{'size':>9} {'op':<8} {'C':>10} {'pimem':>10} {'ratio':>6}")
+    for r in report["rows"]:
+        if r["op"] == "latency":
+            c, p = f"{r['c_seconds'] * 1e9:.2f} ns", f"{r['pimem_seconds'] * 1e9:.2f} ns"
+        else:
+            c, p = (f"{r['size_bytes'] / r[k] / 1e9:.2f}" for k in ("c_seconds", "pimem_seconds"))
+        mark = "" if r["meets_goal"] else ("  MISS (overhead-bound)" if r["overhead_bound"] else "  MISS")
+        print(f"{human(r['size_bytes']):>9} {r['op']:<8} {c:>10} {p:>10} {r['ratio']:6.3f}{mark}")
+    for op, w in report["worst"].items():
+        print(f"# worst {op}: {w['ratio']:.3f} at {human(w['size_bytes'])}")
+    print(f"# points missing the goal: {report['misses']} of {len(report['rows'])}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=parse_sizes, default=DEFAULT_SIZES,
-                        help="comma-separated sizes, bytes or with K/M/G (default 4K..64M, powers of two)")
+                        help="comma-separated sizes, bytes or with K/M/G (default 1K..256M, powers of two)")
     parser.add_argument("--iterations", type=int, default=timing.DEFAULT_ITERATIONS,
-                        help=f"timed regions per point (default {timing.DEFAULT_ITERATIONS})")
+                        help=f"timed regions per run (default {timing.DEFAULT_ITERATIONS})")
     parser.add_argument("--warmup", type=int, default=timing.DEFAULT_WARMUP,
                         help=f"warm-up regions, calibration included (default {timing.DEFAULT_WARMUP})")
-    parser.add_argument("--stat", choices=("median", "min"), default="median",
-                        help="statistic compared (default median)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved C/pimem pairs per size (default 3)")
+    parser.add_argument("--kernel", default=pk.DEFAULT_KERNEL, choices=sorted(pk.KERNELS),
+                        help=f"pimem kernel (default {pk.DEFAULT_KERNEL}, pimem's default)")
     parser.add_argument("--cc", default=os.environ.get("CC", "cc"), help="C compiler (default $CC or cc)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     args = parser.parse_args(argv)
-    if args.iterations < 1 or args.warmup < 0 or not args.sizes:
-        parser.error("need --iterations >= 1, --warmup >= 0 and at least one size")
+    if args.iterations < 1 or args.warmup < 0 or args.repeats < 1 or not args.sizes:
+        parser.error("need --iterations >= 1, --warmup >= 0, --repeats >= 1 and at least one size")
     cc = shutil.which(args.cc)
     if cc is None:
         print(f"compare.py: no C compiler {args.cc!r} on PATH; install one "
               "(e.g. 'sudo apt install gcc') or name it with --cc", file=sys.stderr)
         return 1
-    report = compare(args.sizes, args.iterations, args.warmup, args.stat, cc)
+    report = compare(sorted(set(args.sizes)), args.iterations, args.warmup, args.repeats, cc, args.kernel,
+                     progress=(lambda m: print(m, file=sys.stderr)) if args.json else print)
     if args.json:
         json.dump(report, sys.stdout, indent=1)
         print()

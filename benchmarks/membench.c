@@ -2,16 +2,20 @@
  * membench: the C reference for pimem's kernels.
  *
  * fill = memset, copy = memcpy, read = sum of the buffer's 64-bit words,
- * on page-aligned, page-touched buffers, timed with CLOCK_MONOTONIC using
+ * latency = one dependent load at a time along a random cycle of 64-byte
+ * slots (seconds per access), on page-aligned, page-touched buffers; the
+ * loops are pimem's own (pimem/csrc/pimem_core.c, included below), timed
+ * with CLOCK_MONOTONIC using
  * pimem.timing's scheme: reps per timed region calibrated 1, 2, 5, 10, ...
  * until a region lasts min_sample_s (calibration counts as warm-up), the
  * rest of the warm-up, then N timed regions. Prints one JSON object per
  * size and operation. Seconds are per one operation.
  *
- * usage: membench [-n iterations] [-w warmup] [-v fill_value] [-t min_sample_s] size...
+ * usage: membench [-n iterations] [-w warmup] [-v fill_value] [-t min_sample_s] [-o ops] size...
+ * ops: a comma-free string of f (fill), c (copy), r (read), l (latency); default fcrl.
  * sizes in bytes, or with a K, M or G suffix (KiB, MiB, GiB).
  *
- * build: cc -O2 -Wall -Wextra -o membench membench.c
+ * build: cc -O2 -Wall -Wextra -o membench membench.c   (from benchmarks/)
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -23,82 +27,34 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Tells the compiler that memory behind p may be read or written here, so it
- * can neither drop a memset/memcpy whose result is never read in C nor hoist
- * a read of unchanged memory out of the repetition loop. Emits no code. */
-#define BARRIER(p) __asm__ __volatile__("" : : "r"(p) : "memory")
+/* The loops themselves: pimem's timing core, the very file pimem builds and
+ * loads (one copy of the loops). Build from this folder, or pass -I. */
+#include "../pimem/csrc/pimem_core.c"
 
-static volatile uint64_t sink; /* the read's result goes somewhere observable */
+enum op { OP_FILL, OP_COPY, OP_READ, OP_LATENCY, N_OPS };
+static const char *const op_names[N_OPS] = {"fill", "copy", "read", "latency"};
 
-enum op { OP_FILL, OP_COPY, OP_READ, N_OPS };
-static const char *const op_names[N_OPS] = {"fill", "copy", "read"};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Sum mod 2^64 of the little-endian 64-bit words, the last zero-padded:
- * the value pimem's read() returns. The buffer is page-aligned. GCC/Clang
- * vector types with four accumulators, because -O2 (before GCC 12's cheap
- * vectoriser) leaves a plain loop scalar with one add in flight: the
- * reference should read as fast as C reasonably can. */
-typedef uint64_t u64x2 __attribute__((vector_size(16)));
-
-static uint64_t sum_words(const uint64_t *w, size_t n)
-{
-    size_t nw = n / 8, i = 0;
-    const u64x2 *v = (const u64x2 *)w;
-    u64x2 a0 = {0, 0}, a1 = a0, a2 = a0, a3 = a0;
-    for (; i + 8 <= nw; i += 8) {
-        a0 += v[i / 2];
-        a1 += v[i / 2 + 1];
-        a2 += v[i / 2 + 2];
-        a3 += v[i / 2 + 3];
-    }
-    a0 += a1 + a2 + a3;
-    uint64_t s = a0[0] + a0[1];
-    for (; i < nw; i++)
-        s += w[i];
-    const unsigned char *tail = (const unsigned char *)(w + nw);
-    uint64_t t = 0;
-    for (size_t k = 0; k < n % 8; k++)
-        t |= (uint64_t)tail[k] << (8 * k);
-    return s + t;
-}
+/* Pointer chasing: 64-byte slots (a cache line), 1024 dependent loads per
+ * operation, as pimem.benchmarks does (LATENCY_SLOT, LATENCY_STEPS). */
+#define LATENCY_SLOT 64
+#define LATENCY_STEPS 1024
+static void *chase_cursor;
 
 static uint64_t region_ns(enum op op, size_t reps, uint64_t *dst, uint64_t *src,
                           size_t n, int value)
 {
-    uint64_t acc = 0;
-    uint64_t t0 = now_ns();
     switch (op) {
     case OP_FILL:
-        for (size_t r = 0; r < reps; r++) {
-            memset(dst, value, n);
-            BARRIER(dst);
-        }
-        break;
+        return pimem_time_fill(dst, value, n, reps, 0);
     case OP_COPY:
-        for (size_t r = 0; r < reps; r++) {
-            memcpy(dst, src, n);
-            BARRIER(dst);
-        }
-        break;
+        return pimem_time_copy(dst, src, n, reps, 0);
     case OP_READ:
-        for (size_t r = 0; r < reps; r++) {
-            BARRIER(src);
-            acc += sum_words(src, n);
-        }
-        break;
+        return pimem_time_read(src, n, reps);
+    case OP_LATENCY:
+        return pimem_time_chase(&chase_cursor, (uint64_t)reps * LATENCY_STEPS);
     default:
-        break;
+        return 0;
     }
-    uint64_t t1 = now_ns();
-    sink = acc;
-    return t1 - t0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -142,7 +98,7 @@ static int parse_int(const char *s, long lo, long hi, long *out)
 static void usage(void)
 {
     fprintf(stderr, "usage: membench [-n iterations] [-w warmup] [-v fill_value] "
-                    "[-t min_sample_s] size...\n"
+                    "[-t min_sample_s] [-o fcrl] size...\n"
                     "  sizes in bytes or with a K, M or G suffix (KiB, MiB, GiB)\n");
 }
 
@@ -158,7 +114,7 @@ static uint64_t *alloc_touched(size_t n, int byte)
     return p;
 }
 
-static int bench(size_t n, long iterations, long warmup, int value, double min_sample_s)
+static int bench(size_t n, long iterations, long warmup, int value, double min_sample_s, const char *ops)
 {
     uint64_t *dst = alloc_touched(n, 0x11);
     uint64_t *src = alloc_touched(n, 0x5a);
@@ -173,6 +129,15 @@ static int bench(size_t n, long iterations, long warmup, int value, double min_s
     const uint64_t min_ns = (uint64_t)(min_sample_s * 1e9);
 
     for (int op = 0; op < N_OPS; op++) {
+        if (!strchr(ops, "fcrl"[op]))
+            continue;
+        size_t per_op = 1;
+        if (op == OP_LATENCY) {
+            if (!pimem_chase_setup(dst, n, LATENCY_SLOT, 1))
+                continue; /* fewer than two slots */
+            chase_cursor = dst;
+            per_op = LATENCY_STEPS;
+        }
         size_t reps = 0;
         long runs = 0;
         for (size_t scale = 1; reps == 0; scale *= 10) {
@@ -189,7 +154,8 @@ static int bench(size_t n, long iterations, long warmup, int value, double min_s
         for (long w = runs; w < warmup; w++)
             region_ns((enum op)op, reps, dst, src, n, value);
         for (long i = 0; i < iterations; i++)
-            samples[i] = (double)region_ns((enum op)op, reps, dst, src, n, value) / 1e9 / (double)reps;
+            samples[i] = (double)region_ns((enum op)op, reps, dst, src, n, value) / 1e9 / (double)reps
+                         / (double)per_op;
 
         qsort(samples, (size_t)iterations, sizeof *samples, cmp_double);
         double median = iterations % 2 ? samples[iterations / 2]
@@ -214,9 +180,17 @@ int main(int argc, char **argv)
 {
     long iterations = 5, warmup = 1, value = 0xA5;
     double min_sample_s = 0.005;
+    const char *ops = "fcrl";
     int opt;
-    while ((opt = getopt(argc, argv, "n:w:v:t:h")) != -1) {
+    while ((opt = getopt(argc, argv, "n:w:v:t:o:h")) != -1) {
         switch (opt) {
+        case 'o':
+            if (!*optarg || strspn(optarg, "fcrl") != strlen(optarg)) {
+                fprintf(stderr, "membench: ops must be letters of fcrl, got '%s'\n", optarg);
+                return 2;
+            }
+            ops = optarg;
+            break;
         case 'n':
             if (parse_int(optarg, 1, 1000000, &iterations)) {
                 fprintf(stderr, "membench: iterations must be 1..1000000, got '%s'\n", optarg);
@@ -260,7 +234,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "membench: bad size '%s' (bytes > 0, or with K, M, G)\n", argv[i]);
             return 2;
         }
-        if (bench(n, iterations, warmup, (int)value, min_sample_s))
+        if (bench(n, iterations, warmup, (int)value, min_sample_s, ops))
             return 1;
     }
     return 0;

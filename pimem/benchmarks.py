@@ -8,6 +8,9 @@
              ARM-usable kinds of GPU memory.
 - read-host, read-direct, read-coherent, read-l1nonalloc: the CPU reads
              every byte of a buffer of that kind (the price of zero-copy).
+- latency-host, latency-direct, latency-coherent, latency-l1nonalloc: one
+             random dependent load at a time through a buffer of that kind
+             (pointer chasing, the compiled core only): ns per access.
 
 The prediction these test on a board: every GPU buffer is mapped through
 /dev/mem, which the kernel maps non-cached for the ARM whatever the flag
@@ -32,7 +35,7 @@ import numpy as np
 from .backend import Backend
 from .buffer import GpuBuffer, host_array
 from .exc import BenchmarkError, UsageError
-from .kernels import Kernel, NumpyKernel, Op
+from .kernels import CompiledKernel, Kernel, NumpyKernel, Op
 from .memflags import MemFlag, flag_names
 from .timing import DEFAULT_ITERATIONS, DEFAULT_WARMUP, Timing, time_op
 
@@ -71,7 +74,25 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {s.name: s for s in [
                   "the CPU reads every byte of a COHERENT GPU buffer (predicted: as slow as DIRECT)"),
     BenchmarkSpec("read-l1nonalloc", "Read, L1_NONALLOCATING", ("read",), MemFlag.L1_NONALLOCATING,
                   "the CPU reads every byte of an L1_NONALLOCATING GPU buffer (predicted: as slow as DIRECT)"),
+    BenchmarkSpec("latency-host", "Latency, cached host", ("latency",), None,
+                  "one random dependent load at a time through a cached host buffer"),
+    BenchmarkSpec("latency-direct", "Latency, DIRECT", ("latency",), MemFlag.DIRECT,
+                  "one random dependent load at a time through a DIRECT GPU buffer (every load goes to DRAM)"),
+    BenchmarkSpec("latency-coherent", "Latency, COHERENT", ("latency",), MemFlag.COHERENT,
+                  "the same through a COHERENT GPU buffer (predicted: as slow as DIRECT)"),
+    BenchmarkSpec("latency-l1nonalloc", "Latency, L1_NONALLOCATING", ("latency",), MemFlag.L1_NONALLOCATING,
+                  "the same through an L1_NONALLOCATING GPU buffer (predicted: as slow as DIRECT)"),
 ]}
+
+#: Pointer chasing: one step per 64-byte slot (a Cortex-A53's cache line, and
+#: most x86 ones), so every load is a new line; loads per timed operation;
+#: the block whose latency counts as an L1 hit (tinymembench reports the
+#: extra over it).
+LATENCY_SLOT = 64
+LATENCY_STEPS = 1024
+L1_REFERENCE_BYTES = 1024
+#: The largest block a sweep chases through (tinymembench's and the published tables' range).
+LATENCY_MAX_BYTES = 64 << 20
 
 #: The original lesson's three, in its order.
 ORIGINAL = ("baseline", "standard", "zerocopy")
@@ -94,16 +115,24 @@ class PhaseResult:
     alias: str = ""   # the alias read from its bus address
     bus_address: int | None = None
 
+    l1_seconds: float | None = None   # latency rows: an L1 hit's time, measured beside
+
     def seconds(self, statistic: str = "median") -> float:
+        """Seconds per operation; per access for a latency phase."""
         return self.timing.stat(statistic)
 
+    @property
+    def has_bandwidth(self) -> bool:
+        """False for a failed result and for latency (the time of one access is no bandwidth)."""
+        return self.verified and self.phase != "latency"
+
     def gb_per_s(self, statistic: str = "median") -> float | None:
-        """10^9 bytes per second; None when the result failed verification."""
-        return self.bytes / self.seconds(statistic) / 1e9 if self.verified else None
+        """10^9 bytes per second; None when the result failed verification or is a latency."""
+        return self.bytes / self.seconds(statistic) / 1e9 if self.has_bandwidth else None
 
     def gib_per_s(self, statistic: str = "median") -> float | None:
-        """2^30 bytes per second; None when the result failed verification."""
-        return self.bytes / self.seconds(statistic) / 2**30 if self.verified else None
+        """2^30 bytes per second; None when the result failed verification or is a latency."""
+        return self.bytes / self.seconds(statistic) / 2**30 if self.has_bandwidth else None
 
 
 def check_name(name: str) -> BenchmarkSpec:
@@ -200,8 +229,8 @@ class RunOptions:
     extra: dict = field(default_factory=dict)
 
     def time(self, op: Op, **kw: Callable[[], object] | None) -> Timing:
-        return time_op(op.run, empty_op=op.empty, iterations=self.iterations, warmup=self.warmup,
-                       reps=self.reps, **kw)
+        return time_op(op.run, empty_op=op.empty, region=op.region, iterations=self.iterations,
+                       warmup=self.warmup, reps=self.reps, **kw)
 
 
 def _timed_write(spec: BenchmarkSpec, phase: str, kernel: Kernel, dst: np.ndarray, opts: RunOptions,
@@ -240,6 +269,46 @@ def _run_read(spec: BenchmarkSpec, kernel: Kernel, src: np.ndarray, opts: RunOpt
                        *_gpu_labels(gpu))
 
 
+def chase_kernel(benchmark: str) -> CompiledKernel:
+    """The compiled core's kernel, which alone can chase pointers; BenchmarkError saying why if absent."""
+    from .core import status
+    from .kernels import KERNELS
+
+    k = KERNELS.get("c-loop")
+    if not isinstance(k, CompiledKernel):
+        raise BenchmarkError(f"{benchmark} needs the compiled timing core ({status().message}); "
+                             "Python cannot time one load, which takes nanoseconds")
+    return k
+
+
+def _chase(core: CompiledKernel, buf: np.ndarray, opts: RunOptions) -> tuple[Timing, bool, str]:
+    """(timing per access, chain intact, detail) for pointer chasing through ``buf``."""
+    op, slots = core.chase_op(buf, LATENCY_SLOT, LATENCY_STEPS)
+    before = int(op.run())
+    t = opts.time(op)
+    after = int(op.run())
+    ok = before == after == slots
+    per_access = Timing(tuple(s / LATENCY_STEPS for s in t.samples_s), t.reps * LATENCY_STEPS, 0.0, False)
+    detail = (f"pointer chase through {slots} slots of {LATENCY_SLOT} bytes: the cycle checked before and after"
+              if ok else f"the chain broke: walking it gave {before} then {after} steps, expected {slots}")
+    return per_access, ok, detail
+
+
+def _run_latency(spec: BenchmarkSpec, buf: np.ndarray, opts: RunOptions, gpu: GpuBuffer | None) -> PhaseResult:
+    core = chase_kernel(spec.name)
+    timing, ok, detail = _chase(core, buf, opts)
+    l1 = None
+    if ok and buf.nbytes >= 2 * L1_REFERENCE_BYTES:
+        # An L1 hit's time in the same memory, measured after the main chase (it rewrites the first slots).
+        # A reference, not the result: three samples of 256 x 1024 loads (about 1 ms each) are enough.
+        l1_timing, l1_ok, _ = _chase(core, buf[:L1_REFERENCE_BYTES], RunOptions(iterations=3, warmup=1, reps=256))
+        l1 = l1_timing.median_s if l1_ok else None
+    elif ok:
+        l1 = timing.median_s
+    return PhaseResult(spec.name, "latency", buf.nbytes, timing, buf.nbytes, buf.nbytes, ok, detail, core.name,
+                       *_gpu_labels(gpu), l1_seconds=l1)
+
+
 def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | None = None,
                   options: RunOptions | None = None) -> list[PhaseResult]:
     """Run one benchmark at one size; every GPU buffer is released on return, even on Ctrl-C."""
@@ -252,7 +321,13 @@ def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | No
         return [_timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN))]
     if spec.name == "read-host":
         return [_run_read(spec, kernel, _host_buffer(size, backend), opts, None)]
+    if spec.name == "latency-host":
+        return [_run_latency(spec, _host_buffer(size, backend), opts, None)]
     assert spec.flags is not None
+    if spec.phases[0] == "latency":
+        chase_kernel(spec.name)     # before allocating GPU memory for nothing
+        with GpuBuffer(size, spec.flags, backend=backend) as gpu:
+            return [_run_latency(spec, gpu.array, opts, gpu)]
     if spec.phases[0] == "read":
         with GpuBuffer(size, spec.flags, backend=backend) as gpu:
             return [_run_read(spec, kernel, gpu.array, opts, gpu)]
@@ -260,12 +335,13 @@ def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | No
         dst = gpu.array
         try:
             if spec.name != "standard":
-                return [_timed_write(spec, "write", kernel, dst, opts, kernel.fill_op(dst, PATTERN), gpu=gpu)]
+                return [_timed_write(spec, "write", kernel, dst, opts, kernel.fill_op(dst, PATTERN, device=True),
+                                     gpu=gpu)]
             host = _host_buffer(size, backend)
             # Every row of standard carries its GPU buffer's labels, the host fill's too.
             fill = _timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN), gpu=gpu)
             _TRUSTED.fill(host, PATTERN)  # the copy's source, right whatever the fill under test did
-            copy = _timed_write(spec, "copy", kernel, dst, opts, kernel.copy_op(dst, host),
+            copy = _timed_write(spec, "copy", kernel, dst, opts, kernel.copy_op(dst, host, device=True),
                                 bus_factor=2, gpu=gpu)
             return [fill, copy, _total(spec, fill, copy)]
         finally:

@@ -25,6 +25,16 @@ def _backend(args: argparse.Namespace) -> Backend:
     return get_backend(args.backend)
 
 
+def cmd_core(args: argparse.Namespace) -> int:
+    from .core import status
+
+    st = status()
+    print(f"pimem core: {st.message}")
+    if not st.loaded:
+        print("pimem core: timing falls back to per-call kernels; small sizes are marked overhead-bound")
+    return 0 if st.loaded else 1
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .info import system_info
 
@@ -368,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("info", cmd_info, "board, revision, firmware, ARM/GPU memory split, backend")
+    add("core", cmd_core, "build (once) and load the compiled timing core; say where it is, or why not",
+        backend=False)
     p = add("decode", cmd_decode, "decode bus addresses (hex) into alias and physical address", backend=False)
     p.add_argument("addresses", nargs="+", metavar="ADDR")
     p = add("revision", cmd_revision, "decode a board revision code (hex, as in /proc/cpuinfo)", backend=False)
@@ -380,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     def timing_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--iterations", type=int, default=5, help="timed iterations per point (default 5)")
         p.add_argument("--warmup", type=int, default=1, help="untimed warm-up iterations (default 1)")
-        p.add_argument("--kernel", choices=("numpy", "libc"), default=None,
-                       help="how to fill, copy and read (default: the one closer to C)")
+        p.add_argument("--kernel", choices=("c-loop", "libc", "numpy"), default=None,
+                       help="how to fill, copy and read (default: c-loop, the compiled core, where it builds)")
 
     p = add("bench", cmd_bench, "the original three benchmarks and the read-back, as one report")
     p.add_argument("size", nargs="?", default="64", help="data size; a plain number is MiB, as in the original "

@@ -56,6 +56,11 @@ BENCHMARKS: dict[str, tuple[str, ...]] = {
     # `seconds` is the time of one access, and a latency row has no bandwidth.
     "latency-single": ("latency",),
     "latency-dual": ("latency",),
+    # pimem's own pointer chase: `seconds` is the whole time of one access.
+    "latency-host": ("latency",),
+    "latency-direct": ("latency",),
+    "latency-coherent": ("latency",),
+    "latency-l1nonalloc": ("latency",),
 }
 
 PHASES: tuple[str, ...] = ("fill", "copy", "total", "write", "read", "latency")
@@ -73,6 +78,8 @@ BUS_FACTOR: dict[str, int] = {"fill": 1, "write": 1, "read": 1, "copy": 2, "tota
 _MODE_MASK = int(MemFlag.L1_NONALLOCATING)
 _BUFFER_MODE: dict[str, MemFlag | None] = {
     "baseline": None, "read-host": None, "host-copy": None, "latency-single": None, "latency-dual": None,
+    "latency-host": None, "latency-direct": MemFlag.DIRECT, "latency-coherent": MemFlag.COHERENT,
+    "latency-l1nonalloc": MemFlag.L1_NONALLOCATING,
     "standard": MemFlag.COHERENT,
     "zerocopy": MemFlag.DIRECT,
     "write-coherent": MemFlag.COHERENT,

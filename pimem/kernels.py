@@ -1,12 +1,16 @@
-"""Memory kernels: fill, copy and read a numpy array's bytes, two ways.
+"""Memory kernels: fill, copy and read a numpy array's bytes, three ways.
 
 A kernel knows nothing about GPU buffers. It works on any C-contiguous
 array, including a view of mmapped memory (uncached on a Pi), and never
 allocates a temporary the size of the buffer: on a Pi that would double
 the memory traffic being measured.
 
-Two kernels:
+Three kernels:
 
+``c-loop`` (the default where a C compiler exists)
+    the compiled core (``pimem.core``, ``csrc/pimem_core.c``): ``memset``,
+    ``memcpy`` and a word sum, with the repetition loop in C, so a timed
+    region holds no Python. Absent where the core cannot be built.
 ``numpy``
     fill: ``ndarray.fill`` on a uint64 view (numpy's own store loop; a
     uint8 fill would call libc ``memset``, see below); copy: ``dst[...] =
@@ -48,7 +52,7 @@ import numpy as np
 
 from pimem.exc import UsageError
 
-__all__ = ["Kernel", "Op", "NumpyKernel", "LibcKernel", "KERNELS", "DEFAULT_KERNEL", "get_kernel"]
+__all__ = ["Kernel", "Op", "NumpyKernel", "LibcKernel", "CompiledKernel", "KERNELS", "DEFAULT_KERNEL", "get_kernel"]
 
 _MASK64 = (1 << 64) - 1
 _REPEAT_BYTE = 0x0101010101010101      # value * this = the value in all 8 bytes
@@ -62,20 +66,25 @@ class Kernel(Protocol):
 
     name: str
 
-    def fill(self, dst: np.ndarray, value: int) -> None:
+    def fill(self, dst: np.ndarray, value: int, *, device: bool = False) -> None:
         """Set every byte of ``dst`` to ``value`` (0..255)."""
 
-    def copy(self, dst: np.ndarray, src: np.ndarray) -> None:
+    def copy(self, dst: np.ndarray, src: np.ndarray, *, device: bool = False) -> None:
         """Copy the bytes of ``src`` into ``dst`` (same nbytes, no overlap)."""
 
     def read(self, src: np.ndarray) -> int:
         """Read every byte of ``src``; return the sum of its 64-bit words mod 2**64."""
 
-    def fill_op(self, dst: np.ndarray, value: int) -> "Op":
-        """``fill`` prepared for timing (see :class:`Op`)."""
+    def fill_op(self, dst: np.ndarray, value: int, *, device: bool = False) -> "Op":
+        """``fill`` prepared for timing (see :class:`Op`).
 
-    def copy_op(self, dst: np.ndarray, src: np.ndarray) -> "Op":
-        """``copy`` prepared for timing."""
+        ``device``: ``dst`` may be Device/strongly-ordered memory (a GPU
+        buffer mapped through /dev/mem), where only naturally aligned
+        accesses are safe; a kernel that can honour it does.
+        """
+
+    def copy_op(self, dst: np.ndarray, src: np.ndarray, *, device: bool = False) -> "Op":
+        """``copy`` prepared for timing; ``device`` as for :meth:`fill_op`."""
 
     def read_op(self, src: np.ndarray) -> "Op":
         """``read`` prepared for timing; ``run()`` returns the sum (maybe a numpy integer)."""
@@ -215,8 +224,8 @@ def _read_words(src: np.ndarray) -> int:
 class Op(NamedTuple):
     """A kernel call with its arguments checked and converted once.
 
-    ``run()`` does the work with as little Python around it as there can be
-    (a ``functools.partial`` of a C function). ``empty()`` is the very same
+    ``run()`` does the work once with as little Python around it as there
+    can be (a ``functools.partial`` of a C function). ``empty()`` is the very same
     call on zero bytes: the time it takes is the cost of calling from
     Python, which the timing engine measures and takes off. ``keep`` holds
     the arrays, so the memory under the addresses cannot go away.
@@ -225,6 +234,10 @@ class Op(NamedTuple):
     run: Callable[[], object]
     empty: Callable[[], object]
     keep: tuple = ()
+    #: ``region(reps)`` runs ``reps`` operations in one C call and returns the
+    #: nanoseconds it measured around them (the compiled core); None: the
+    #: timing engine loops in Python around ``run``.
+    region: Callable[[int], int] | None = None
 
 
 def _nothing() -> None:
@@ -242,11 +255,11 @@ def _read_op(src: np.ndarray) -> Op:
 class _OneShot:
     """fill, copy and read as one prepared call each (what a kernel subclass prepares)."""
 
-    def fill(self, dst: np.ndarray, value: int) -> None:
-        self.fill_op(dst, value).run()
+    def fill(self, dst: np.ndarray, value: int, *, device: bool = False) -> None:
+        self.fill_op(dst, value, device=device).run()
 
-    def copy(self, dst: np.ndarray, src: np.ndarray) -> None:
-        self.copy_op(dst, src).run()
+    def copy(self, dst: np.ndarray, src: np.ndarray, *, device: bool = False) -> None:
+        self.copy_op(dst, src, device=device).run()
 
     def read(self, src: np.ndarray) -> int:
         return int(self.read_op(src).run())
@@ -257,7 +270,8 @@ class NumpyKernel(_OneShot):
 
     name = "numpy"
 
-    def fill_op(self, dst: np.ndarray, value: int) -> Op:
+    def fill_op(self, dst: np.ndarray, value: int, *, device: bool = False) -> Op:
+        # Always aligned stores (module docstring), so device changes nothing here.
         v = _byte(value)
         flat = _flat(dst, "dst", True)
         if flat.nbytes % 8 == 0:
@@ -267,7 +281,7 @@ class NumpyKernel(_OneShot):
                 return Op(partial(words.fill, word), partial(words[:0].fill, word), (words,))
         return Op(partial(_fill_words, flat, v), partial(_fill_words, flat[:0], v), (flat,))
 
-    def copy_op(self, dst: np.ndarray, src: np.ndarray) -> Op:
+    def copy_op(self, dst: np.ndarray, src: np.ndarray, *, device: bool = False) -> Op:
         d = _flat(dst, "dst", True)
         s = _flat(src, "src", False)
         _same_size(d, s)
@@ -305,7 +319,8 @@ class LibcKernel(_OneShot):
         self._memcpy.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
         self._memcpy.restype = ctypes.c_void_p
 
-    def fill_op(self, dst: np.ndarray, value: int) -> Op:
+    def fill_op(self, dst: np.ndarray, value: int, *, device: bool = False) -> Op:
+        # memset whatever device says: what this kernel measures is the library call.
         v = _byte(value)
         d = _check(dst, "dst", True)
         if not d.nbytes:
@@ -314,7 +329,7 @@ class LibcKernel(_OneShot):
         return Op(partial(self._memset, a.c_addr, _C_BYTE[v], a.c_nbytes),
                   partial(self._memset, a.c_addr, _C_BYTE[v], _C_ZERO), (d,))
 
-    def copy_op(self, dst: np.ndarray, src: np.ndarray) -> Op:
+    def copy_op(self, dst: np.ndarray, src: np.ndarray, *, device: bool = False) -> Op:
         d = _check(dst, "dst", True)
         s = _check(src, "src", False)
         _same_size(d, s)
@@ -336,22 +351,92 @@ class LibcKernel(_OneShot):
         return "LibcKernel()"
 
 
+class CompiledKernel(_OneShot):
+    """The compiled core (``pimem.core``): memset, memcpy and the word sum, each region timed in C.
+
+    ``run()`` does one operation; ``region(reps)`` does ``reps`` of them in
+    one call and returns the nanoseconds C measured around the loop, so no
+    Python runs inside a timed region and nothing needs taking off. With
+    ``device`` the core keeps to naturally aligned stores wherever glibc's
+    memset or memcpy might not (value 0, or an address or size that is not a
+    multiple of 16; see csrc/pimem_core.c).
+    """
+
+    name = "c-loop"
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+
+    def fill_op(self, dst: np.ndarray, value: int, *, device: bool = False) -> Op:
+        v = _byte(value)
+        d = _check(dst, "dst", True)
+        a, dev, fill = _address(d), int(bool(device)), self._lib.pimem_time_fill
+        return Op(partial(fill, a.c_addr, v, a.nbytes, 1, dev), partial(fill, a.c_addr, v, 0, 1, dev), (d,),
+                  lambda reps: fill(a.c_addr, v, a.nbytes, reps, dev))
+
+    def copy_op(self, dst: np.ndarray, src: np.ndarray, *, device: bool = False) -> Op:
+        d = _check(dst, "dst", True)
+        s = _check(src, "src", False)
+        _same_size(d, s)
+        da, sa, n = _address(d), _address(s), d.nbytes
+        if n and da.addr < sa.addr + n and sa.addr < da.addr + n:
+            raise _overlap_error()
+        dev, copy = int(bool(device)), self._lib.pimem_time_copy
+        return Op(partial(copy, da.c_addr, sa.c_addr, n, 1, dev), partial(copy, da.c_addr, sa.c_addr, 0, 1, dev),
+                  (d, s), lambda reps: copy(da.c_addr, sa.c_addr, n, reps, dev))
+
+    def read_op(self, src: np.ndarray) -> Op:
+        s = _check(src, "src", False)
+        a, lib = _address(s), self._lib
+        return Op(partial(lib.pimem_sum, a.c_addr, a.nbytes), partial(lib.pimem_sum, a.c_addr, 0), (s,),
+                  lambda reps: lib.pimem_time_read(a.c_addr, a.nbytes, reps))
+
+    def chase_op(self, buf: np.ndarray, slot: int, steps: int, seed: int = 1) -> tuple[Op, int]:
+        """Pointer chasing in ``buf``: (the prepared op, the number of slots in its cycle).
+
+        Writes into ``buf`` one random cycle through all its ``slot``-byte
+        slots (csrc/pimem_core.c). ``run()`` walks the cycle once and returns
+        its length (== slots when the chain is intact); ``region(reps)`` times
+        ``reps * steps`` dependent loads, going on from where the last region
+        stopped so that no region walks slots the one before left cached.
+        """
+        b = _check(buf, "buffer", True)
+        a, lib = _address(b), self._lib
+        count = int(lib.pimem_chase_setup(a.c_addr, a.nbytes, slot, seed)) if a.addr % 8 == 0 else 0
+        if count < 2:
+            raise UsageError(f"pointer chasing needs an 8-byte aligned buffer of at least 2 slots of {slot} bytes; "
+                             f"got {a.nbytes} bytes at 0x{a.addr:x}: give a larger, aligned buffer")
+        cursor = ctypes.c_void_p(a.addr)
+        chase = lib.pimem_time_chase
+        return Op(partial(lib.pimem_chase_cycle, a.c_addr, count + 1), _nothing, (b,),
+                  lambda reps: chase(ctypes.byref(cursor), reps * steps)), count
+
+    def __repr__(self) -> str:
+        return "CompiledKernel()"
+
+
 def _make_kernels() -> dict[str, Kernel]:
+    from . import core
+
     kernels: dict[str, Kernel] = {"numpy": NumpyKernel()}
     try:
         kernels["libc"] = LibcKernel()
     except (OSError, AttributeError, TypeError):   # no C library to load (not a POSIX system)
         pass
+    lib = core.load()           # None, with a one-line notice, where it cannot be built
+    if lib is not None:
+        kernels["c-loop"] = CompiledKernel(lib)
     return kernels
 
 
 KERNELS: dict[str, Kernel] = _make_kernels()
 
-# Closer to the C reference in benchmarks/compare.py (figures in
-# benchmarks/README.md): its fill is the very memset C calls. Copy and read
-# differ little between the kernels. On a 64-bit Pi OS, prefer "numpy" for a
-# zero fill of Device-mapped memory (module docstring).
-DEFAULT_KERNEL: str = "libc" if "libc" in KERNELS else "numpy"
+# The compiled core where it builds: its timed regions hold no Python, so
+# it measures small sizes as C does (benchmarks/compare.py, figures in
+# benchmarks/README.md). Otherwise libc: its fill is the very memset C
+# calls. On a 64-bit Pi OS the core keeps to aligned stores on GPU memory
+# (device=True); the libc kernel does not (module docstring).
+DEFAULT_KERNEL: str = next(k for k in ("c-loop", "libc", "numpy") if k in KERNELS)
 
 
 def get_kernel(name: str) -> Kernel:
@@ -360,5 +445,6 @@ def get_kernel(name: str) -> Kernel:
         return KERNELS[name]
     except (KeyError, TypeError):
         valid = ", ".join(repr(k) for k in sorted(KERNELS))
-        hint = " (no C library could be loaded here)" if name == "libc" else ""
+        hint = {"libc": " (no C library could be loaded here)",
+                "c-loop": " (the compiled core did not build here: see `pimem core`)"}.get(name, "")
         raise UsageError(f"unknown kernel {name!r}{hint}; valid names: {valid}") from None

@@ -658,6 +658,43 @@ def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None
     return fig
 
 
+def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """pimem's own pointer-chase latency (ns per access, median with min-max) against block size.
+
+    One line per buffer kind (latency-host, -direct, ...); the caches shaded are those of the
+    machine that ran it (a host run's from its sidecar; the Pi 3B's only under Pi data).
+    """
+    lat = frame[(frame["phase"] == "latency") & frame["benchmark"].str.match(r"latency-(host|direct|coherent|l1)")]
+    if lat.empty:
+        raise UsageError("no pimem latency rows to draw: give rows of latency-host, latency-direct, ... "
+                         "(pimem sweep --benchmarks latency-host, or the host-2026-12-02-c-loop recording)")
+    provs = _provenances(lat, None)
+    host = any(is_host(p) for p in provs.values())
+    fig, ax = new_axes()
+    info = _info(ax)
+    info["host"] = host
+    info.setdefault("host_recordings", set()).update(r for r, p in provs.items() if is_host(p) and r)
+    for (rec, bench), rows in lat.groupby(["recording", "benchmark"], sort=True):
+        g = rows.groupby("size_bytes")["seconds"]
+        x = np.array(sorted(rows["size_bytes"].unique()), float)
+        med, lo, hi = (g.median() * 1e9).to_numpy(), (g.min() * 1e9).to_numpy(), (g.max() * 1e9).to_numpy()
+        line, = ax.plot(x, med, marker="o", ms=3, label=bench, gid=f"latency:{rec}:{bench}")
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    size_axis(ax, sorted(lat["size_bytes"].unique()))
+    ax.set_ylabel("ns per random load (median; band: min-max)")
+    ax.set_xlabel("block size chased through")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(host_title(title or "Memory latency against block size (pimem's pointer chase)", host))
+    ax.legend(fontsize=7.5, loc="upper left")
+    cache_regions(ax, "pi3b", host=host)
+    add_provenance(fig, _footer_lines(provs) + ["tinymembench's tables subtract an L1 hit; this one does not: "
+                                                "the first points are the L1 hit itself"])
+    return fig
+
+
 def memory_wall_generations(recordings: Sequence[Any]) -> Figure:
     """Across Raspberry Pi models: CPU clock x cores against DRAM bandwidth (memset) and latency (64 MiB).
 

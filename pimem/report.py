@@ -12,6 +12,8 @@ from .sweep import format_size
 
 #: What `bench` runs: the original three, then the read-back it never measured.
 BENCH_SET = ("baseline", "standard", "zerocopy", "read-host", "read-direct")
+#: And one latency line per kind of buffer (where the compiled core exists).
+LATENCY_SET = ("latency-host", "latency-direct", "latency-coherent", "latency-l1nonalloc")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class BenchReport:
                 "benchmark": r.benchmark, "phase": r.phase, "seconds": r.seconds(st),
                 "gb_per_s": r.gb_per_s(st), "gib_per_s": r.gib_per_s(st), "bytes": r.bytes,
                 "bus_bytes": r.bus_bytes, "status": "PASS" if r.verified else "FAIL", "detail": r.detail,
+                "l1_seconds": r.l1_seconds,
                 "flags": r.flags, "alias": r.alias,
                 "bus": None if r.bus_address is None else f"0x{r.bus_address:08X}",
                 "samples_s": list(r.timing.samples_s), "reps": r.timing.reps,
@@ -91,16 +94,29 @@ class BenchReport:
         for r in self.results:
             if r.bus_address is not None and r.benchmark not in seen:
                 seen.add(r.benchmark)
-                lines.append(f"  {r.benchmark:12} flags {r.flags:18} bus 0x{r.bus_address:08X} -> alias {r.alias}"
+                lines.append(f"  {r.benchmark:18} flags {r.flags:18} bus 0x{r.bus_address:08X} -> alias {r.alias}"
                              f" ({Alias.from_bus(r.bus_address).manual})")
         lines += ["", "Results", f"  {'benchmark':32} {'time (ms)':>10} {'GB/s':>8} {'GiB/s':>8} {'bus GB/s':>9}  status"]
         for r in self.results:
+            if r.phase == "latency":
+                continue
             title = f"{BENCHMARKS[r.benchmark].title.split(' (')[0]}: {r.phase}"
             gb, gib = r.gb_per_s(st), r.gib_per_s(st)
             bus = r.bus_bytes / r.seconds(st) / 1e9 if r.verified else None
             flag = " (overhead-bound)" if r.timing.overhead_bound else ""
             lines.append(f"  {title:32} {r.seconds(st) * 1e3:10.3f} {_num(gb):>8} {_num(gib):>8} {_num(bus):>9}  "
                          f"{'PASS' if r.verified else 'FAIL: ' + r.detail}{flag}")
+        lat = [r for r in self.results if r.phase == "latency"]
+        if lat:
+            lines += ["", f"Latency (random dependent loads through {format_size(self.size)}, one at a time)"]
+        for r in lat:
+            if not r.verified:
+                lines.append(f"  {r.benchmark:20} FAIL: {r.detail}")
+                continue
+            ns = r.seconds(st) * 1e9
+            extra = (f"; an L1 hit takes {r.l1_seconds * 1e9:.1f} ns, so {ns - r.l1_seconds * 1e9:.1f} ns more"
+                     if r.l1_seconds is not None else "")
+            lines.append(f"  {r.benchmark:20} {ns:8.1f} ns per access{extra}")
         a = self.analysis()
         lines += ["", "Analysis"]
         zc = a["zerocopy_speedup_over_standard"]
@@ -146,9 +162,11 @@ def _num(x: float | None) -> str:
 
 
 def bench(backend: Backend, size: int, *, kernel: str | None = None, options: RunOptions | None = None,
-          statistic: str = "median", benchmarks: tuple[str, ...] = BENCH_SET) -> BenchReport:
-    from .kernels import DEFAULT_KERNEL
+          statistic: str = "median", benchmarks: tuple[str, ...] | None = None) -> BenchReport:
+    from .kernels import DEFAULT_KERNEL, KERNELS
 
+    if benchmarks is None:
+        benchmarks = BENCH_SET + (LATENCY_SET if "c-loop" in KERNELS else ())
     kname = kernel or DEFAULT_KERNEL
     k = get_kernel(kname)
     opts = options or RunOptions()

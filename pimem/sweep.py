@@ -15,9 +15,9 @@ import pandas as pd
 
 from . import __version__
 from .backend import Backend
-from .benchmarks import BENCHMARKS, PhaseResult, RunOptions, check_name, iter_phases, run_benchmark
+from .benchmarks import LATENCY_MAX_BYTES, BENCHMARKS, PhaseResult, RunOptions, check_name, iter_phases, run_benchmark
 from .exc import GpuMemoryExhausted, UsageError
-from .kernels import get_kernel
+from .kernels import KERNELS, get_kernel
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 DEFAULT_SIZES: tuple[int, ...] = tuple(1 << p for p in range(12, 29))  # 4 KiB .. 256 MiB
@@ -137,11 +137,11 @@ def results_frame(results: Iterable[PhaseResult]) -> pd.DataFrame:
     """One row per timed sample, in the recording schema."""
     rows = []
     for r, i, s in iter_phases(list(results)):
-        gb = r.bytes / s / 1e9 if r.verified and s > 0 else np.nan
+        gb = r.bytes / s / 1e9 if r.has_bandwidth and s > 0 else np.nan
         rows.append({
             "benchmark": r.benchmark, "phase": r.phase, "size_bytes": r.size, "statistic": "sample",
             "sample": i, "seconds": s, "bytes": r.bytes, "bus_bytes": r.bus_bytes, "gb_per_s": gb,
-            "gib_per_s": gb * 1e9 / 2**30 if r.verified and s > 0 else np.nan, "reps": r.timing.reps,
+            "gib_per_s": gb * 1e9 / 2**30 if r.has_bandwidth and s > 0 else np.nan, "reps": r.timing.reps,
             "overhead_bound": r.timing.overhead_bound, "verified": "pass" if r.verified else "fail",
             "kernel": r.kernel, "flags": r.flags, "alias": r.alias,
         })
@@ -174,9 +174,17 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
     gpu_total = backend.mailbox.relocatable_heap()
     notes: list[str] = []
     plan = []
+    if any(s.phases == ("latency",) for s in specs) and "c-loop" not in KERNELS:
+        from .core import status
+
+        notes.append(f"latency benchmarks skipped: they need the compiled timing core ({status().message})")
+        specs = [s for s in specs if s.phases != ("latency",)]
     for spec in specs:
         for size in sizes:
-            if spec.flags is not None and size > gpu_total:
+            if spec.phases == ("latency",) and size > LATENCY_MAX_BYTES:
+                notes.append(f"{spec.name} at {format_size(size)} skipped: latency is chased through blocks of "
+                             f"up to {format_size(LATENCY_MAX_BYTES)}, as the published tables are")
+            elif spec.flags is not None and size > gpu_total:
                 notes.append(f"{spec.name} at {format_size(size)} skipped: more than the firmware's GPU heap "
                              f"({format_size(gpu_total)}; raise gpu_mem to go further)")
             else:

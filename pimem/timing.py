@@ -18,6 +18,12 @@ The scheme (shared with ``benchmarks/membench.c``):
    ``OVERHEAD_BOUND_SHARE`` of the fastest sample, the point is marked
    ``overhead_bound`` and keeps its raw times (a lower bound on bandwidth).
 
+With ``region`` (the compiled core, ``pimem.kernels.Op.region``) steps 1
+and 3 call ``region(reps)``, which runs the ``reps`` operations in C and
+returns the nanoseconds measured there: no Python is inside the clock
+readings, so there is no overhead to take off and no point is
+overhead-bound (``overhead_s`` is 0).
+
 ``before_each`` and ``after_each`` run, untimed, around timed regions only,
 not around calibration or warm-up.
 """
@@ -103,14 +109,14 @@ def _region_ns(op: Callable[[], object], reps: int, clock: Callable[[], int]) ->
     return clock() - t0
 
 
-def _calibrate(op: Callable[[], object], min_ns: float, clock: Callable[[], int]) -> tuple[int, int]:
+def _calibrate(timed: Callable[[int], int], min_ns: float) -> tuple[int, int]:
     """(reps, regions run): the first reps in 1, 2, 5, 10, ... whose region lasts min_ns."""
     runs = 0
     scale = 1
     while True:
         for step in (1, 2, 5):
             reps = scale * step
-            elapsed = _region_ns(op, reps, clock)
+            elapsed = timed(reps)
             runs += 1
             if elapsed >= min_ns or reps >= MAX_REPS:
                 return reps, runs
@@ -129,7 +135,8 @@ def time_op(op: Callable[[], object], *, iterations: int = DEFAULT_ITERATIONS,
             after_each: Callable[[], object] | None = None,
             reps: int | None = None,
             min_sample_s: float = DEFAULT_MIN_SAMPLE_S,
-            empty_op: Callable[[], object] | None = None) -> Timing:
+            empty_op: Callable[[], object] | None = None,
+            region: Callable[[int], int] | None = None) -> Timing:
     """Time ``op()``; see the module docstring for the scheme.
 
     ``reps`` fixes the operations per timed region (no calibration).
@@ -140,6 +147,8 @@ def time_op(op: Callable[[], object], *, iterations: int = DEFAULT_ITERATIONS,
         raise UsageError(f"op must be callable, got {op!r}")
     if empty_op is not None and not callable(empty_op):
         raise UsageError(f"empty_op must be callable, got {empty_op!r}")
+    if region is not None and not callable(region):
+        raise UsageError(f"region must be callable, got {region!r}")
     _check_count("iterations", iterations, 1)
     _check_count("warmup", warmup, 0)
     if reps is not None:
@@ -149,26 +158,32 @@ def time_op(op: Callable[[], object], *, iterations: int = DEFAULT_ITERATIONS,
         raise UsageError(f"min_sample_s must be a finite number >= 0, got {min_sample_s!r}")
 
     clock = time.perf_counter_ns     # looked up per call so tests can substitute a clock
+
+    def timed(n: int) -> int:
+        return int(region(n)) if region is not None else _region_ns(op, n, clock)
     # As timeit does: a collection inside a timed region would be charged to op.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         warm_left = warmup
         if reps is None:
-            reps, runs = _calibrate(op, min_sample_s * 1e9, clock)
+            reps, runs = _calibrate(timed, min_sample_s * 1e9)
             warm_left = max(0, warmup - runs)
         for _ in range(warm_left):
-            _region_ns(op, reps, clock)
+            timed(reps)
 
-        baseline = empty_op if empty_op is not None else _noop
-        overhead_ns = min(_region_ns(baseline, reps, clock) for _ in range(OVERHEAD_RUNS)) / reps
-        overhead_ns = max(0.0, overhead_ns)
+        if region is not None:
+            overhead_ns = 0.0       # the clock is read in C, around the loop only
+        else:
+            baseline = empty_op if empty_op is not None else _noop
+            overhead_ns = min(_region_ns(baseline, reps, clock) for _ in range(OVERHEAD_RUNS)) / reps
+            overhead_ns = max(0.0, overhead_ns)
 
         raw_ns = []
         for _ in range(iterations):
             if before_each is not None:
                 before_each()
-            raw_ns.append(_region_ns(op, reps, clock) / reps)
+            raw_ns.append(timed(reps) / reps)
             if after_each is not None:
                 after_each()
     finally:

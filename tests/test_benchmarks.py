@@ -26,22 +26,22 @@ class Wrapped:
         self.real, self.name = real, name
         self._fill, self._copy, self._read = fill, copy, read
 
-    def fill_op(self, dst, value):
-        return self._fill(self.real, dst, value) if self._fill else self.real.fill_op(dst, value)
+    def fill_op(self, dst, value, *, device=False):
+        return self._fill(self.real, dst, value) if self._fill else self.real.fill_op(dst, value, device=device)
 
-    def copy_op(self, dst, src):
-        return self._copy(self.real, dst, src) if self._copy else self.real.copy_op(dst, src)
+    def copy_op(self, dst, src, *, device=False):
+        return self._copy(self.real, dst, src) if self._copy else self.real.copy_op(dst, src, device=device)
 
     def read_op(self, src):
         return self._read(self.real, src) if self._read else self.real.read_op(src)
 
     # The plain calls go through the same (possibly broken) ops: a broken
     # kernel is broken everywhere, not only inside the timed loop.
-    def fill(self, dst, value):
-        self.fill_op(dst, value).run()
+    def fill(self, dst, value, *, device=False):
+        self.fill_op(dst, value, device=device).run()
 
-    def copy(self, dst, src):
-        self.copy_op(dst, src).run()
+    def copy(self, dst, src, *, device=False):
+        self.copy_op(dst, src, device=device).run()
 
     def read(self, src):
         return int(self.read_op(src).run())
@@ -81,8 +81,32 @@ def test_real_kernels_pass_every_benchmark(backend, kernel, name):
     assert [r.phase for r in results] == list(bm.BENCHMARKS[name].phases)
     for r in results:
         assert r.verified, r.detail
-        assert r.gb_per_s() is not None and r.gb_per_s() > 0
+        if r.phase == "latency":     # a time per access, no bandwidth
+            assert r.gb_per_s() is None and 0 < r.seconds() < 1e-5
+            assert r.l1_seconds is not None and r.l1_seconds <= r.seconds() * 1.5
+        else:
+            assert r.gb_per_s() is not None and r.gb_per_s() > 0
         assert len(r.timing.samples_s) == QUICK.iterations
+
+
+def test_a_broken_chase_is_a_fail(backend, monkeypatch):
+    # A chain that no longer closes (a store lost on the way) must not give a latency.
+    core = bm.chase_kernel("latency-host")
+    real = core.chase_op
+
+    def broken(buf, slot, steps, seed=1):
+        op, count = real(buf, slot, steps, seed)
+        return op._replace(run=lambda: count - 1), count
+
+    monkeypatch.setattr(core, "chase_op", broken)
+    [r] = run_benchmark("latency-host", SIZE, kernel=core, backend=backend, options=QUICK)
+    assert not r.verified and "chain broke" in r.detail and r.l1_seconds is None
+
+
+def test_latency_without_the_core_says_why(backend, monkeypatch):
+    monkeypatch.delitem(KERNELS, "c-loop", raising=False)
+    with pytest.raises(bm.BenchmarkError, match="compiled timing core"):
+        run_benchmark("latency-direct", SIZE, kernel=KERNELS["numpy"], backend=backend, options=QUICK)
 
 
 def test_a_faithful_wrapper_passes(backend, kernel):

@@ -16,7 +16,10 @@ import pytest
 from pimem import data
 from pimem.benchmarks import BENCHMARKS
 from pimem.cli import main
-from pimem.report import BENCH_SET
+from pimem.kernels import KERNELS
+from pimem.report import BENCH_SET, LATENCY_SET
+
+LATENCY = LATENCY_SET if "c-loop" in KERNELS else ()   # latency needs the compiled core
 
 QUICK = ("--iterations", "2", "--warmup", "0")
 
@@ -106,9 +109,13 @@ def test_bench_json_has_the_same_structure(emu_dir, bench_text):
     d = json.loads(p.stdout)
     assert d["size_bytes"] == 1 << 20 and d["host_run"] is True and d["iterations"] == 2
     assert [(r["benchmark"], r["phase"]) for r in d["results"]] == [
-        (b, ph) for b in BENCH_SET for ph in BENCHMARKS[b].phases]
-    assert len(d["results"]) == len(_section(bench_text, "Results")) - 1
-    for r in d["results"]:
+        (b, ph) for b in BENCH_SET + LATENCY for ph in BENCHMARKS[b].phases]
+    latency = [r for r in d["results"] if r["phase"] == "latency"]
+    assert len(d["results"]) - len(latency) == len(_section(bench_text, "Results")) - 1
+    for r in latency:       # one line per kind of buffer, in ns, with the extra over an L1 hit
+        assert r["status"] == "PASS" and r["gb_per_s"] is None and 0 < r["l1_seconds"] <= r["seconds"] * 1.5
+        assert re.search(rf"^  {r['benchmark']} +[0-9.]+ ns per access; an L1 hit takes", bench_text, re.M)
+    for r in (r for r in d["results"] if r["phase"] != "latency"):
         assert r["status"] == "PASS"
         assert r["gb_per_s"] / r["gib_per_s"] == pytest.approx(2**30 / 1e9)
         assert len(r["samples_s"]) == 2

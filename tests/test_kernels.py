@@ -320,11 +320,22 @@ def test_membench_prints_json_lines(membench: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["size_bytes"], r["op"]) for r in records] == [
-        (n, op) for n in (4096, 4097, 1024) for op in ("fill", "copy", "read")]
+        (n, op) for n in (4096, 4097, 1024) for op in ("fill", "copy", "read", "latency")]
     for r in records:
         assert {"op", "size_bytes", "median_s", "min_s", "reps"} <= set(r)
         assert 0 <= r["min_s"] <= r["median_s"]
         assert r["reps"] >= 1 and r["iterations"] == 3
+    latency = [r["median_s"] for r in records if r["op"] == "latency"]
+    assert all(0 < s < 1e-6 for s in latency)      # seconds per access: nanoseconds, not per 1024
+
+
+def test_membench_runs_the_ops_asked_for(membench: Path) -> None:
+    proc = subprocess.run([str(membench), "-n", "1", "-t", "0", "-o", "lr", "256"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["op"] for line in proc.stdout.splitlines()] == ["read", "latency"]
+    bad = subprocess.run([str(membench), "-o", "x", "64"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "fcrl" in bad.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["0"], ["-n", "0", "4096"], ["-v", "256", "4096"], ["12Q"]])

@@ -1,0 +1,293 @@
+/*
+ * pimem's timing core: the repetition loops of fill, copy, read, strided
+ * read and pointer chasing, each timed in C with CLOCK_MONOTONIC.
+ *
+ * One call times a whole region of `reps` operations on the same buffer and
+ * returns its elapsed nanoseconds, so the cost of calling from Python is paid
+ * once per region (milliseconds), not once per operation. pimem builds this
+ * file into a shared library (pimem/core.py) and benchmarks/membench.c
+ * includes it: C and pimem time the very same loops.
+ *
+ * fill = memset and copy = memcpy (what C programs call), except where the
+ * caller says the memory is Device/strongly-ordered (`device` != 0; a GPU
+ * buffer mapped through /dev/mem) and the call is one glibc may do with an
+ * unaligned or DC ZVA store, which faults there (value 0, or an address or
+ * size that is not a multiple of 16): then naturally aligned volatile
+ * stores. Every load here is naturally aligned too, and loops that must not
+ * become vector code or a memset call use volatile accesses.
+ *
+ * Only C99 and GCC/Clang's inline asm barrier and vector extension are used.
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PIMEM_CORE_VERSION 1
+
+/* Tells the compiler that memory behind p may be read or written here, so it
+ * can neither drop a memset/memcpy whose result is never read in C nor hoist
+ * a read of unchanged memory out of the repetition loop. Emits no code. */
+#define PIMEM_BARRIER(p) __asm__ __volatile__("" : : "r"(p) : "memory")
+
+static volatile uint64_t pimem_sink; /* results go somewhere observable */
+
+static uint64_t pimem_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int pimem_core_version(void) { return PIMEM_CORE_VERSION; }
+
+static uint64_t rotl64(uint64_t x, unsigned r)
+{
+    return r ? (x << r) | (x >> (64 - r)) : x;
+}
+
+/* Sum mod 2^64 of the buffer's little-endian 64-bit words counted from its
+ * first byte, the last zero-padded (pimem.kernels' read contract).
+ * 16-byte aligned: vector types with four accumulators (-O2 before GCC 12
+ * leaves a plain loop scalar). Otherwise naturally aligned volatile loads: a
+ * word that starts k bytes before a logical word boundary is that word's
+ * bytes rotated, so each aligned word is rotated, then added. */
+typedef uint64_t pimem_u64x2 __attribute__((vector_size(16)));
+
+uint64_t pimem_sum(const void *src, size_t n)
+{
+    const unsigned char *p = src;
+    uint64_t s = 0;
+    size_t i = 0;
+    if ((uintptr_t)p % 16 == 0) {
+        const pimem_u64x2 *v = (const pimem_u64x2 *)src;
+        size_t nv = n / 64 * 4;
+        pimem_u64x2 a0 = {0, 0}, a1 = a0, a2 = a0, a3 = a0;
+        for (size_t k = 0; k < nv; k += 4) {
+            a0 += v[k];
+            a1 += v[k + 1];
+            a2 += v[k + 2];
+            a3 += v[k + 3];
+        }
+        a0 += a1 + a2 + a3;
+        s = a0[0] + a0[1];
+        i = nv * 16;
+    }
+    size_t head = (8 - ((uintptr_t)(p + i) % 8)) % 8; /* bytes before an 8-byte boundary */
+    if (head > n - i)
+        head = n - i;
+    for (size_t k = 0; k < head; k++, i++)
+        s += (uint64_t)((const volatile unsigned char *)p)[i] << (8 * (i % 8));
+    unsigned rot = (unsigned)(8 * (i % 8));
+    const volatile uint64_t *w = (const volatile uint64_t *)(p + i);
+    size_t nw = (n - i) / 8;
+    uint64_t b0 = 0, b1 = 0;
+    size_t k = 0;
+    for (; k + 2 <= nw; k += 2) {
+        b0 += rotl64(w[k], rot);
+        b1 += rotl64(w[k + 1], rot);
+    }
+    for (; k < nw; k++)
+        b0 += rotl64(w[k], rot);
+    s += b0 + b1;
+    for (i += nw * 8; i < n; i++)
+        s += (uint64_t)((const volatile unsigned char *)p)[i] << (8 * (i % 8));
+    return s;
+}
+
+/* Naturally aligned stores only: bytes up to an 8-byte boundary, words, bytes. */
+static void aligned_fill(void *dst, int value, size_t n)
+{
+    volatile unsigned char *b = dst;
+    size_t i = 0;
+    while (i < n && (uintptr_t)(b + i) % 8)
+        b[i++] = (unsigned char)value;
+    uint64_t word = (uint64_t)(unsigned char)value * 0x0101010101010101u;
+    volatile uint64_t *w = (volatile uint64_t *)(b + i);
+    size_t nw = (n - i) / 8;
+    for (size_t k = 0; k < nw; k++)
+        w[k] = word;
+    for (i += nw * 8; i < n; i++)
+        b[i] = (unsigned char)value;
+}
+
+static void aligned_copy(void *dst, const void *src, size_t n)
+{
+    volatile unsigned char *d = dst;
+    const volatile unsigned char *s = src;
+    size_t i = 0;
+    if (((uintptr_t)d - (uintptr_t)s) % 8 == 0) {
+        while (i < n && (uintptr_t)(d + i) % 8) {
+            d[i] = s[i];
+            i++;
+        }
+        volatile uint64_t *dw = (volatile uint64_t *)(d + i);
+        const volatile uint64_t *sw = (const volatile uint64_t *)(s + i);
+        size_t nw = (n - i) / 8;
+        for (size_t k = 0; k < nw; k++)
+            dw[k] = sw[k];
+        i += nw * 8;
+    }
+    for (; i < n; i++)
+        d[i] = s[i];
+}
+
+static int library_safe(const void *a, const void *b, size_t n, int device)
+{
+    return !device || ((uintptr_t)a % 16 == 0 && (uintptr_t)b % 16 == 0 && n % 16 == 0);
+}
+
+uint64_t pimem_time_fill(void *dst, int value, size_t n, uint64_t reps, int device)
+{
+    int use_memset = library_safe(dst, dst, n, device) && !(device && value == 0);
+    uint64_t t0 = pimem_now_ns();
+    if (use_memset) {
+        for (uint64_t r = 0; r < reps; r++) {
+            memset(dst, value, n);
+            PIMEM_BARRIER(dst);
+        }
+    } else {
+        for (uint64_t r = 0; r < reps; r++)
+            aligned_fill(dst, value, n);
+    }
+    return pimem_now_ns() - t0;
+}
+
+uint64_t pimem_time_copy(void *dst, const void *src, size_t n, uint64_t reps, int device)
+{
+    int use_memcpy = library_safe(dst, src, n, device);
+    uint64_t t0 = pimem_now_ns();
+    if (use_memcpy) {
+        for (uint64_t r = 0; r < reps; r++) {
+            memcpy(dst, src, n);
+            PIMEM_BARRIER(dst);
+        }
+    } else {
+        for (uint64_t r = 0; r < reps; r++)
+            aligned_copy(dst, src, n);
+    }
+    return pimem_now_ns() - t0;
+}
+
+uint64_t pimem_time_read(const void *src, size_t n, uint64_t reps)
+{
+    uint64_t acc = 0;
+    uint64_t t0 = pimem_now_ns();
+    for (uint64_t r = 0; r < reps; r++) {
+        PIMEM_BARRIER(src);
+        acc += pimem_sum(src, n);
+    }
+    uint64_t t1 = pimem_now_ns();
+    pimem_sink = acc;
+    return t1 - t0;
+}
+
+/* The memory mountain's read (CS:APP 6.6): one 8-byte word every `stride`
+ * words, four accumulators. The buffer must be 8-byte aligned. */
+uint64_t pimem_sum_stride(const void *src, size_t n, size_t stride)
+{
+    if (stride <= 1)
+        return pimem_sum(src, n);
+    const volatile uint64_t *w = src;
+    size_t nw = n / 8, i = 0, step4 = 4 * stride;
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; i + 3 * stride < nw; i += step4) {
+        a0 += w[i];
+        a1 += w[i + stride];
+        a2 += w[i + 2 * stride];
+        a3 += w[i + 3 * stride];
+    }
+    for (; i < nw; i += stride)
+        a0 += w[i];
+    return a0 + a1 + a2 + a3;
+}
+
+uint64_t pimem_time_read_stride(const void *src, size_t n, size_t stride, uint64_t reps)
+{
+    uint64_t acc = 0;
+    uint64_t t0 = pimem_now_ns();
+    for (uint64_t r = 0; r < reps; r++) {
+        PIMEM_BARRIER(src);
+        acc += pimem_sum_stride(src, n, stride);
+    }
+    uint64_t t1 = pimem_now_ns();
+    pimem_sink = acc;
+    return t1 - t0;
+}
+
+/* Pointer chasing (like lmbench's lat_mem_rd and tinymembench): the buffer
+ * is cut into `slot`-byte slots (slot a multiple of the pointer size, the
+ * buffer aligned to it), and each slot's first word points at the next slot
+ * of one random cycle through all of them (Sattolo's algorithm), so every
+ * load depends on the one before and no prefetcher can guess the next.
+ * Returns the number of slots, 0 if the arguments do not fit or memory for
+ * the shuffle cannot be had. */
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+    return z ^ (z >> 31);
+}
+
+size_t pimem_chase_setup(void *buf, size_t n, size_t slot, uint64_t seed)
+{
+    if (slot < sizeof(void *) || slot % sizeof(void *) || (uintptr_t)buf % sizeof(void *))
+        return 0;
+    size_t count = n / slot;
+    if (count < 2)
+        return 0;
+    size_t *order = malloc(count * sizeof *order);
+    if (!order)
+        return 0;
+    for (size_t i = 0; i < count; i++)
+        order[i] = i;
+    uint64_t state = seed;
+    for (size_t i = count - 1; i > 0; i--) { /* Sattolo: one cycle through all slots */
+        size_t j = (size_t)(splitmix64(&state) % i);
+        size_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    unsigned char *base = buf;
+    for (size_t i = 0; i < count; i++) /* slot order[i] points at slot order[i+1] */
+        *(void *volatile *)(base + order[i] * slot) = base + order[(i + 1) % count] * slot;
+    free(order);
+    return count;
+}
+
+/* Steps along the chain from *cursor until it returns to start; at most limit steps. */
+size_t pimem_chase_cycle(const void *start, size_t limit)
+{
+    const void *p = start;
+    size_t steps = 0;
+    do {
+        p = *(const void *const volatile *)p;
+        steps++;
+    } while (p != start && steps < limit);
+    return steps;
+}
+
+/* Times `steps` dependent loads from *cursor and leaves *cursor where they
+ * stopped, so the next region goes on along the cycle instead of walking
+ * the same (by then cached) slots again. */
+uint64_t pimem_time_chase(void **cursor, uint64_t steps)
+{
+    void **p = *cursor;
+    uint64_t t0 = pimem_now_ns();
+    uint64_t k = steps / 8;
+    while (k--) {
+        p = (void **)*p; p = (void **)*p; p = (void **)*p; p = (void **)*p;
+        p = (void **)*p; p = (void **)*p; p = (void **)*p; p = (void **)*p;
+    }
+    for (k = steps % 8; k; k--)
+        p = (void **)*p;
+    uint64_t t1 = pimem_now_ns();
+    *cursor = p;
+    return t1 - t0;
+}
