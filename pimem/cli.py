@@ -35,6 +35,30 @@ def cmd_core(args: argparse.Namespace) -> int:
     return 0 if st.loaded else 1
 
 
+def cmd_mountain(args: argparse.Namespace) -> int:
+    from .data import data_dir
+    from pathlib import Path
+
+    from .mountain import DEFAULT_SIZES, DEFAULT_STRIDES, mountain, save_mountain
+    from .sweep import format_size, parse_size
+
+    sizes = [parse_size(t) for t in args.sizes] if args.sizes else list(DEFAULT_SIZES)
+    strides = args.strides or list(DEFAULT_STRIDES)
+    frame, meta = mountain(_backend(args), kind=args.kind, sizes=sizes, strides=strides,
+                           progress=not args.no_progress, announce=lambda m: print(m, file=sys.stderr))
+    grid = frame.pivot(index="size_bytes", columns="stride_words", values="gb_per_s")
+    host = "" if meta["machine"]["is_pi"] else " (host run: not a Raspberry Pi)"
+    print(f"read GB/s by working set (rows) and stride in 8-byte words (columns), {args.kind} memory{host}")
+    print(f"{'size':>9} " + " ".join(f"{k:>6}" for k in grid.columns))
+    for size, row in grid.iterrows():
+        print(f"{format_size(int(size)):>9} " + " ".join(f"{v:6.2f}" for v in row))
+    if args.save:
+        target = Path(args.dir) if args.dir else data_dir() / "mountain"
+        target.mkdir(exist_ok=True)
+        print(f"saved to {save_mountain(frame, meta, target / args.save)}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .info import system_info
 
@@ -378,6 +402,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("info", cmd_info, "board, revision, firmware, ARM/GPU memory split, backend")
+    p = add("mountain", cmd_mountain, "the memory mountain: read GB/s against working-set size and stride")
+    p.add_argument("--kind", choices=("host", "direct"), default="host", help="buffer: cached host or a DIRECT GPU buffer")
+    p.add_argument("--sizes", nargs="+", metavar="SIZE", help="working sets (default 16 KiB .. 32 MiB, powers of two)")
+    p.add_argument("--strides", nargs="+", type=int, metavar="WORDS", help="strides in 8-byte words (default 1..12)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--save", metavar="NAME", help="save as NAME.csv/NAME.json (never overwrites)")
+    p.add_argument("--dir", help="where --save writes (default: the repository's data/mountain/)")
     add("core", cmd_core, "build (once) and load the compiled timing core; say where it is, or why not",
         backend=False)
     p = add("decode", cmd_decode, "decode bus addresses (hex) into alias and physical address", backend=False)

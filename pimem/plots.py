@@ -695,6 +695,50 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
     return fig
 
 
+def _mountain_grid(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    grid = frame.pivot(index="stride_words", columns="size_bytes", values="gb_per_s").sort_index()
+    return grid.columns.to_numpy(float), grid.index.to_numpy(float), grid.to_numpy(float)
+
+
+def _mountain_title(meta: Mapping[str, Any], view: str) -> str:
+    host = not meta.get("machine", {}).get("is_pi", False)
+    return host_title(f"Memory mountain ({meta.get('buffer_kind', 'host')} memory), {view}", host)
+
+
+def mountain_heatmap(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
+    """The mountain from above: read GB/s for each working-set size (x) and stride (y)."""
+    sizes, strides, gbps = _mountain_grid(frame)
+    fig, ax = new_axes(size=(8.0, 4.8))
+    mesh = ax.pcolormesh(np.arange(len(sizes) + 1), np.arange(len(strides) + 1), gbps, cmap="viridis")
+    ax.set_xticks(np.arange(len(sizes)) + 0.5, [size_label(v) for v in sizes], rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(np.arange(len(strides)) + 0.5, [f"{int(k)}" for k in strides], fontsize=7)
+    ax.set_xlabel("working set (bytes read over and over)")
+    ax.set_ylabel("stride (8-byte words)")
+    fig.colorbar(mesh, ax=ax, label="read bandwidth, GB/s (10^9 B/s)")
+    ax.set_title(_mountain_title(meta, "heat map"))
+    add_provenance(fig, [f"{meta.get('machine', {}).get('description', 'machine not recorded')}",
+                         "bytes counted: the 8-byte words read (CS:APP's convention); median of the timed regions"])
+    return fig
+
+
+def mountain_surface(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
+    """The mountain as a 3-D surface (CS:APP figure 6.41's view): size and stride against read GB/s."""
+    sizes, strides, gbps = _mountain_grid(frame)
+    _display_ready()
+    fig = Figure(figsize=(8.0, 5.6))
+    ax = fig.add_subplot(projection="3d")
+    x, y = np.meshgrid(np.log2(sizes), strides)
+    ax.plot_surface(x, y, gbps, cmap="viridis", edgecolor="0.3", linewidth=0.2)
+    ax.set_xticks(np.log2(sizes)[::2], [size_label(v) for v in sizes[::2]], fontsize=7)
+    ax.set_xlabel("working set", fontsize=8)
+    ax.set_ylabel("stride (words)", fontsize=8)
+    ax.set_zlabel("read GB/s", fontsize=8)
+    ax.view_init(elev=25, azim=-130)
+    ax.set_title(_mountain_title(meta, "surface"), fontsize=10)
+    add_provenance(fig, [f"{meta.get('machine', {}).get('description', 'machine not recorded')}"])
+    return fig
+
+
 def memory_wall_generations(recordings: Sequence[Any]) -> Figure:
     """Across Raspberry Pi models: CPU clock x cores against DRAM bandwidth (memset) and latency (64 MiB).
 
