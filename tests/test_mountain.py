@@ -56,3 +56,11 @@ def test_cli_prints_the_grid_and_the_time_it_will_take(emu_dir, capsys):
     assert main(["mountain", "--sizes", "16KiB", "64KiB", "--strides", "1", "2", "--no-progress"]) == 0
     out, err = capsys.readouterr()
     assert "host run" in out and "16 KiB" in out and "about" in err and "estimated from one timed pass" in err
+
+
+@needs_core
+def test_a_direct_mountain_releases_its_gpu_buffer(backend):
+    frame, meta = mountain(backend, kind="direct", sizes=[16384], strides=[1, 2], iterations=1, progress=False,
+                           announce=lambda m: None)
+    assert len(frame) == 2 and meta["buffer_kind"] == "direct"
+    assert backend.ledger.entries() == []       # nothing left allocated
