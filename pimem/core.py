@@ -110,11 +110,12 @@ def _build(cc: list[str], directory: Path, target: Path) -> str | None:
                               capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"{cc[0]} could not run: {e}"
+    if proc.returncode == 0 and os.path.isfile(tmp) and not os.path.islink(tmp):
+        os.chmod(tmp, 0o700)        # whatever the umask: only this user may write it
     if proc.returncode != 0 or not _ours(tmp):
         tmp.unlink(missing_ok=True)
         lines = (proc.stderr or proc.stdout).strip().splitlines()
         return f"{cc[0]} failed: {lines[-1] if lines else 'exit status ' + str(proc.returncode)}"
-    os.chmod(tmp, 0o700)
     os.replace(tmp, target)
     return None
 

@@ -127,3 +127,27 @@ def test_the_chase_visits_every_slot_once():
     words = buf.view(np.uint64 if np.dtype(np.uintp).itemsize == 8 else np.uint32)[:: 64 // np.dtype(np.uintp).itemsize]
     targets = (words.astype(np.int64) - buf.ctypes.data) // 64
     assert sorted(targets.tolist()) == list(range(100)) and all(targets != np.arange(100))  # a permutation, no fixed point
+
+
+@needs_core
+def test_a_loose_umask_still_gives_a_private_library(tmp_path):
+    cache = tmp_path / "core"
+    env = {core.ENV_DIR: str(cache)}
+    code = "import os; os.umask(0o002); " + PROBE
+    p = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+                       timeout=120)
+    assert p.stdout.split()[:2] == ["c-loop", "True"], p.stderr
+    lib = next(cache.glob("pimem_core-*.so"))
+    assert stat.S_IMODE(lib.stat().st_mode) == 0o700
+
+
+@needs_core
+def test_a_compiler_error_is_reported_not_raised(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    cc = fake / "cc"
+    cc.write_text("#!/bin/sh\necho 'pimem_core.c:1: error: this compiler is broken' >&2\nexit 1\n")
+    cc.chmod(0o755)
+    p = _run({"CC": str(cc), core.ENV_DIR: str(tmp_path / "c")}, tmp_path)
+    assert p.stdout.split()[:2] == ["libc", "False"]
+    assert "did not build" in p.stderr and "this compiler is broken" in p.stderr
