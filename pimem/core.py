@@ -8,8 +8,10 @@ C and pimem time the same loops).
 
 Built on first use into a cache only the current user can write
 (``~/.cache/pimem/core`` of the *effective* user, so root's own when run as
-root; ``$XDG_CACHE_HOME`` is honoured for other users, ``$PIMEM_CORE_DIR``
-overrides both), checked 0700 and owned by us, never through a symlink.
+root; ``$PIMEM_CORE_DIR``, or ``$XDG_CACHE_HOME`` for other users, may move
+it), checked 0700 and owned by us, every folder above it writable by no
+other user, never through a symlink. As root the compiler must be root's
+own, in folders only root can write, and runs with a minimal environment.
 The library's name carries a hash of the source, the compiler and the
 flags, so an edit or a new compiler builds afresh. ``PIMEM_CORE=off`` skips
 it. Without a compiler pimem falls back to the per-call kernels, says so in
@@ -55,30 +57,73 @@ class CoreStatus:
 
 
 def core_dir() -> Path:
-    """Where the built library is kept (not yet checked or created)."""
+    """Where the built library is kept (not yet checked or created).
+
+    As root ``$XDG_CACHE_HOME`` is ignored (sudo may keep the caller's
+    environment); ``$PIMEM_CORE_DIR`` counts, but :func:`load` then refuses
+    it unless every folder above it is root's and writable by no one else.
+    """
+    euid = os.geteuid()
+    home = Path(pwd.getpwuid(euid).pw_dir)
     env = os.environ.get(ENV_DIR, "").strip()
     if env:
         return Path(env).expanduser()
-    euid = os.geteuid()
-    home = Path(pwd.getpwuid(euid).pw_dir)
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    # As root (sudo keeps some of the caller's environment) only root's own home counts.
     base = Path(xdg) if xdg and euid != 0 and os.path.isabs(xdg) else home / ".cache"
     return base / "pimem" / "core"
 
 
-def compiler() -> list[str] | None:
-    """The C compiler's command: $CC if set (and found), else cc or gcc on PATH; None if none."""
-    cc = os.environ.get("CC", "").strip()
-    if cc:
-        words = shlex.split(cc)
-        found = shutil.which(words[0]) if words else None
-        return [found, *words[1:]] if found else None
-    for name in ("cc", "gcc", "clang"):
-        found = shutil.which(name)
-        if found:
-            return [found]
+def _untrusted_ancestor(directory: Path) -> str | None:
+    """Why another user could swap ``directory`` out from under us, or None.
+
+    Every folder above it must be a real directory (no symlink) owned by
+    root or by us and writable by no one else, unless sticky (as /tmp is:
+    there no one can rename our entries).
+    """
+    for parent in Path(os.path.abspath(directory)).parents:
+        try:
+            st = os.lstat(parent)
+        except OSError as e:
+            return f"{parent} cannot be examined ({e.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            return f"{parent} is a symbolic link"
+        if st.st_uid not in (0, os.geteuid()):
+            return f"{parent} belongs to uid {st.st_uid}"
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            return f"{parent} is writable by group or others"
     return None
+
+
+def compiler() -> list[str] | None:
+    """The C compiler's command: $CC if set (and found), else cc, gcc or clang on PATH; None if none.
+
+    As root the compiler must be a file root owns in folders only root can
+    write (sudo may keep the caller's PATH or CC); one that is not is ignored.
+    """
+    cc = os.environ.get("CC", "").strip()
+    words = shlex.split(cc) if cc else []
+    candidates = [words] if words else [[name] for name in ("cc", "gcc", "clang")]
+    for cand in candidates:
+        found = shutil.which(cand[0])
+        if found and (os.geteuid() != 0 or _trusted_file(Path(found).resolve())):
+            return [found, *cand[1:]]
+    return None
+
+
+def _trusted_file(path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022
+            and _untrusted_ancestor(path) is None)
+
+
+def _compiler_env(cc: list[str]) -> dict[str, str] | None:
+    """As root, a minimal environment (no COMPILER_PATH, GCC_EXEC_PREFIX, CPATH, ... of the caller's)."""
+    if os.geteuid() != 0:
+        return None
+    return {"PATH": f"{Path(cc[0]).parent}:/usr/bin:/bin", "LC_ALL": "C", "HOME": pwd.getpwuid(0).pw_dir}
 
 
 def _fingerprint(cc: list[str], source: bytes) -> str:
@@ -107,7 +152,7 @@ def _build(cc: list[str], directory: Path, target: Path) -> str | None:
     tmp = directory / f".build-{secrets.token_hex(8)}.so"
     try:
         proc = subprocess.run([*cc, *CFLAGS, "-o", str(tmp), str(SOURCE)],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, env=_compiler_env(cc))
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"{cc[0]} could not run: {e}"
     if proc.returncode == 0 and os.path.isfile(tmp) and not os.path.islink(tmp):
@@ -160,6 +205,10 @@ def _load() -> tuple[ctypes.CDLL | None, CoreStatus]:
         private_dir(directory, "the compiled core's cache", f"or set {ENV_DIR} to a private directory")
     except UnsafeDirectory as e:
         return None, CoreStatus(False, None, str(e))
+    why = _untrusted_ancestor(directory)   # after creating it: missing parents cannot be examined
+    if why:
+        return None, CoreStatus(False, None, f"the compiled core's cache {directory} is not safe: {why}, so "
+                                f"another user could replace the library; set {ENV_DIR} to a private directory")
     target = directory / f"pimem_core-{_fingerprint(cc, source)}.so"
     built = None
     if not _ours(target):

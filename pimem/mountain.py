@@ -74,6 +74,12 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
     sizes, strides = sorted(set(sizes)), sorted(set(strides))
     if not sizes or not strides or min(sizes) < 64 or min(strides) < 1:
         raise UsageError("the mountain needs sizes of at least 64 bytes and strides of at least 1 word")
+    odd = [s for s in sizes if s % 8]
+    if odd:
+        raise UsageError(f"size {odd[0]} is not a whole number of 8-byte words; give multiples of 8 (e.g. 16KiB)")
+    if max(strides) > min(sizes) // 8:
+        raise UsageError(f"stride {max(strides)} words is longer than the smallest size ({min(sizes)} bytes, "
+                         f"{min(sizes) // 8} words); give strides of at most {min(sizes) // 8}")
     core = chase_kernel("the memory mountain")
     lib = core._lib
     big = max(sizes)

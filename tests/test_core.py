@@ -151,3 +151,28 @@ def test_a_compiler_error_is_reported_not_raised(tmp_path):
     p = _run({"CC": str(cc), core.ENV_DIR: str(tmp_path / "c")}, tmp_path)
     assert p.stdout.split()[:2] == ["libc", "False"]
     assert "did not build" in p.stderr and "this compiler is broken" in p.stderr
+
+
+@needs_core
+def test_a_cache_under_a_folder_others_can_write_is_refused(tmp_path):
+    # The cache itself would be private, but whoever can write its parent could swap it before the load.
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    p = _run({core.ENV_DIR: str(loose / "core")}, tmp_path)
+    assert p.stdout.split()[:2] == ["libc", "False"]
+    assert f"{loose} is writable by group or others" in p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="what root may run")
+def test_root_ignores_a_compiler_another_user_could_have_written(tmp_path):
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    planted.chmod(0o777)                    # a folder anyone can write: its cc is no one's to trust
+    cc = planted / "cc"
+    cc.write_text("#!/bin/sh\nexit 1\n")
+    cc.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CC"}
+    env["PATH"] = str(planted)
+    assert subprocess.run([sys.executable, "-c", "import pimem.core as c; print(c.compiler())"], env=env,
+                          capture_output=True, text=True, timeout=60).stdout.strip() == "None"

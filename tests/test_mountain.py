@@ -64,3 +64,19 @@ def test_a_direct_mountain_releases_its_gpu_buffer(backend):
                            announce=lambda m: None)
     assert len(frame) == 2 and meta["buffer_kind"] == "direct"
     assert backend.ledger.entries() == []       # nothing left allocated
+
+
+@pytest.mark.parametrize("sizes, strides, words", [([100], [1], "multiples of 8"),
+                                                   ([4096], [513], "at most 512"),
+                                                   ([4096], [0], "at least 1 word")])
+def test_bad_sizes_and_strides_are_refused_with_what_to_give(backend, sizes, strides, words):
+    from pimem.exc import UsageError
+    with pytest.raises(UsageError, match=words):
+        mountain(backend, sizes=sizes, strides=strides, progress=False, announce=lambda m: None)
+
+
+@needs_core
+def test_a_huge_stride_reads_one_word_not_past_the_buffer():
+    words = np.arange(8, dtype=np.uint64) + 5
+    lib = KERNELS["c-loop"]._lib
+    assert lib.pimem_sum_stride(words.ctypes.data, words.nbytes, (1 << 62) + 1) == 5

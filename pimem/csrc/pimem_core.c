@@ -196,7 +196,10 @@ uint64_t pimem_sum_stride(const void *src, size_t n, size_t stride)
     if (stride == 0)
         stride = 1;
     const volatile uint64_t *w = src;
-    size_t nw = n / 8, i = 0, step4 = 4 * stride;
+    size_t nw = n / 8, i = 0;
+    if (stride > nw) /* one word is read either way; and 4 * stride cannot wrap */
+        stride = nw ? nw : 1;
+    size_t step4 = 4 * stride;
     uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (; i + 3 * stride < nw; i += step4) {
         a0 += w[i];
@@ -263,7 +266,7 @@ size_t pimem_chase_setup(void *buf, size_t n, size_t slot, uint64_t seed)
     return count;
 }
 
-/* Steps along the chain from *cursor until it returns to start; at most limit steps. */
+/* Steps along the chain from start until it returns there; at most limit steps. */
 size_t pimem_chase_cycle(const void *start, size_t limit)
 {
     const void *p = start;
