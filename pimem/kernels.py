@@ -126,9 +126,14 @@ def _same_size(dst: np.ndarray, src: np.ndarray) -> None:
         raise UsageError(f"copy needs equal sizes: dst has {dst.nbytes} bytes, src has {src.nbytes}")
 
 
-def _overlap_error() -> UsageError:
-    # memcpy is undefined on overlap and np.copyto would copy via a full-size temporary.
-    return UsageError("dst and src overlap; copy needs two separate buffers")
+# memcpy is undefined on overlap and np.copyto would copy via a full-size temporary.
+_OVERLAP = "dst and src overlap; copy needs two separate buffers"
+
+
+def _check_apart(dst_addr: int, src_addr: int, n: int) -> None:
+    """UsageError when the n-byte ranges at the two addresses overlap."""
+    if n and dst_addr < src_addr + n and src_addr < dst_addr + n:
+        raise UsageError(_OVERLAP)
 
 
 # arr.ctypes.data costs some 0.75 us on an x86 server core, and ctypes
@@ -286,7 +291,7 @@ class NumpyKernel(_OneShot):
         s = _flat(src, "src", False)
         _same_size(d, s)
         if np.may_share_memory(d, s):
-            raise _overlap_error()
+            raise UsageError(_OVERLAP)
         d = d.view(np.uint8)        # a byte copy, whatever the dtypes say
         s = s.view(np.uint8)
         # Assignment between contiguous arrays of one dtype is a memmove,
@@ -338,8 +343,7 @@ class LibcKernel(_OneShot):
             return Op(_nothing, _nothing)
         da = _address(d)
         sa = _address(s)
-        if da.addr < sa.addr + n and sa.addr < da.addr + n:
-            raise _overlap_error()
+        _check_apart(da.addr, sa.addr, n)
         return Op(partial(self._memcpy, da.c_addr, sa.c_addr, da.c_nbytes),
                   partial(self._memcpy, da.c_addr, sa.c_addr, _C_ZERO), (d, s))
 
@@ -379,8 +383,7 @@ class CompiledKernel(_OneShot):
         s = _check(src, "src", False)
         _same_size(d, s)
         da, sa, n = _address(d), _address(s), d.nbytes
-        if n and da.addr < sa.addr + n and sa.addr < da.addr + n:
-            raise _overlap_error()
+        _check_apart(da.addr, sa.addr, n)
         dev, copy = int(bool(device)), self._lib.pimem_time_copy
         return Op(partial(copy, da.c_addr, sa.c_addr, n, 1, dev), partial(copy, da.c_addr, sa.c_addr, 0, 1, dev),
                   (d, s), lambda reps: copy(da.c_addr, sa.c_addr, n, reps, dev))

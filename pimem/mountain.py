@@ -82,15 +82,15 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
                          f"{min(sizes) // 8} words); give strides of at most {min(sizes) // 8}")
     core = chase_kernel("the memory mountain")
     lib = core._lib
+    if backend is None:
+        from .backend import get_backend
+        backend = get_backend()
     big = max(sizes)
     gpu = None
     try:
         if KINDS[kind] is None:
             buf = host_array(big, backend)
         else:
-            if backend is None:
-                from .backend import get_backend
-                backend = get_backend()
             heap = backend.mailbox.relocatable_heap()
             if big > heap:
                 raise UsageError(f"the mountain's largest size {format_size(big)} is more than the GPU heap "
@@ -131,9 +131,6 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
         buf = None
         if gpu is not None:
             gpu.close()
-    if backend is None:
-        from .backend import get_backend
-        backend = get_backend()
     meta = run_metadata(backend, core.name, RunOptions(iterations=iterations, warmup=1))
     meta.update({"title": f"memory mountain, {kind} memory", "buffer_kind": kind,
                  "statistic_note": "median of the timed regions; bytes = the 8-byte words read per pass"})
