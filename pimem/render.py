@@ -452,8 +452,8 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
                vendor_cache: Path = VENDOR_CACHE) -> Path:
     """Convert every committed notebook (as committed: no execution) into ``out_dir``; return index.html.
 
-    Course notebooks become NN-slug.html, labs labs/NAME.html. The pages load nothing from
-    the internet (see vendor_assets()).
+    Course notebooks become NN-slug.html, labs labs/NAME.html as their student copies (no
+    solutions). The pages load nothing from the internet (see vendor_assets()).
     """
     _require("nbconvert")
     from jinja2 import DictLoader
@@ -471,6 +471,13 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
     for path in course:
         nb = _read(path)
         is_lab = path.parent.name == "labs"
+        if is_lab:
+            # The edition is public: a lab is published as its student copy, never with its solutions.
+            import nbformat
+
+            from .students import student_notebook
+
+            nb = nbformat.from_dict(student_notebook(nb))
         rel = f"labs/{path.stem}.html" if is_lab else f"{path.stem}.html"
         up = "../" if is_lab else ""
         title = notebook_title(nb, path.stem)
@@ -513,7 +520,7 @@ Interactive controls show their rendered state; moving them needs a running kern
 <ol>
 {items(False)}
 </ol>
-{f'<h2>Labs</h2>{chr(10)}<ul>{chr(10)}{labs}{chr(10)}</ul>' if labs else ''}
+{f'<h2>Labs</h2>{chr(10)}<p>The exercises as students get them: the solutions are not published here.</p>{chr(10)}<ul>{chr(10)}{labs}{chr(10)}</ul>' if labs else ''}
 {''.join(f'<p><small>note: {html.escape(n)}</small></p>' for n in notes)}
 </body>
 </html>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and start the course: JupyterLab on notebooks/. Arguments go to
+# Set up and start the course: JupyterLab on your working copy, my-notebooks/ (made from notebooks/ on first start). Arguments go to
 # `pimem lab` (e.g. --port 8890). On a Pi run it with sudo (mapping GPU memory
 # needs /dev/mem, so root); off a Pi the notebooks use the emulator and the recorded data.
 set -euo pipefail

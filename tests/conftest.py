@@ -4,6 +4,22 @@ from __future__ import annotations
 import pytest
 
 from pimem import backend as backend_mod
+from pimem.workcopy import WORKING_DIR
+
+
+def _snapshot(directory):
+    if not directory.is_dir():
+        return None
+    return sorted((str(p.relative_to(directory)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in directory.rglob("*") if p.is_file())
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _working_copy_untouched():
+    """The tests never touch a student's working copy (my-notebooks/): using the course and testing it are apart."""
+    before = _snapshot(WORKING_DIR)
+    yield
+    assert _snapshot(WORKING_DIR) == before, f"a test changed the working copy {WORKING_DIR}"
 
 
 @pytest.fixture(autouse=True)

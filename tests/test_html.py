@@ -73,6 +73,57 @@ def test_index_links_every_page_with_its_title(edition):
         assert title.replace("&", "&amp;") in index or title in index, f"index.html lacks the title {title!r}"
 
 
+class _Text(__import__("html.parser").parser.HTMLParser):
+    """The text a reader sees on a page (code highlighting splits lines into spans)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _visible_text(page: Path) -> str:
+    parser = _Text()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return re.sub(r"\s+", " ", "".join(parser.parts))
+
+
+def _solution_lines(nb_path: Path) -> list[str]:
+    from pimem.students import BEGIN, END
+
+    lines, inside = [], False
+    for cell in nbformat.read(str(nb_path), as_version=4).cells:
+        for line in cell.source.splitlines():
+            if line.strip() == BEGIN:
+                inside = True
+            elif line.strip() == END:
+                inside = False
+            elif inside and len(line.strip()) >= 12:   # short lines ('return x') may occur in the text too
+                lines.append(re.sub(r"\s+", " ", line.strip()))
+    return lines
+
+
+def test_no_solution_reaches_the_html_edition(edition):
+    out, notebooks = edition
+    labs = [p for p in notebooks if p.parent.name == "labs"]
+    if not labs:
+        pytest.skip("no labs yet")
+    solutions = {p.name: _solution_lines(p) for p in labs}
+    assert any(solutions.values()), "the labs have solution regions; this test must see them"
+    pages = sorted(out.rglob("*.html"))
+    for page in pages:
+        raw = page.read_text(encoding="utf-8")
+        assert "BEGIN SOLUTION" not in raw and "END SOLUTION" not in raw, f"{page.name} carries solution markers"
+        text = _visible_text(page)
+        for lab_name, lines in solutions.items():
+            leaked = [ln for ln in lines if ln in text]
+            assert not leaked, f"{page.relative_to(out)} shows solution lines of {lab_name}: {leaked[:3]}"
+    for p in labs:
+        assert "NotImplementedError" in _visible_text(_page(out, p)), f"{p.name}: the student stub is missing"
+
+
 def test_pages_contain_their_figures_and_nothing_from_the_internet(edition):
     out, notebooks = edition
     for nb_path in notebooks:

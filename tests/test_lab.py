@@ -27,7 +27,7 @@ def test_command_line(monkeypatch, euid, allow_root):
     cmd = lab.lab_command()
     assert cmd[:4] == [sys.executable, "-m", "jupyter", "lab"]
     assert "--ServerApp.ip=127.0.0.1" in cmd and "--ServerApp.port=8888" in cmd
-    assert f"--ServerApp.root_dir={lab.notebooks_dir()}" in cmd
+    assert f"--ServerApp.root_dir={lab.WORKING_DIR}" in cmd, "JupyterLab serves the working copy, never notebooks/"
     assert lab.notebooks_dir() == Path(lab.__file__).resolve().parent.parent / "notebooks"
     assert "--no-browser" in cmd and "--ServerApp.port_retries=0" in cmd
     assert ("--allow-root" in cmd) is allow_root
@@ -100,7 +100,8 @@ def test_real_start_is_loopback_only_with_a_token(tmp_path):
     env |= {"JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
             "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")}
-    proc = subprocess.Popen([sys.executable, "-m", "pimem", "lab", "--port", str(port)], env=env,
+    work = tmp_path / "work"
+    proc = subprocess.Popen([sys.executable, "-m", "pimem", "lab", "--port", str(port), "--dir", str(work)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(iter(proc.stdout.readline, "")), daemon=True)
@@ -118,6 +119,9 @@ def test_real_start_is_loopback_only_with_a_token(tmp_path):
                 time.sleep(0.5)
         assert token, "JupyterLab did not answer with its token within 60 s:\n" + "".join(output)
         assert "ssh -N -L" in "".join(output), "the tunnel advice was not printed"
+        assert f"serving your working copy {work}" in "".join(output)
+        assert (work / "00-start-here.ipynb").is_file(), "the working copy is made on first start"
+        assert "/lab/tree/00-start-here.ipynb?token=" in "".join(output), "JupyterLab opens on 00-start-here"
         # The token is also in the runtime dir, as `jupyter server list` reads it.
         info = [json.loads(p.read_text()) for p in (tmp_path / "runtime").glob("jpserver-*.json")]
         assert any(i.get("token") == token and i.get("port") == port for i in info), info
