@@ -3,7 +3,8 @@
 A notebook's ``parameters`` cell sets ``MODE = "auto"``. Auto means live
 on a Raspberry Pi where pimem can map GPU memory (the pi backend and
 root), and recorded data otherwise (with the emulator for the mailbox
-walk-through). ``PIMEM_MODE`` overrides "auto": the render command sets
+walk-through). ``MODE = "live"`` off a Pi measures this computer on the
+emulator backend: a host run, labelled so in every figure, never a Pi's. ``PIMEM_MODE`` overrides "auto": the render command sets
 it to "recorded" so committed outputs never depend on the machine.
 """
 from __future__ import annotations
@@ -31,16 +32,24 @@ class RunMode:
     def name(self) -> str:
         return "live" if self.live else "recorded"
 
+    @property
+    def host_run(self) -> bool:
+        """Measuring this computer, not a Pi (live on the emulator backend)."""
+        return self.live and self.backend != "pi"
+
     def banner_text(self) -> str:
+        if self.host_run:
+            return ("LIVE on this computer, a host run: figures are measured now in this machine's memory, "
+                    f"with the emulator standing in for the GPU firmware; they are not a Pi's. ({self.reason})")
         if self.live:
             return f"LIVE on this Raspberry Pi: figures are measured now. ({self.reason})"
         return (f"RECORDED data: figures come from data/, each labelled with its source; "
                 f"the mailbox runs on the {self.backend} backend. ({self.reason})")
 
     def _repr_html_(self) -> str:
-        colour = "#2e7d32" if self.live else "#1565c0"
+        colour = "#ef6c00" if self.host_run else "#2e7d32" if self.live else "#1565c0"
         return (f'<div style="border-left:6px solid {colour};padding:6px 10px;margin:4px 0;'
-                f'background:#f5f5f5"><b>{html.escape(self.name.upper())}</b> '
+                f'background:#f5f5f5"><b>{html.escape("LIVE, HOST RUN" if self.host_run else self.name.upper())}</b> '
                 f'{html.escape(self.banner_text().split(": ", 1)[1])}</div>')
 
     def __str__(self) -> str:
@@ -66,7 +75,9 @@ def resolve_mode(mode: str = "auto") -> RunMode:
         mode = forced
     possible, why = _can_go_live()
     if mode == "live" and not possible:
-        raise UsageError(f"MODE='live' asked, but {why}; use MODE='auto' or 'recorded'")
+        if default_backend_name() == "pi":   # a Pi, but not root: its GPU memory cannot be mapped
+            raise UsageError(f"MODE='live' asked, but {why}; start JupyterLab with sudo, or use MODE='auto'")
+        return RunMode(True, "emulator", f"live asked, {why}: measuring this computer instead")
     if mode == "recorded":
         return RunMode(False, default_backend_name() if possible else "emulator",
                        "recorded mode asked" + (f" ({ENV_MODE})" if os.environ.get(ENV_MODE) else ""))

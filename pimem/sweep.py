@@ -8,7 +8,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -157,9 +157,12 @@ class SweepResult:
 
 
 def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes: Sequence[int] = DEFAULT_SIZES,
-          *, kernel: str | None = None, options: RunOptions | None = None, progress: bool = True,
-          command: str | None = None) -> SweepResult:
-    """Run every benchmark at every size (GPU sizes capped by the GPU memory), with a progress bar."""
+          *, kernel: str | None = None, options: RunOptions | None = None,
+          progress: bool | Callable[[int, int, str], None] = True, command: str | None = None) -> SweepResult:
+    """Run every benchmark at every size (GPU sizes capped by the GPU memory), with a progress bar.
+
+    ``progress`` may also be a callable ``(done, total, what)``: a widget's own bar (pimem.widgets).
+    """
     from .kernels import DEFAULT_KERNEL
 
     kernel_name = kernel or DEFAULT_KERNEL
@@ -213,8 +216,28 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
     return SweepResult(results_frame(results), meta, notes, results)
 
 
-def _progress(total: int, enabled: bool):
-    """A tqdm bar over ``total`` runs, or None when disabled."""
+class _CallbackProgress:
+    """The three calls sweep makes on a tqdm bar, passed on as ``report(done, total, what)``."""
+
+    def __init__(self, total: int, report: Callable[[int, int, str], None]) -> None:
+        self.total, self.done, self.report = total, 0, report
+        report(0, total, "")
+
+    def set_postfix_str(self, what: str, refresh: bool = True) -> None:
+        self.report(self.done, self.total, what)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        self.report(self.done, self.total, "")
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool | Callable[[int, int, str], None]):
+    """A tqdm bar over ``total`` runs, the caller's own progress report, or None when disabled."""
+    if callable(enabled):
+        return _CallbackProgress(total, enabled)
     if not enabled:
         return None
     from tqdm.auto import tqdm

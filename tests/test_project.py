@@ -126,3 +126,20 @@ def test_both_commands_make_the_same_venv():
     creates = re.findall(r"-m venv\b[^\n]*", setup)
     assert creates and all("--system-site-packages" in c for c in creates), creates
     assert ".[${EXTRAS:-}]" not in setup, "an empty EXTRAS must not become pip install -e '.[]' (pip rejects it)"
+
+
+def test_titles_are_one_style_in_notebooks_readme_and_the_html_index():
+    """'NN · Title' in every course notebook; README's table shows the same titles (the HTML index reads them)."""
+    import json
+
+    from pimem.render import course_notebooks
+
+    readme = (REPO / "README.md").read_text()
+    notebooks = course_notebooks()
+    assert notebooks
+    for path in notebooks:
+        first = json.loads(path.read_text())["cells"][0]["source"]
+        text = "".join(first) if isinstance(first, list) else first
+        heading = next(line for line in text.splitlines() if line.startswith("# "))[2:].strip()
+        assert re.fullmatch(rf"{path.name[:2]} · \S.*", heading), f"{path.name}: title {heading!r} is not 'NN · Title'"
+        assert f"| {heading} | `{path.stem}` |" in readme, f"README's notebook table lacks {heading!r}"
