@@ -217,14 +217,19 @@ class Explorer:
         self.figure = figure
         self.output.outputs = (_output_of(self.figure, self.message),)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        # The widget for JupyterLab and the HTML edition; for any reader without widgets, the
-        # figure as a plain image instead of the controls' repr text.
-        bundle = dict(self.box._repr_mimebundle_(**kwargs) or {})
+    def mimebundle(self) -> dict[str, Any]:
+        """What a notebook shows: the widget (JupyterLab, the HTML edition) and, for any reader
+        without widgets, the figure as a plain image, never the controls' repr text."""
+        bundle = dict(self.box._repr_mimebundle_() or {})
         bundle.pop("text/plain", None)
         if self.figure is not None:
             bundle["image/png"] = base64.b64encode(_png(self.figure)).decode("ascii")
         return bundle
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.mimebundle(), raw=True)   # raw: exactly these two, no text/plain repr added
 
 
 def _iterations(value: int) -> W.IntSlider:

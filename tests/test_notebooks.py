@@ -106,6 +106,21 @@ def test_committed_outputs_have_a_figure(path):
                   + RENDER_HINT.format(name=path.relative_to(render.REPO)))
 
 
+@pytest.mark.parametrize("path", _params(COURSE, "course notebooks"))
+def test_widgets_are_committed_as_state_and_an_image_only(path):
+    """An explorer's output is its widget view and a plain image: no controls' repr text for readers without widgets."""
+    nb = nbformat.read(str(path), as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if render.WIDGET_VIEW in data:
+                assert set(data) == {render.WIDGET_VIEW, "image/png"}, f"{path.name} cell {i}: {sorted(data)}"
+                assert nb.metadata.get("widgets", {}).get(render.WIDGET_STATE, {}).get("state"), \
+                    f"{path.name}: a widget view is committed without the widget state"
+            text = data.get("text/plain", "") + "".join(out.get("text", ""))
+            assert "children=(" not in text, f"{path.name} cell {i} shows a widget's repr text"
+
+
 LEARN = re.compile(r"what you will learn|you will learn|you'll learn|learning goals", re.I)
 SUMMARY = re.compile(r"summary|in short|recap|what we (saw|learned|found)", re.I)
 NEXT = re.compile(r"try next|next steps|what next|to try", re.I)

@@ -145,7 +145,7 @@ def test_one_figure_redrawn_in_place(make):
     ex.controls["iterations"].value = 9
     assert len(ex.output.outputs) == 1 and ex.figure is not first_figure, "the figure is replaced, not added to"
     assert [w for w in _shown(ex.box) if w is ex.output] == [ex.output]
-    bundle = ex._repr_mimebundle_()
+    bundle = ex.mimebundle()
     assert set(bundle) == {"application/vnd.jupyter.widget-view+json", "image/png"}, \
         "a reader without widgets sees the figure, never the controls' repr text"
 
