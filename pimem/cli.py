@@ -293,13 +293,20 @@ def cmd_record(args: argparse.Namespace) -> int:
         # Checked before the sweep, not after minutes of measuring (save_recording checks it too).
         raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-', starting with a "
                          "letter or digit, without .csv/.json")
+    label = None
+    if args.label is not None:
+        from .classroom import check_label, label_slug
+
+        label = check_label(args.label, option="--label")   # before the sweep, as --name
     result = _run_sweep(args)
     if result.frame.empty:
         raise BenchmarkError("nothing was measured, so nothing was recorded: "
                              + "; ".join(result.notes or ["no point ran"]))
     directory = args.dir or data_dir()
     name = args.name or ("pi-" if result.meta["machine"]["is_pi"] else "host-") + \
-        result.meta["created"][:10] + "-" + result.meta["kernel_choice"]
+        result.meta["created"][:10] + "-" + result.meta["kernel_choice"] + (f"-{label_slug(label)}" if label else "")
+    if label:
+        result.meta["label"] = label
     path = save_recording(result.frame, result.meta, directory, name)
     for note in result.notes:
         print("note:", note)
@@ -325,19 +332,36 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     from .lab import run_lab
 
-    return run_lab(args.ip, args.port, open_browser=args.browser)
+    return run_lab(args.ip, args.port, open_browser=args.browser, directory=args.dir)
+
+
+def cmd_update_notebooks(args: argparse.Namespace) -> int:
+    from .workcopy import sync
+
+    report = sync(args.dir, update=True)
+    lines = report.lines() or [f"working copy {report.directory}: every notebook is up to date"]
+    if args.json:
+        _print_json({"directory": str(report.directory), "created": report.created, "replaced": report.replaced,
+                     "beside": [list(b) for b in report.beside]})
+    else:
+        print("\n".join(lines))
+    return 0
 
 
 def cmd_student_copies(args: argparse.Namespace) -> int:
     from .students import write_student_copies
 
     _destination(args.out, "--out")
-    written = write_student_copies(args.out)
+    done = write_student_copies(args.out, force=args.force)
     if args.json:
-        _print_json({"written": [str(p) for p in written]})
-    else:
-        print(f"Wrote {len(written)} student notebook(s), solutions replaced and outputs cleared, to "
-              f"{written[0].parent}: " + ", ".join(p.name for p in written))
+        _print_json({"written": [str(p) for p in done.written], "skipped": [str(p) for p in done.skipped]})
+        return 0
+    for p in done.skipped:   # it may hold a student's work: never overwritten without --force
+        print(f"note: skipped {p}: it exists (a student's work?); --force overwrites it")
+    print(f"Wrote {len(done.written)} student notebook(s), solutions replaced and outputs cleared, to "
+          f"{done.folder}" + (": " + ", ".join(p.name for p in done.written) if done.written else "")
+          + (f"; skipped {len(done.skipped)} that exist: " + ", ".join(p.name for p in done.skipped)
+             if done.skipped else ""))
     return 0
 
 
@@ -440,19 +464,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         timing_options(p)
         if name == "record":
-            p.add_argument("--name", help="recording name (default: host-DATE-KERNEL or pi-DATE-KERNEL)")
+            p.add_argument("--name", help="recording name (default: host-DATE-KERNEL or pi-DATE-KERNEL, "
+                           "then -LABEL with --label)")
+            p.add_argument("--label", help="a student's or board's name, kept in the recording "
+                           "(for pimem.classroom.load_class), e.g. alice or pi-07")
             p.add_argument("--dir", help="directory (default: the repository's data/)")
-    p = add("lab", cmd_lab, "start JupyterLab on notebooks/ (loopback only, token kept; safe as root)",
-            backend=False)
+    p = add("lab", cmd_lab, "start JupyterLab on your working copy, my-notebooks/ (made from notebooks/ on "
+            "first start; loopback only, token kept; safe as root)", backend=False)
+    p.add_argument("--dir", help="working copy folder (default: my-notebooks/ in the repository)")
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8888)
     p.add_argument("--browser", action="store_true", help="open a browser on this machine")
+    p = add("update-notebooks", cmd_update_notebooks,
+            "bring notebooks that changed in the course into your working copy (your changes are kept)",
+            backend=False)
+    p.add_argument("--dir", help="working copy folder (default: my-notebooks/ in the repository)")
     p = add("check-data", cmd_check_data, "check every recording in data/ against the schema", backend=False)
     p.add_argument("--dir", help="directory (default: the repository's data/)")
     p = add("student-copies", cmd_student_copies,
             "write the lab notebooks without their solutions and outputs (default notebooks/labs/student/)",
             backend=False)
     p.add_argument("--out", help="output folder (default: notebooks/labs/student/)")
+    p.add_argument("--force", action="store_true", help="overwrite copies that exist (default: skip them)")
     p = add("render", cmd_render, "execute the course notebooks (recorded data, emulator) and save their outputs",
             backend=False)
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="default: every notebooks/NN-*.ipynb")

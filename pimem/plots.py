@@ -14,6 +14,8 @@ convention); ``bus_bytes`` is what crosses the memory bus.
 """
 from __future__ import annotations
 
+import hashlib
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
@@ -33,6 +36,79 @@ GB = 1e9
 FOOTER_GID = "pimem-footer"
 STATISTICS = ("median", "min", "mean", "best")
 _HOST_PREFIX = "host run"
+#: The smallest text in any figure (points): footer, legends, labels of points and references.
+MIN_FONT = 8.0
+FOOTER_FONT = MIN_FONT
+
+
+# --- one colour and one marker per benchmark, in every figure -------------------
+#
+# Okabe & Ito's colour-blind-safe palette. The colour says which memory the CPU
+# works on (cached host memory, the GPU buffer's DIRECT / COHERENT /
+# L1_NONALLOCATING alias, the standard path's fill-then-copy); the marker says
+# what it does (circle: host fill, square: fill then copy, diamond: direct
+# write, triangle up: read, triangle down: pointer chase, plus/arrows: copy).
+# The lesson's three (baseline, standard, zerocopy) are blue, orange and green.
+
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7",
+}
+_HOST_C, _STD_C, _DIRECT_C = OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["bluish green"]
+_COHERENT_C, _L1NA_C = OKABE_ITO["reddish purple"], OKABE_ITO["vermillion"]
+
+#: benchmark name -> (colour, marker): every benchmark pimem.benchmarks and pimem.data define.
+BENCHMARK_STYLES: dict[str, tuple[str, str]] = {
+    "baseline": (_HOST_C, "o"),
+    "standard": (_STD_C, "s"),
+    "zerocopy": (_DIRECT_C, "D"),
+    "write-coherent": (_COHERENT_C, "D"),
+    "write-l1nonalloc": (_L1NA_C, "D"),
+    "read-host": (_HOST_C, "^"),
+    "read-direct": (_DIRECT_C, "^"),
+    "read-coherent": (_COHERENT_C, "^"),
+    "read-l1nonalloc": (_L1NA_C, "^"),
+    "host-copy": (_HOST_C, "P"),
+    "copy-to-direct": (_DIRECT_C, ">"),
+    "copy-from-direct": (_DIRECT_C, "<"),
+    "latency-single": (OKABE_ITO["black"], "X"),
+    "latency-dual": (OKABE_ITO["sky blue"], "X"),
+    "latency-host": (_HOST_C, "v"),
+    "latency-direct": (_DIRECT_C, "v"),
+    "latency-coherent": (_COHERENT_C, "v"),
+    "latency-l1nonalloc": (_L1NA_C, "v"),
+}
+_FALLBACK_COLOURS = ("#332288", "#117733", "#44AA99", "#88CCEE", "#DDCC77", "#CC6677", "#AA4499", "#882255")
+_FALLBACK_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "h", "p")
+#: Several series of one benchmark in a figure (recordings, kernels, standard's phases): the
+#: k-th gets the k-th line style and marker fill; its colour and marker stay the benchmark's.
+VARIANT_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+VARIANT_FILLSTYLES = ("full", "left", "bottom", "right", "top")
+
+
+def benchmark_style(name: str) -> tuple[str, str]:
+    """(colour, marker) of a benchmark, the same in every figure.
+
+    Unknown names get a colour and marker from a hash of the name (never from their
+    position in a figure), from Paul Tol's muted palette, so that they are stable too.
+    """
+    try:
+        return BENCHMARK_STYLES[name]
+    except KeyError:
+        h = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+        return (_FALLBACK_COLOURS[h % len(_FALLBACK_COLOURS)],
+                _FALLBACK_MARKERS[(h // len(_FALLBACK_COLOURS)) % len(_FALLBACK_MARKERS)])
+
+
+def _variants(keys: Iterable[tuple[Any, ...]], bench_index: int = 1) -> dict[tuple[Any, ...], int]:
+    """{series key: its index among the series of the same benchmark}, in order of appearance."""
+    seen: dict[str, int] = {}
+    out = {}
+    for key in keys:
+        b = key[bench_index]
+        out[key] = seen.get(b, 0)
+        seen[b] = out[key] + 1
+    return out
 
 
 # --- the Pi 3B's figures, each with its primary source -----------------------
@@ -112,28 +188,38 @@ def _footer_lines(provs: Mapping[str, str]) -> list[str]:
 
 
 def add_provenance(fig: Figure, lines: Iterable[str]) -> Any:
-    """Add lines to the figure's footer (created at the bottom left on first use); returns the Text."""
+    """Add lines to the figure's footer (created at the bottom left on first use); returns the Text.
+
+    The footer is FOOTER_FONT (8) points, wrapped here to the figure's width, and the axes
+    are raised above it, so that it never runs into the x axis' labels.
+    """
     footer = next((t for t in fig.texts if t.get_gid() == FOOTER_GID), None)
-    old = footer.get_text().split("\n")[1:] if footer is not None else []
+    old = getattr(footer, "_pimem_lines", []) if footer is not None else []
     new = old + [ln for ln in lines if ln not in old]
     # One line per source below the header, so that overlays can append theirs.
-    body = "\n".join(["Data:"] + new)
+    width_chars = max(40, int(fig.get_figwidth() * 72 * 0.97 / (0.58 * FOOTER_FONT)))
+    wrapped = [textwrap.fill(ln, width_chars, subsequent_indent="    ", break_on_hyphens=False) for ln in new]
+    body = "\n".join(["Data:"] + wrapped)
     if footer is None:
-        footer = fig.text(0.01, 0.005, body, ha="left", va="bottom", fontsize=7.5, color="0.3",
-                          gid=FOOTER_GID, wrap=True)
+        footer = fig.text(0.01, 0.005, body, ha="left", va="bottom", fontsize=FOOTER_FONT, color="0.25",
+                          gid=FOOTER_GID)
     else:
         footer.set_text(body)
-    # Make room for the footer under the axes (a long line wraps onto a second).
-    width_chars = fig.get_figwidth() * 72 / 3.6
-    rows = 1 + sum(1 + int(len(ln) // width_chars) for ln in new)
-    inch = rows * 7.5 * 1.25 / 72 + 0.65  # footer lines + the x axis' labels
+    footer._pimem_lines = new  # type: ignore[attr-defined]
+    # Make room for the footer under the axes: its rows, then the x axis' tick labels and label.
+    rows = body.count("\n") + 1
+    inch = rows * FOOTER_FONT * 1.3 / 72 + 0.75
     fig.subplots_adjust(bottom=min(0.6, inch / fig.get_figheight()))
     return footer
 
 
 def footer_text(fig: Figure) -> str:
     """The footer's text ('' when there is none)."""
-    return next((t.get_text() for t in fig.texts if t.get_gid() == FOOTER_GID), "")
+    footer = next((t for t in fig.texts if t.get_gid() == FOOTER_GID), None)
+    if footer is None:
+        return ""
+    lines = getattr(footer, "_pimem_lines", None)
+    return "\n".join(["Data:"] + list(lines)) if lines is not None else footer.get_text()
 
 
 def host_title(title: str, host: bool, pi: bool = False) -> str:
@@ -178,9 +264,16 @@ def new_axes(ax: Axes | None = None, size: tuple[float, float] = (8.0, 4.8)) -> 
     """The given axes and their figure, or a new figure (not registered with pyplot) with one axes."""
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
+    fig = _new_figure(size)
+    return fig, fig.add_subplot()
+
+
+def _new_figure(size: tuple[float, float]) -> Figure:
+    """A Figure not registered with pyplot, on an Agg canvas (so that ``fig.canvas.draw()`` lays it out)."""
     _display_ready()
     fig = Figure(figsize=size, layout=None)
-    return fig, fig.add_subplot()
+    FigureCanvasAgg(fig)
+    return fig
 
 
 # --- sizes on a log2 axis ------------------------------------------------------
@@ -253,13 +346,16 @@ def _series_label(key: tuple[str, str, str, str], multi: Mapping[str, bool]) -> 
 def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None,
                     phases: Sequence[str] | None = None, statistic: str = "median", ax: Axes | None = None,
                     title: str | None = None, *, provenance: str | None = None, logy: bool = False,
-                    band: bool = True) -> Figure:
+                    band: bool = True, whiskers: bool = True) -> Figure:
     """Bandwidth (GB/s) against buffer size, one line per benchmark/phase (and recording, and kernel).
 
     Each point is the ``statistic`` of its samples, with the min-max range of
-    the samples shaded. Hollow markers: overhead-bound points (call overhead
-    dominated; a lower bound on bandwidth). Diamonds: published figures (one
-    statistic, no samples). Failed points are left out.
+    the samples shaded (``band``) and drawn as a whisker (``whiskers``); when
+    no point has a spread the legend says so. Every benchmark has its colour and
+    marker (``benchmark_style``); several series of one benchmark differ in line
+    style and marker fill. Hollow markers: overhead-bound points (call overhead
+    dominated; a lower bound on bandwidth). Black-edged markers: published
+    figures (one statistic, no samples). Failed points are left out.
     """
     _provenances(frame, provenance)  # fail early when the data's origin is unknown
     f = frame
@@ -278,31 +374,58 @@ def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None
     info["host"] = info["host"] or host
     info.setdefault("host_recordings", set()).update(r for r, p in provs.items() if is_host(p) and r)
     multi = {"recording": pts["recording"].nunique() > 1, "kernel": pts["kernel"].nunique() > 1}
-    any_ob = False
-    for i, (key, s) in enumerate(pts.groupby(["recording", "benchmark", "phase", "kernel"], sort=False)):
+    any_ob = any_pub = False
+    groups = list(pts.groupby(["recording", "benchmark", "phase", "kernel"], sort=False))
+    variant = _variants([key for key, _ in groups])
+    for key, s in groups:
         label = _series_label(key, multi)
-        colour = f"C{i % 10}"
+        colour, marker = benchmark_style(key[1])
+        k = variant[key]
         x, y = s["size_bytes"].to_numpy(float), s["value"].to_numpy(float)
+        # A curve differs from its benchmark's other curves in line style; a lone point (no line) in fill.
+        ls = VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)]
+        fill = VARIANT_FILLSTYLES[k % len(VARIANT_FILLSTYLES)] if len(x) == 1 else "full"
+        lo, hi = s["lo"].to_numpy(float), s["hi"].to_numpy(float)
         ob, pub = s["overhead_bound"].to_numpy(bool), s["published"].to_numpy(bool)
-        marker = "D" if pub.all() else "o"
-        line, = ax.plot(x, y, "-" if len(x) > 1 else "", color=colour, lw=1.4, label=label, gid=f"{label}:line")
-        if band and len(x) > 1 and (s["n"] > 1).any():
-            ax.fill_between(x, s["lo"], s["hi"], color=colour, alpha=0.15, lw=0, gid=f"{label}:band")
-        ax.plot(x[~ob], y[~ob], marker, color=colour, ms=5, ls="", gid=f"{label}:points")
+        # Published figures (one statistic, no samples): the benchmark's marker, larger, edged in black.
+        edge = {"mec": "k", "mew": 1.0, "ms": 7} if pub.all() else {"mec": colour, "ms": 5}
+        any_pub = any_pub or bool(pub.all())
+        line, = ax.plot(x, y, linestyle=ls if len(x) > 1 else "none", color=colour, lw=1.4, label=label,
+                        gid=f"{label}:line",
+                        marker=marker, fillstyle=fill, markevery=[], **edge)
+        spread = hi > lo
+        if band and len(x) > 1 and spread.any():
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0, gid=f"{label}:band")
+        if whiskers and spread.any():
+            # Whiskers from the slowest to the fastest sample: visible however narrow the band.
+            ax.vlines(x[spread], lo[spread], hi[spread], color=colour, lw=1.1, gid=f"{label}:whiskers")
+            ax.plot(np.r_[x[spread], x[spread]], np.r_[lo[spread], hi[spread]], ls="", marker="_", ms=6,
+                    mew=1.1, color=colour, gid=f"{label}:whisker-caps")
+        ax.plot(x[~ob], y[~ob], marker, color=colour, fillstyle=fill, ls="", gid=f"{label}:points", **edge)
         if ob.any():
             any_ob = True
             ax.plot(x[ob], y[ob], marker, mfc="none", mec=colour, ms=6, ls="", gid=f"{label}:overhead")
         if not len(x) > 1:
-            line.set_marker(marker)
+            line.set_markevery(None)
     handles, labels = ax.get_legend_handles_labels()
     if any_ob:
         handles.append(Line2D([], [], marker="o", mfc="none", mec="0.3", ls="", gid="overhead-note"))
         labels.append("hollow: overhead-bound\n(call overhead dominates;\na lower bound on bandwidth)")
-    if band and (pts["n"] > 1).any():
-        handles.append(Line2D([], [], color="0.6", lw=6, alpha=0.4))
-        labels.append("shaded: min-max of the samples")
+    if any_pub:
+        handles.append(Line2D([], [], marker="o", mfc="0.6", mec="k", ms=7, ls="", gid="published-note"))
+        labels.append("black edge: a published figure\n(one statistic, no samples)")
+    sampled = pts[~pts["published"]]
+    has_spread = bool((sampled["hi"] > sampled["lo"]).any())
+    if has_spread and (band or whiskers):
+        what = " and ".join(w for w, on in (("bars", whiskers), ("shading", band)) if on)
+        handles.append(Line2D([], [], color="0.4", lw=1.1, marker="_", ms=6, mew=1.1, gid="spread-note"))
+        labels.append(f"{what}: slowest to fastest\nsample at each size")
+    elif not sampled.empty:
+        one = bool((sampled["n"] <= 1).all())
+        handles.append(Line2D([], [], ls="", gid="no-spread-note"))
+        labels.append("no spread: one sample per point" if one else "no spread: the samples are all equal")
     # Outside the axes, on the right: the curves and the cache labels stay visible.
-    ax.legend(handles, labels, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.legend(handles, labels, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.subplots_adjust(right=0.70, top=0.92)
     size_axis(ax, sorted(set(pts["size_bytes"]) | set(info.get("sizes", ()))))
     info["sizes"] = set(pts["size_bytes"]) | set(info.get("sizes", ()))
@@ -335,7 +458,7 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
             if lo < size < hi:
                 ax.axvline(size, color="0.35", ls=":", lw=1, zorder=1, gid=f"reference:{name}")
                 ax.text(size, 0.98, f" {b.name} {name} {size_label(size)} (reference)", rotation=90,
-                        transform=ax.get_xaxis_transform(), ha="right", va="top", fontsize=7, color="0.35",
+                        transform=ax.get_xaxis_transform(), ha="right", va="top", fontsize=MIN_FONT, color="0.35",
                         gid=f"reference-label:{name}")
         ax.set_xlim(lo, hi)
         add_provenance(ax.figure, [f"dotted: {b.name} cache sizes for reference ({b.cache_source})"])  # type: ignore[arg-type]
@@ -379,7 +502,7 @@ def _shade_host_caches(ax: Axes, lo: float, hi: float) -> None:
         if end > start:
             ax.axvspan(start, end, color=colour, alpha=0.5, zorder=0, lw=0, gid=f"region:{name}")
             ax.text(np.sqrt(start * end), 0.02, name, transform=ax.get_xaxis_transform(), ha="center",
-                    va="bottom", fontsize=7, color="0.3", gid=f"region-label:{name}")
+                    va="bottom", fontsize=MIN_FONT, color="0.3", gid=f"region-label:{name}")
         start = max(start, end)
     add_provenance(ax.figure, [f"shaded: the caches of the host that ran {names[0]} "  # type: ignore[arg-type]
                                "(sysfs, cpu0, kept in its sidecar)"])
@@ -392,8 +515,12 @@ def peak_line(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> Lin
     ref = " (reference, not this host's)" if host else ""
     line = ax.axhline(b.peak_gb_per_s, color="k", ls="--", lw=1, gid="peak-line",
                       label=f"{b.name} DRAM peak {b.peak_gb_per_s:.1f} GB/s{ref}")
-    ax.text(1.0, b.peak_gb_per_s, f" {b.name} peak {b.peak_gb_per_s:.1f} GB/s{ref}", transform=ax.get_yaxis_transform(),
-            ha="right", va="bottom", fontsize=8, gid="peak-label")
+    # Near the bottom of the axes the cache labels sit under the line: the label goes above them.
+    frac = (ax.transScale + ax.transLimits).transform((1.0, b.peak_gb_per_s))[1]
+    lift = 13 if 0 <= frac < 0.1 else 1
+    ax.annotate(f" {b.name} peak {b.peak_gb_per_s:.1f} GB/s{ref}", (1.0, b.peak_gb_per_s),
+                xycoords=ax.get_yaxis_transform(), xytext=(-2, lift), textcoords="offset points",
+                ha="right", va="bottom", fontsize=MIN_FONT, gid="peak-label")
     note = f"dashed: {b.name} theoretical DRAM peak, {b.peak_source}"
     if host:
         note += f"; the {b.name}'s peak, not the host's"
@@ -409,6 +536,7 @@ class _Bar:
     seconds: float
     gb_per_s: float | None
     status: str   # PASS, FAIL or "not checked"
+    benchmark: str = ""
 
 
 def _bars_from_frame(frame: pd.DataFrame, statistic: str, size: int | None) -> tuple[list[_Bar], int]:
@@ -429,13 +557,13 @@ def _bars_from_frame(frame: pd.DataFrame, statistic: str, size: int | None) -> t
         secs = float(getattr(g["seconds"], func)())
         status = "FAIL" if failed else "PASS" if (g["verified"] == "pass").all() else "not checked"
         label = f"{bench}: {phase}" + (f" [{kernel}]" if f["kernel"].nunique() > 1 else "")
-        bars.append(_Bar(label, secs, None if failed else int(g["bytes"].iloc[0]) / secs / GB, status))
+        bars.append(_Bar(label, secs, None if failed else int(g["bytes"].iloc[0]) / secs / GB, status, str(bench)))
     return bars, size
 
 
 def _bars_from_results(results: Sequence[Any], statistic: str) -> tuple[list[_Bar], int]:
     bars = [_Bar(f"{r.benchmark}: {r.phase}", r.seconds(statistic), r.gb_per_s(statistic),
-                 "PASS" if r.verified else "FAIL") for r in results]
+                 "PASS" if r.verified else "FAIL", r.benchmark) for r in results]
     return bars, results[0].size
 
 
@@ -479,8 +607,14 @@ def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median"
     fig, ax = new_axes(ax, (8.0, 0.45 * len(bars) + 1.8))
     ys = np.arange(len(bars))[::-1]
     vals = [(b.gb_per_s or 0.0) if value == "gb_per_s" else b.seconds * 1e3 for b in bars]
-    colours = ["#c62828" if b.status == "FAIL" else "#1565c0" if b.status == "PASS" else "#757575" for b in bars]
-    rects = ax.barh(ys, vals, color=colours, gid="bars")
+    # Each bar in its benchmark's colour (as in every curve); the status is written beside it, and a
+    # result nobody checked is hatched. A FAIL has no bar.
+    colours = [benchmark_style(b.benchmark or b.label.split(":")[0])[0] for b in bars]
+    rects = ax.barh(ys, vals, color=colours, edgecolor="0.2", lw=0.6, gid="bars")
+    for rect, b in zip(rects, bars):
+        if b.status == "not checked":
+            rect.set_hatch("//")
+            rect.set_alpha(0.6)
     top = max(vals) if vals and max(vals) > 0 else 1.0
     for rect, b, v in zip(rects, bars, vals):
         shown = "-" if value == "gb_per_s" and b.gb_per_s is None else (f"{v:.3g} GB/s" if value == "gb_per_s"
@@ -502,12 +636,15 @@ def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median"
 def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFrame | None = None, *,
                          benchmarks: Sequence[str] | None = None, statistic: str = "median",
                          ax: Axes | None = None, provenance: str | None = None, title: str | None = None) -> Figure:
-    """Published Raspberry Pi figures (data/) beside a run, one row per benchmark phase.
+    """Published Raspberry Pi figures (data/) beside a run: a group of rows per benchmark phase.
 
     ``published`` defaults to every published recording in data/ of the course's board, the
     Pi 3 (the other models' runs are for the generations figure), and their bandwidth rows.
-    Each point is labelled with its buffer size, since the sources used different sizes; the
-    run is drawn at the size of each published point where it has one, else at its nearest size.
+    Under each benchmark phase's header, one row per source (the recording, or "this run"),
+    so that no two points share a row; each point is in its benchmark's colour and marker
+    (published ones edged in black) and labelled with its buffer size, since the sources used
+    different sizes. The run is drawn at the size of each published point where it has one,
+    else at its nearest size, with a bar from its slowest to its fastest sample.
     """
     if published is None:
         from .data import load_all
@@ -521,48 +658,177 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
     if published.empty:
         raise UsageError("no published figures to draw; check data/ (python -m pimem check-data)")
     pub = summarize_points(published, "median")
-    rows = list(dict.fromkeys(zip(pub["benchmark"], pub["phase"])))
-    fig, ax = new_axes(ax, (8.5, 0.55 * len(rows) + 2.2))
-    y_of = {r: len(rows) - 1 - i for i, r in enumerate(rows)}
     provs = _provenances(published, None)
     recs = list(dict.fromkeys(pub["recording"]))
-    markers = "DsP^v<>"
-    for j, rec in enumerate(recs):
-        s = pub[pub["recording"] == rec]
-        ys = [y_of[(b, p)] + 0.12 * (j - len(recs) / 2) for b, p in zip(s["benchmark"], s["phase"])]
-        ax.plot(s["value"], ys, markers[j % len(markers)], color=f"C{j}", ls="", label=rec, gid=f"published:{rec}")
-        for x, y, n in zip(s["value"], ys, s["size_bytes"]):
-            ax.annotate(size_label(n), (x, y), xytext=(4, 0), textcoords="offset points", fontsize=6.5, va="center")
+    order = list(BENCHMARK_STYLES)
+    phase_order = ("fill", "write", "read", "copy", "total", "latency")
+
+    def rank(bp: tuple[str, str]) -> tuple[int, str, int, str]:
+        b, p = bp
+        return (order.index(b) if b in order else len(order), b,
+                phase_order.index(p) if p in phase_order else len(phase_order), p)
+
+    groups = sorted(dict.fromkeys(zip(pub["benchmark"], pub["phase"])), key=rank)
+    # What each row of the figure holds: (benchmark, phase, source, value, lo, hi, size, published, overhead).
+    entries: dict[tuple[str, str], list[tuple[str, float, float, float, int, bool, bool]]] = {g: [] for g in groups}
+    for rec in recs:
+        mine = pub[pub["recording"] == rec]
+        kinds = mine.groupby(["benchmark", "phase"])["kernel"].nunique()
+        for _, r in mine.iterrows():
+            # A recording with two kernels for one benchmark (memset and a C fill) names the kernel.
+            source = f"{rec} [{r['kernel']}]" if kinds[(r["benchmark"], r["phase"])] > 1 else rec
+            entries[(r["benchmark"], r["phase"])].append(
+                (source, float(r["value"]), float(r["value"]), float(r["value"]), int(r["size_bytes"]), True, False))
     notes = _footer_lines({r: provs[r] for r in recs if r in provs})
     host = False
+    run_label = "this run"
     if run is not None:
         run_provs = _provenances(run, provenance)
         host = any(is_host(p) for p in run_provs.values())
         rp = summarize_points(run, statistic)
-        xs, ys, sizes = [], [], []
-        for (b, p), y in y_of.items():
+        for b, p in groups:
             mine = rp[(rp["benchmark"] == b) & (rp["phase"] == p)]
             if mine.empty:
                 continue
             want = int(pub[(pub["benchmark"] == b) & (pub["phase"] == p)]["size_bytes"].max())
             pick = mine.iloc[int(np.argmin(np.abs(np.log2(mine["size_bytes"].to_numpy(float)) - np.log2(want))))]
-            xs.append(pick["value"]), ys.append(y + 0.3), sizes.append(int(pick["size_bytes"]))
-        label = "this run" + (" (host run, not a Pi)" if host else "")
-        ax.plot(xs, ys, "o", color="k", mfc="none", ls="", label=label, gid="run")
-        for x, y, n in zip(xs, ys, sizes):
-            ax.annotate(size_label(n), (x, y), xytext=(4, 0), textcoords="offset points", fontsize=6.5, va="center")
+            entries[(b, p)].append(("this run", float(pick["value"]), float(pick["lo"]), float(pick["hi"]),
+                                    int(pick["size_bytes"]), False, bool(pick["overhead_bound"])))
+        run_label = "this run" + (" (host run, not a Pi)" if host else "")
         notes += [f"this run: {p}" for p in run_provs.values()]
-    ax.set_yticks(list(y_of.values()), [f"{b}: {p}" for b, p in y_of])
+    # One row per point, under a header row per benchmark phase: no two points (nor their size
+    # labels) share a row, so the labels cannot overlap.
+    n_rows = sum(1 + len(e) for e in entries.values()) + 0.5 * (len(groups) - 1)
+    width = 10.0
+    chars = max(40, int(width * 72 * 0.97 / (0.58 * FOOTER_FONT)))
+    footer_rows = 1 + sum(len(textwrap.wrap(n, chars, break_on_hyphens=False)) or 1 for n in notes)
+    top_in, bottom_in = 0.6, footer_rows * FOOTER_FONT * 1.3 / 72 + 0.75
+    row_in = max(0.19, 1.6 / n_rows)
+    fig, ax = new_axes(ax, (width, n_rows * row_in + top_in + bottom_in))
+    y = 0.0
+    ticks: list[tuple[float, str, bool]] = []
+    labels_drawn = []
+    xs_all: list[float] = []
+    run_in_legend = False
+    for gi, (b, p) in enumerate(groups):
+        if gi:
+            ax.axhline(-(y - 0.75), color="0.75", lw=0.8, gid="separator")
+        ticks.append((-y, f"{b}: {p}", True))
+        y += 1
+        colour, marker = benchmark_style(b)
+        for source, v, lo, hi, size, is_pub, ob in entries[(b, p)]:
+            yy = -y
+            ticks.append((yy, source, False))
+            if is_pub:
+                ax.plot([v], [yy], marker, color=colour, mec="k", mew=1.0, ms=7, ls="",
+                        gid=f"published:{source.split(' [')[0]}")
+            else:
+                lab = "_nolegend_" if run_in_legend else run_label
+                run_in_legend = True
+                if hi > lo:
+                    ax.hlines([yy], [lo], [hi], color=colour, lw=1.1, gid="run:whiskers")
+                    ax.plot([lo, hi], [yy, yy], ls="", marker="|", ms=6, mew=1.1, color=colour, gid="run:whisker-caps")
+                ax.plot([v], [yy], marker, color=colour, ms=6, ls="", label=lab, gid="run",
+                        **({"mfc": "none", "mec": colour, "mew": 1.3} if ob else {"mec": colour}))
+            xs_all += [v, lo, hi]
+            # Beside the point, or beyond its bar's end (a run's whisker).
+            labels_drawn.append(ax.annotate(size_label(size), (max(v, hi), yy), xytext=(6, 0),
+                                            textcoords="offset points", fontsize=MIN_FONT, va="center",
+                                            ha="left", gid=f"size-label:{source}:{b}:{p}"))
+            labels_drawn[-1]._pimem_left = (min(v, lo), yy)  # type: ignore[attr-defined]
+            y += 1
+        y += 0.5
+    ax.set_yticks([t[0] for t in ticks], [t[1] for t in ticks])
+    for lab, (_, _, bold) in zip(ax.get_yticklabels(), ticks):
+        lab.set_fontweight("bold" if bold else "normal")
+        lab.set_fontsize(9.5 if bold else 9)
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylim(-(y - 0.5) - 0.1, 0.6)
     ax.set_xscale("log")
+    ax.set_xlim(min(xs_all) / 1.6, max(xs_all) * 1.6)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; log scale; a copy counts its bytes once)")
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    ax.legend(fontsize=7.5, loc="best")
+    handles = [Line2D([], [], marker="o", color="0.6", mec="k", mew=1.0, ms=7, ls="", gid="published-note")]
+    texts = ["black edge: a published figure\n(the row names its source)"]
+    if run is not None:
+        spread = any(e[2] < e[3] for es in entries.values() for e in es if not e[5])
+        handles.append(Line2D([], [], marker="o", color="0.4", ms=6, ls="", gid="run-note"))
+        texts.append(run_label + ("\n(bar: slowest to fastest sample)" if spread
+                                  else "\n(no spread: one sample per point)"))
+    handles.append(Line2D([], [], ls="", gid="size-note"))
+    texts.append("beside each point:\nits buffer size")
+    ax.legend(handles, texts, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     _info(ax)["host"] = host
     ax.set_title(host_title(title or "Published Raspberry Pi figures" + (" beside this run" if run is not None else ""),
                             host, True))
     add_provenance(fig, notes)
+    fig.subplots_adjust(top=1 - top_in / fig.get_figheight(), right=0.76, left=0.2)
+    _keep_labels_inside(fig, ax, labels_drawn)
     return fig
+
+
+def _renderer(fig: Figure) -> Any:
+    get = getattr(fig.canvas, "get_renderer", None)
+    return get() if get is not None else fig._get_renderer()  # type: ignore[attr-defined]
+
+
+_LABEL_OFFSETS = ((5, 4), (5, -12), (-5, 4), (-5, -12), (6, -4), (-6, -4), (0, 8), (0, -16))
+
+
+def place_point_labels(fig: Figure, labels: Sequence[Any]) -> None:
+    """Move each point label (an Annotation in offset points) to the first of a few spots around
+    its point where it lies inside its axes and overlaps no label placed before it.
+
+    Where no spot is free, the label keeps its first spot: a crowded figure stays readable
+    rather than losing a label (the tests check that the figures here have no such crowding).
+    """
+    from matplotlib.transforms import Bbox
+
+    renderer = _renderer(fig)
+    r = 4 * fig.dpi / 72   # a marker's half width, in pixels
+    placed: list[Any] = []
+    for t in labels:
+        t.axes.get_xlim(), t.axes.get_ylim()   # autoscale now: the boxes need the final limits
+    for t in labels:      # the points themselves: no label on a marker
+        x, y = t.axes.transData.transform(t.xy)
+        placed.append(Bbox([[x - r, y - r], [x + r, y + r]]))
+    for t in labels:
+        frame = t.axes.get_window_extent(renderer)
+        first = None
+        for dx, dy in _LABEL_OFFSETS:
+            t.set_position((dx, dy))
+            t.set_horizontalalignment("left" if dx >= 0 else "right" if dx < 0 else "center")
+            t.set_verticalalignment("bottom")
+            box = t.get_window_extent(renderer)
+            first = first or (dx, dy)
+            inside = (box.x0 >= frame.x0 + 1 and box.x1 <= frame.x1 - 1
+                      and box.y0 >= frame.y0 + 1 and box.y1 <= frame.y1 - 1)
+            if inside and not any(box.overlaps(p) for p in placed):
+                break
+        else:
+            t.set_position(first)
+            t.set_horizontalalignment("left" if first[0] >= 0 else "right")
+            box = t.get_window_extent(renderer)
+        placed.append(box)
+
+
+def _keep_labels_inside(fig: Figure, ax: Axes, labels: Sequence[Any]) -> None:
+    """Put a point's label on the left of its point where it would run out of the axes on the right."""
+    renderer = _renderer(fig)
+    frame = ax.get_window_extent(renderer)
+    for t in labels:
+        if t.get_window_extent(renderer).x1 > frame.x1 - 2:
+            t.xy = getattr(t, "_pimem_left", t.xy)
+            t.set_position((-6, 0))
+            t.set_horizontalalignment("right")
+    # Still outside on the left (a label wider than the room on either side): widen the x range.
+    for _ in range(5):
+        worst = min((t.get_window_extent(renderer).x0 for t in labels), default=frame.x0)
+        if worst >= frame.x0 + 2:
+            break
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo / 1.5, hi)
 
 
 # --- the memory map: one RAM, four bus aliases, two processors -----------------------
@@ -608,7 +874,7 @@ def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: st
     ax.add_patch(Rectangle((split, y_ram + 0.15), top - split, 0.7, facecolor="0.75", edgecolor="0.3", gid="ram:gpu"))
     ax.text(split / 2, y_ram + 0.5, f"physical RAM: Linux's {split:g} MiB", ha="center", va="center", fontsize=8.5)
     ax.text(split + (top - split) / 2, y_ram + 0.5, f"gpu_mem\n{top - split:g} MiB", ha="center", va="center",
-            fontsize=7.5)
+            fontsize=MIN_FONT)
     ax.axvline(split, color="k", ls=":", lw=1, gid="split")
     ax.set_xlim(0, top)
     ax.set_ylim(y_ram, y_arm + 2.2)
@@ -641,17 +907,23 @@ def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None
                          "a host run has no place on them")
     b = _board(board)
     fig, ax = new_axes()
-    for (rec, bench), rows in lat.groupby(["recording", "benchmark"], sort=True):
+    groups = list(lat.groupby(["recording", "benchmark"], sort=True))
+    variant = _variants([key for key, _ in groups])
+    for (rec, bench), rows in groups:
         rows = rows.sort_values("size_bytes")
         kind = "two reads at a time" if bench == "latency-dual" else "one read at a time"
-        ax.plot(rows["size_bytes"], rows["seconds"] * 1e9, marker="o", ms=3,
-                ls="--" if bench == "latency-dual" else "-", label=f"{provs[rec]}: {kind}", gid=f"latency:{rec}:{bench}")
+        colour, marker = benchmark_style(bench)
+        k = variant[(rec, bench)]
+        ls = ("--" if bench == "latency-dual" else "-") if k == 0 else VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)]
+        # The legend names the recording (its source is in the footer), so that it stays off the curves.
+        ax.plot(rows["size_bytes"], rows["seconds"] * 1e9, marker=marker, ms=5, color=colour, ls=ls,
+                label=f"{rec}: {kind}", gid=f"latency:{rec}:{bench}")
     ax.set_xscale("log", base=2)
     size_axis(ax, sorted(lat["size_bytes"].unique()))
     ax.set_ylabel("extra time per random read (ns, beyond an L1 hit)")
     ax.set_xlabel("block size read at random")
     ax.set_title(title or f"Random-read latency against block size, {b.name} (published)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=MIN_FONT, loc="center right")
     cache_regions(ax, board, host=False)
     add_provenance(fig, _footer_lines(provs) + ["missing points: block sizes tinymembench timed at 0.0 ns "
                                                 "(they fit in L1)"])
@@ -674,21 +946,34 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
     info = _info(ax)
     info["host"] = host
     info.setdefault("host_recordings", set()).update(r for r, p in provs.items() if is_host(p) and r)
-    for (rec, bench), rows in lat.groupby(["recording", "benchmark"], sort=True):
+    groups = list(lat.groupby(["recording", "benchmark"], sort=True))
+    variant = _variants([key for key, _ in groups])
+    multi = lat["recording"].nunique() > 1
+    spread_any = False
+    for (rec, bench), rows in groups:
         g = rows.groupby("size_bytes")["seconds"]
         x = np.array(sorted(rows["size_bytes"].unique()), float)
         med, lo, hi = (g.median() * 1e9).to_numpy(), (g.min() * 1e9).to_numpy(), (g.max() * 1e9).to_numpy()
-        line, = ax.plot(x, med, marker="o", ms=3, label=bench, gid=f"latency:{rec}:{bench}")
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+        colour, marker = benchmark_style(bench)
+        k = variant[(rec, bench)]
+        ax.plot(x, med, marker=marker, ms=4, color=colour, ls=VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)],
+                fillstyle=VARIANT_FILLSTYLES[k % 5], label=f"{bench} ({rec})" if multi else bench,
+                gid=f"latency:{rec}:{bench}")
+        ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0, gid=f"latency:{rec}:{bench}:band")
+        spread = hi > lo
+        spread_any = spread_any or bool(spread.any())
+        if spread.any():
+            ax.vlines(x[spread], lo[spread], hi[spread], color=colour, lw=1.0, gid=f"latency:{rec}:{bench}:whiskers")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     size_axis(ax, sorted(lat["size_bytes"].unique()))
-    ax.set_ylabel("ns per random load (median; band: min-max)")
+    ax.set_ylabel("ns per random load\n(median; bars and band: min-max)" if spread_any
+                  else "ns per random load\n(no spread: one sample per point)")
     ax.set_xlabel("block size chased through")
     ax.grid(True, which="major", alpha=0.3)
     ax.set_title(host_title(title or "Memory latency against block size (pimem's pointer chase)", host))
-    ax.legend(fontsize=7.5, loc="upper left")
+    ax.legend(fontsize=MIN_FONT, loc="upper left")
     cache_regions(ax, "pi3b", host=host)
     add_provenance(fig, _footer_lines(provs) + ["tinymembench's tables subtract an L1 hit; this one does not: "
                                                 "the first points are the L1 hit itself"])
@@ -710,8 +995,9 @@ def mountain_heatmap(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
     sizes, strides, gbps = _mountain_grid(frame)
     fig, ax = new_axes(size=(8.0, 4.8))
     mesh = ax.pcolormesh(np.arange(len(sizes) + 1), np.arange(len(strides) + 1), gbps, cmap="viridis")
-    ax.set_xticks(np.arange(len(sizes)) + 0.5, [size_label(v) for v in sizes], rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(np.arange(len(strides)) + 0.5, [f"{int(k)}" for k in strides], fontsize=7)
+    ax.set_xticks(np.arange(len(sizes)) + 0.5, [size_label(v) for v in sizes], rotation=45, ha="right",
+                  fontsize=MIN_FONT)
+    ax.set_yticks(np.arange(len(strides)) + 0.5, [f"{int(k)}" for k in strides], fontsize=MIN_FONT)
     ax.set_xlabel("working set (bytes read over and over)")
     ax.set_ylabel("stride (8-byte words)")
     fig.colorbar(mesh, ax=ax, label="read bandwidth, GB/s (10^9 B/s)")
@@ -724,12 +1010,11 @@ def mountain_heatmap(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
 def mountain_surface(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
     """The mountain as a 3-D surface (CS:APP figure 6.41's view): size and stride against read GB/s."""
     sizes, strides, gbps = _mountain_grid(frame)
-    _display_ready()
-    fig = Figure(figsize=(8.0, 5.6))
+    fig = _new_figure((8.0, 5.6))
     ax = fig.add_subplot(projection="3d")
     x, y = np.meshgrid(np.log2(sizes), strides)
     ax.plot_surface(x, y, gbps, cmap="viridis", edgecolor="0.3", linewidth=0.2)
-    ax.set_xticks(np.log2(sizes)[::2], [size_label(v) for v in sizes[::2]], fontsize=7)
+    ax.set_xticks(np.log2(sizes)[::2], [size_label(v) for v in sizes[::2]], fontsize=MIN_FONT)
     ax.set_xlabel("working set", fontsize=8)
     ax.set_ylabel("stride (words)", fontsize=8)
     ax.set_zlabel("read GB/s", fontsize=8)
@@ -757,13 +1042,17 @@ def memory_wall_generations(recordings: Sequence[Any]) -> Figure:
                        float(far.seconds.iloc[0]) * 1e9, m["board"], r.provenance()))
     points.sort()
     fig, (left, right) = _two_axes()
+    (bcol, bmark), (lcol, lmark) = benchmark_style("baseline"), benchmark_style("latency-single")
+    labels: list[Any] = []
     for i, (x, gbs, ns, board, _) in enumerate(points):
         short = board.replace("Raspberry Pi ", "")
         offset = (4, 4 if i % 2 else -10)   # alternate above and below: neighbours sit close
-        left.plot(x, gbs, "o", color="C0", gid=f"bandwidth:{board}")
-        left.annotate(short, (x, gbs), fontsize=7, xytext=offset, textcoords="offset points")
-        right.plot(x, ns, "s", color="C3", gid=f"latency:{board}")
-        right.annotate(short, (x, ns), fontsize=7, xytext=offset, textcoords="offset points")
+        left.plot(x, gbs, bmark, color=bcol, gid=f"bandwidth:{board}")
+        labels.append(left.annotate(short, (x, gbs), fontsize=MIN_FONT, xytext=offset, textcoords="offset points",
+                                    gid=f"point-label:bandwidth:{board}"))
+        right.plot(x, ns, lmark, color=lcol, gid=f"latency:{board}")
+        labels.append(right.annotate(short, (x, ns), fontsize=MIN_FONT, xytext=offset, textcoords="offset points",
+                                     gid=f"point-label:latency:{board}"))
     left.set_ylabel("DRAM fill bandwidth, memset (GB/s)")
     right.set_ylabel("random read at 64 MiB (ns beyond L1)")
     for ax in (left, right):
@@ -772,13 +1061,15 @@ def memory_wall_generations(recordings: Sequence[Any]) -> Figure:
     left.set_title("DRAM bandwidth", fontsize=10)
     right.set_title("DRAM latency", fontsize=10)
     fig.suptitle("The memory wall across Raspberry Pi generations (published tinymembench runs)")
-    fig.subplots_adjust(wspace=0.3, top=0.84)
+    for ax in (left, right):
+        ax.margins(x=0.1, y=0.15)
     add_provenance(fig, [f"{board}: {prov}" for _, _, _, board, prov in points])
+    fig.subplots_adjust(wspace=0.3, top=1 - 0.8 / fig.get_figheight(), left=0.07, right=0.98)
+    place_point_labels(fig, labels)
     return fig
 
 
 def _two_axes() -> tuple[Figure, tuple[Axes, Axes]]:
-    _display_ready()
-    fig = Figure(figsize=(11.0, 4.6), layout=None)
+    fig = _new_figure((11.0, 6.4))
     left, right = fig.subplots(1, 2)
     return fig, (left, right)

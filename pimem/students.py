@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from .exc import UsageError
@@ -68,20 +69,51 @@ def student_notebook(nb: dict) -> dict:
     return nb
 
 
-def write_student_copies(out: str | Path | None = None, source: str | Path | None = None) -> list[Path]:
-    """Write a student copy of every lab notebook in ``source`` to ``out``; return their paths."""
+@dataclass(frozen=True)
+class StudentCopies:
+    """What write_student_copies did: the copies it wrote, and the existing files it left alone."""
+
+    folder: Path
+    written: list[Path]
+    skipped: list[Path]
+
+
+def graded_labs(directory: str | Path | None = None) -> list[Path]:
+    """The labs proper: notebooks with nbgrader cells (the folder also holds others, e.g. the class results)."""
+    folder = Path(directory) if directory else labs_dir()
+    out = []
+    for path in sorted(folder.glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        if any("nbgrader" in c.get("metadata", {}) for c in cells):
+            out.append(path)
+    return out
+
+
+def write_student_copies(out: str | Path | None = None, source: str | Path | None = None, *,
+                         force: bool = False) -> StudentCopies:
+    """Write a student copy of every lab notebook in ``source`` to ``out``.
+
+    A copy that already exists is skipped (it may hold a student's work) unless ``force``.
+    """
     src = Path(source) if source else labs_dir()
     dst = Path(out) if out else default_out_dir()
     if dst.resolve() == src.resolve():
         raise UsageError(f"--out {dst} is the instructor folder itself; the copies would overwrite the solutions")
-    notebooks = sorted(src.glob("*.ipynb"))
+    notebooks = graded_labs(src)
     if not notebooks:
-        raise UsageError(f"no lab notebooks (*.ipynb) in {src}")
+        raise UsageError(f"no lab notebooks (*.ipynb with nbgrader cells) in {src}")
     dst.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, skipped = [], []
     for path in notebooks:
-        nb = student_notebook(json.loads(path.read_text(encoding="utf-8")))
+        text = json.dumps(student_notebook(json.loads(path.read_text(encoding="utf-8"))),
+                          indent=1, ensure_ascii=False) + "\n"
         target = dst / path.name
-        target.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        try:
+            # "x" creates or fails in one step: no window in which a file made meanwhile is overwritten.
+            with target.open("w" if force else "x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            skipped.append(target)
+            continue
         written.append(target)
-    return written
+    return StudentCopies(dst, written, skipped)

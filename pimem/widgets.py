@@ -48,6 +48,7 @@ class LiveRunner:
 
     kernel: str | None = None
     backend: Any = None
+    notes: list[str] = field(default_factory=list)   # what the last call skipped, and why
 
     @property
     def host_run(self) -> bool:
@@ -66,6 +67,7 @@ class LiveRunner:
         result = sweep(self.backend or get_backend(), list(benchmarks), list(sizes), kernel=self.kernel,
                        options=RunOptions(iterations=int(iterations)), progress=progress or False,
                        command="pimem.widgets explorer")
+        self.notes = list(result.notes)
         frame = result.frame.copy()
         frame.insert(0, "provenance", plots.run_provenance(result.meta))
         frame.insert(0, "recording", LIVE_RECORDING)
@@ -172,6 +174,7 @@ class Explorer:
     live: bool
     draw: Callable[[dict[str, Any], Progress | None], Figure]
     mode: str = ""
+    source: Any = None
     rows: list[W.Widget] = field(default_factory=list)   # how the controls are laid out (default: one each)
     fixed: dict[str, Any] = field(default_factory=dict)  # values of controls hidden in this mode
     figure: Figure | None = None
@@ -215,7 +218,11 @@ class Explorer:
         if self.figure is not None and self.figure is not self.static_figure:
             plt.close(self.figure)
         self.figure = figure
-        self.output.outputs = (_output_of(self.figure, self.message),)
+        outputs = [_output_of(self.figure, self.message)]
+        notes = getattr(self.source, "notes", None) if self.live else None
+        if notes and figure is not None:   # e.g. a size beyond the GPU heap: say why a bar is missing
+            outputs.append({"output_type": "stream", "name": "stdout", "text": "".join(f"note: {n}\n" for n in notes)})
+        self.output.outputs = tuple(outputs)
 
     def mimebundle(self) -> dict[str, Any]:
         """What a notebook shows: the widget (JupyterLab, the HTML edition) and, for any reader
@@ -242,7 +249,7 @@ def _iterations(value: int) -> W.IntSlider:
 def _benchmark_list(source: Source, benchmarks: Sequence[str], phases: Sequence[str] | None) -> W.SelectMultiple:
     options = _benchmark_options(source, benchmarks, phases)
     return W.SelectMultiple(options=options, value=tuple(benchmarks), description="benchmarks", style=_WIDE,
-                            rows=min(9, len(options)), layout=W.Layout(width="auto"))
+                            rows=min(9, len(options)), layout=W.Layout(width="26em"))
 
 
 def _pick(frame: pd.DataFrame, benchmarks: Sequence[str], sizes: Sequence[int]) -> pd.DataFrame:
@@ -345,7 +352,8 @@ def _explorer(source: Source, controls: dict[str, W.Widget], draw: Callable[[dic
     rows = list(controls.values())
     if first_row is not None:
         rows[0] = first_row
-    ex = Explorer(controls, W.Output(), None, live, draw, mode=mode_line(source), rows=rows, fixed=fixed)
+    ex = Explorer(controls, W.Output(), None, live, draw, mode=mode_line(source), source=source, rows=rows,
+                  fixed=fixed)
     if static:
         # The default values' figure: measured once now (live) or picked from data/ (recorded); it is
         # the one figure the explorer shows until a control moves.

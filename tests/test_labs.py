@@ -2,7 +2,8 @@
 
 Each notebook is executed once per session in recorded/emulator mode:
 the instructor version (every solution must pass its check) and the
-student copy (every check must say "not answered yet", none may crash).
+student copy (every check must say "not answered yet" and end with one
+CheckFailed line, which is what nbgrader scores as zero; nothing else may fail).
 """
 from __future__ import annotations
 
@@ -22,17 +23,19 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 LABS = Path(__file__).resolve().parent.parent / "notebooks" / "labs"
-NOTEBOOKS = sorted(LABS.glob("*.ipynb"))
+# The labs proper: notebooks with nbgrader cells (the folder also holds others, such as the class results).
+NOTEBOOKS = [p for p in sorted(LABS.glob("*.ipynb")) if '"nbgrader"' in p.read_text(encoding="utf-8")]
+GRADED = {p.name for p in NOTEBOOKS}
 
 
-def _execute(path: Path, workdir: Path) -> "nbformat.NotebookNode":
+def _execute(path: Path, workdir: Path, allow_errors: bool = False) -> "nbformat.NotebookNode":
     nb = nbformat.read(path, as_version=4)
     env = {"PIMEM_MODE": "recorded", "PIMEM_BACKEND": "emulator",
            "PIMEM_EMULATOR_DIR": str(workdir / "emu"), "PIMEM_LEDGER_DIR": str(workdir / "ledger")}
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
-        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(path.parent)}}).execute()
     return nb
 
@@ -64,7 +67,9 @@ def student_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def executed_students(student_dir, tmp_path_factory):
-    return {p.name: _execute(p, tmp_path_factory.mktemp("s-" + p.stem)) for p in sorted(student_dir.glob("*.ipynb"))}
+    # A check that does not pass raises (so nbgrader scores it 0): the copies run with errors allowed.
+    return {p.name: _execute(p, tmp_path_factory.mktemp("s-" + p.stem), allow_errors=True)
+            for p in sorted(student_dir.glob("*.ipynb"))}
 
 
 def test_there_are_five_labs_with_the_expected_shape():
@@ -113,7 +118,7 @@ def test_nbgrader_metadata_is_valid():
 def test_every_solution_passes_its_check(executed):
     for name, nb in executed.items():
         outs = _check_outputs(nb)
-        assert outs, name
+        assert outs or name not in GRADED, name
         for text in outs:
             assert ": passed" in text, (name, text)
 
@@ -146,10 +151,86 @@ def test_student_copies_run_and_every_check_says_not_answered(executed_students)
     assert executed_students
     for name, nb in executed_students.items():
         outs = _check_outputs(nb)
-        assert outs, name
+        assert outs or name not in GRADED, name
         for text in outs:
             assert "not answered yet" in text, (name, text)
             assert "Traceback" not in text
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            if re.search(r"labs\.check_\w+\(", cell.source):
+                # The message first, then one short error line: no traceback into pimem.
+                assert [o.output_type for o in cell.outputs][-1] == "error", (name, cell.source)
+                assert len(errors) == 1 and errors[0].ename == "CheckFailed", (name, cell.source)
+                assert len(errors[0].traceback) == 1 and "\n" not in errors[0].traceback[0].strip()
+            else:
+                assert not errors, (name, cell.source, errors)
+
+
+def test_locked_and_check_cells_are_read_only_in_jupyterlab():
+    """nbgrader's `locked` is ignored by plain JupyterLab; `editable`/`deletable` are what it honours."""
+    for p in NOTEBOOKS:
+        nb = nbformat.read(p, as_version=4)
+        for c in nb.cells:
+            m = c.metadata.get("nbgrader", {})
+            is_check = c.cell_type == "code" and re.search(r"labs\.check_\w+\(", c.source)
+            if m.get("locked") or is_check:
+                assert c.metadata.get("editable") is False and c.metadata.get("deletable") is False, \
+                    (p.name, c.source[:60])
+            if m.get("solution"):   # as nbgrader's release copy: an answer cell must not be deleted
+                assert c.metadata.get("deletable") is False and c.metadata.get("editable", True), p.name
+
+
+def test_student_copies_keep_the_read_only_flags(student_dir):
+    for inst in NOTEBOOKS:
+        i_nb = nbformat.read(inst, as_version=4)
+        s_nb = nbformat.read(student_dir / inst.name, as_version=4)
+        for ic, sc in zip(i_nb.cells, s_nb.cells):
+            for key in ("editable", "deletable"):
+                assert sc.metadata.get(key) == ic.metadata.get(key), (inst.name, key)
+
+
+def test_check_cells_are_graded_and_raise_when_not_passed():
+    graded = 0
+    for p in NOTEBOOKS:
+        nb = nbformat.read(p, as_version=4)
+        checks = [c for c in nb.cells if c.cell_type == "code" and re.search(r"labs\.check_\w+\(", c.source)]
+        graded += bool(checks)
+        for c in checks:
+            m = c.metadata["nbgrader"]
+            assert m["grade"] and m["points"] > 0 and m["locked"] and not m["solution"], (p.name, m)
+            assert c.source.strip().endswith(".require()"), (p.name, c.source)
+    assert graded >= 5
+
+
+def test_student_copies_never_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "student"
+    assert main(["student-copies", "--out", str(out)]) == 0
+    first = capsys.readouterr().out
+    assert f"Wrote {len(NOTEBOOKS)} student notebook(s)" in first and "skipped" not in first
+    work = out / NOTEBOOKS[0].name
+    work.write_text("a student's work", encoding="utf-8")
+    (out / NOTEBOOKS[1].name).unlink()   # one copy missing: it is written again
+
+    assert main(["student-copies", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert work.read_text(encoding="utf-8") == "a student's work"
+    notes = [line for line in text.splitlines() if line.startswith("note: skipped")]
+    assert len(notes) == len(NOTEBOOKS) - 1, text   # one line per skipped file
+    assert any(str(work) in n and "--force" in n for n in notes), text
+    summary = text.splitlines()[-1]
+    assert summary.startswith("Wrote 1 student notebook(s)") and NOTEBOOKS[1].name in summary, summary
+    assert f"skipped {len(NOTEBOOKS) - 1} that exist" in summary, summary
+
+    assert main(["student-copies", "--out", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["written"] == [] and len(data["skipped"]) == len(NOTEBOOKS)
+
+    assert main(["student-copies", "--out", str(out), "--force"]) == 0
+    text = capsys.readouterr().out
+    assert "note: skipped" not in text and f"Wrote {len(NOTEBOOKS)} student notebook(s)" in text
+    assert json.loads(work.read_text(encoding="utf-8"))["cells"]   # the stale file was replaced by a copy
 
 
 def test_strip_solutions_keeps_code_around_the_markers():
@@ -311,6 +392,59 @@ def test_wrong_answers_are_rejected_with_a_reason(check, answer, words):
     r = check(answer, **kw)
     assert not r.passed and r.answered
     assert words in str(r), str(r)
+
+
+# Code that would hand over an answer: shifts, bit operations on a name, struct calls, unit arithmetic.
+SOLUTION_CODE = [r"(>>|<<)\s*\d", r"[A-Za-z_)\]]\s*(&|\||\^)\s*~?\s*(0x|\d)", r"~\s*0x", r"struct\.\w+\(",
+                 r"unpack_from", r"\*\s*2\s*\*", r"/\s*8\b", r"\*\s*1e\d", r"\*\*\s*20", r"\bdef\s", r"\breturn +\w+ *[-+*/&|]"]
+
+
+def _kw(check):
+    return {} if check in (labs.check_wrong_conversion, labs.check_workloads) else {"seed": 7}
+
+
+@pytest.mark.parametrize("check, answer, words", WRONG, ids=[f"{c.__name__}-{w}" for c, _, w in WRONG])
+def test_a_failing_check_shows_one_case_and_no_solution_code(check, answer, words):
+    r = check(answer, **_kw(check))
+    text = str(r)
+    for label in ("input:", "you returned:", "expected:", "why:", "hint:"):
+        assert sum(line.startswith(f"- {label}") for line in r.lines()) == 1, (label, text)
+    assert r.case is not None and r.case.call in text
+    assert "hint=2" in text, text   # it says that more help exists
+    for level in (1, 2):
+        shown = str(check(answer, **_kw(check), hint=level))
+        for pattern in SOLUTION_CODE:
+            assert not re.search(pattern, shown), (pattern, shown)
+
+
+@pytest.mark.parametrize("check, answer, words", WRONG, ids=[f"{c.__name__}-{w}" for c, _, w in WRONG])
+def test_hint_2_explains_more(check, answer, words):
+    one, two = str(check(answer, **_kw(check))), str(check(answer, **_kw(check), hint=2))
+    assert one != two and len(two) > len(one)
+    assert words in two   # the same case, with more said about it
+    assert "more:" in two and "hint=2" not in two
+
+
+def test_hint_must_be_1_or_2():
+    with pytest.raises(ValueError, match="hint must be 1 or 2, got 3"):
+        labs.check_alias(lambda b: 0, hint=3)
+
+
+def test_require_shows_the_result_and_raises_one_line_unless_passed(capsys):
+    ok = labs.check_alias(lambda b: (b >> 28) & 0xC)
+    assert ok.require() is None and ": passed" in capsys.readouterr().out
+    for bad in (labs.check_alias(lambda b: b >> 30), labs.check_alias(lambda b: (_ for _ in ()).throw(NotImplementedError()))):
+        with pytest.raises(labs.CheckFailed) as e:
+            bad.require()
+        assert isinstance(e.value, AssertionError)
+        assert bad.title in capsys.readouterr().out   # the teaching message is shown first
+        assert "\n" not in str(e.value) and e.value._render_traceback_() == [f"CheckFailed: {e.value}"]
+
+
+def test_an_exception_in_the_answer_is_one_case_with_a_way_to_see_it():
+    r = labs.check_bus_to_phys(lambda b: b / 0, hint=2)
+    assert "ZeroDivisionError" in str(r) and "Traceback" not in str(r)
+    assert "in a new cell" in r.case.more and r.case.call in r.case.more
 
 
 def test_checks_explain_exceptions_and_unanswered():

@@ -8,7 +8,10 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation, Text
 
 from pimem import plots
 from pimem.data import load_all
@@ -125,7 +128,12 @@ def test_several_recordings_get_their_own_lines_and_footer_lines():
     assert "baseline (host-rec)" in labels and "baseline (pi-rec)" in labels
     footer = plots.footer_text(fig)
     assert f"host-rec: {HOST}" in footer and f"pi-rec: {PI}" in footer
-    assert by_gid(fig, "baseline (pi-rec):points")[0].get_marker() == "D"   # published: a diamond
+    # Published (one statistic): the benchmark's own marker and colour, edged in black, and said so.
+    pub, mine = by_gid(fig, "baseline (pi-rec):points")[0], by_gid(fig, "baseline (host-rec):points")[0]
+    assert pub.get_marker() == mine.get_marker() == plots.benchmark_style("baseline")[1]
+    assert to_hex(pub.get_color()) == to_hex(mine.get_color())
+    assert to_hex(pub.get_markeredgecolor()) == "#000000" != to_hex(mine.get_markeredgecolor())
+    assert any("published" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
 
 
 def test_nothing_to_draw_names_what_the_frame_holds():
@@ -316,3 +324,200 @@ def test_a_recorded_host_run_is_shaded_with_its_own_caches():
     gids = {a.get_gid() for a in fig.axes[0].get_children()}
     assert f"region:host L2 {plots.size_label(l2)}" in gids and "reference:L2" in gids
     assert not any((g or "").startswith("region:L2 512") for g in gids)   # never the Pi's shading
+
+
+# --- one style per benchmark, readable labels and footers, visible spread ----------------------
+
+def style_of(fig: Figure, label: str) -> tuple[str, str]:
+    """(colour, marker) of a series, read back from its points and its legend line."""
+    points, line = by_gid(fig, f"{label}:points")[0], by_gid(fig, f"{label}:line")[0]
+    assert to_hex(points.get_color()) == to_hex(line.get_color())
+    assert points.get_marker() == line.get_marker()
+    return to_hex(points.get_color()), points.get_marker()
+
+
+def test_the_style_table_covers_every_benchmark_and_tells_them_apart():
+    from pimem.benchmarks import BENCHMARKS as RUNNABLE
+    from pimem.data import BENCHMARKS as RECORDED
+
+    names = set(RUNNABLE) | set(RECORDED)
+    assert names <= set(plots.BENCHMARK_STYLES), names - set(plots.BENCHMARK_STYLES)
+    styles = [plots.benchmark_style(n) for n in sorted(names)]
+    assert len(set(styles)) == len(styles), "two benchmarks share a colour and a marker"
+    # The lesson's three are three colours, from the colour-blind-safe palette.
+    main = {plots.benchmark_style(n)[0] for n in ("baseline", "standard", "zerocopy")}
+    assert len(main) == 3 and main <= set(plots.OKABE_ITO.values())
+
+
+def test_an_unknown_benchmark_gets_a_style_from_its_name_not_its_position():
+    import subprocess
+    import sys
+
+    style = plots.benchmark_style("memset-nt")
+    assert style == plots.benchmark_style("memset-nt") and style[0] in plots._FALLBACK_COLOURS
+    # Not Python's salted hash(): the same in another interpreter with another hash seed.
+    code = "from pimem import plots; print(plots.benchmark_style('memset-nt'))"
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout.strip()
+        assert out == repr(style)
+
+
+def test_a_benchmark_has_the_same_colour_and_marker_in_every_figure():
+    one = pd.concat([rows(), rows(bench="standard", phase="total"), rows(bench="zerocopy", phase="write"),
+                     rows(bench="memset-nt", phase="fill")])
+    two = pd.concat([rows(bench="memset-nt", phase="fill"), rows(bench="read-host", phase="read"),
+                     rows(bench="zerocopy", phase="write")])
+    f1, f2 = plots.bandwidth_curve(one), plots.bandwidth_curve(two)
+    for label, bench in (("zerocopy", "zerocopy"), ("memset-nt", "memset-nt")):
+        assert style_of(f1, label) == style_of(f2, label) == tuple(
+            [to_hex(plots.benchmark_style(bench)[0]), plots.benchmark_style(bench)[1]])
+    assert style_of(f1, "baseline")[0] != style_of(f1, "zerocopy")[0] != style_of(f1, "standard total")[0]
+    # The spread of a series is in its colour too.
+    assert to_hex(by_gid(f2, "zerocopy:whiskers")[0].get_color()[0]) == style_of(f2, "zerocopy")[0]
+
+
+def test_one_benchmark_from_two_recordings_keeps_its_colour_and_changes_its_line_style():
+    f = pd.concat([rows(), rows(rec="other-rec")])
+    fig = plots.bandwidth_curve(f)
+    a, b = by_gid(fig, "baseline (host-rec):line")[0], by_gid(fig, "baseline (other-rec):line")[0]
+    assert style_of(fig, "baseline (host-rec)") == style_of(fig, "baseline (other-rec)")
+    assert a.get_linestyle() != b.get_linestyle()
+
+
+def test_the_other_figures_draw_a_benchmark_in_its_style():
+    d = load_all()
+    zc_colour, zc_marker = plots.benchmark_style("zerocopy")
+    bars = plots.report_bars(pd.concat([rows(sizes=(MiB,)), rows(bench="zerocopy", phase="write", sizes=(MiB,))]))
+    assert [to_hex(p.get_facecolor()) for p in bars.axes[0].patches] == [
+        to_hex(plots.benchmark_style("baseline")[0]), to_hex(zc_colour)]
+    cmp = plots.published_comparison(rows(bench="zerocopy", phase="write", sizes=(64 * MiB,)),
+                                     d[d["provenance"].str.contains("published:")], benchmarks=["zerocopy"])
+    for gid in ("run", "published:original-lesson-pi3b"):
+        point = by_gid(cmp, gid)[0]
+        assert (to_hex(point.get_color()), point.get_marker()) == (to_hex(zc_colour), zc_marker)
+    lat = plots.measured_latency_curve(d[d.recording == "host-2026-12-02-c-loop"])
+    line = by_gid(lat, "latency:host-2026-12-02-c-loop:latency-direct")[0]
+    assert (to_hex(line.get_color()), line.get_marker()) == tuple(
+        [to_hex(plots.benchmark_style("latency-direct")[0]), plots.benchmark_style("latency-direct")[1]])
+
+
+def boxes(fig: Figure, texts) -> list:
+    if not hasattr(fig.canvas, "get_renderer"):   # a figure from elsewhere, on no canvas of its own
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [t.get_window_extent(renderer) for t in texts]
+
+
+def assert_apart_and_inside(fig: Figure, texts) -> None:
+    assert texts
+    found = boxes(fig, texts)
+    names = [t.get_text() for t in texts]
+    for i, a in enumerate(found):
+        assert a.width > 1 and a.height > 1, f"{names[i]!r} not drawn"
+        assert fig.bbox.x0 <= a.x0 and a.x1 <= fig.bbox.x1 and fig.bbox.y0 <= a.y0 and a.y1 <= fig.bbox.y1, names[i]
+        frame = texts[i].axes.get_window_extent(fig.canvas.get_renderer())
+        assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1, \
+            f"{names[i]!r} runs out of its axes"
+        for j in range(i):
+            assert not a.overlaps(found[j]), f"labels {names[j]!r} and {names[i]!r} overlap"
+
+
+def size_labels(fig: Figure) -> list:
+    return [t for t in fig.axes[0].texts if isinstance(t, Annotation)]
+
+
+@pytest.mark.parametrize("benchmarks", [None, ["baseline", "zerocopy", "read-host", "read-direct"]])
+def test_published_comparison_size_labels_do_not_overlap_and_stay_inside(benchmarks):
+    d = load_all()
+    run = d[d.recording == "host-2026-12-02-libc"]
+    fig = plots.published_comparison(run, benchmarks=benchmarks)
+    labels = size_labels(fig)
+    # Every point has its size beside it: the published ones and the run's.
+    points = [a for a in fig.axes[0].lines if a.get_gid() == "run" or (a.get_gid() or "").startswith("published:")]
+    assert len(labels) == sum(len(a.get_xdata()) for a in points)
+    assert all(t.get_fontsize() >= 8 for t in labels)
+    assert_apart_and_inside(fig, labels)
+
+
+def test_published_comparison_without_a_run_and_with_one_crowded_row():
+    d = load_all()
+    fig = plots.published_comparison(None, d[d["provenance"].str.contains("published:")], benchmarks=["baseline"])
+    assert_apart_and_inside(fig, size_labels(fig))
+
+
+def test_generation_labels_do_not_overlap_and_stay_inside():
+    from pimem.data import list_recordings
+
+    fig = plots.memory_wall_generations([r for r in list_recordings() if r.name.startswith("tinymembench-")])
+    for ax in fig.axes:
+        assert_apart_and_inside(fig, [t for t in ax.texts if isinstance(t, Annotation)])
+
+
+def footer_figures() -> list[Figure]:
+    d = load_all()
+    curve = plots.bandwidth_curve(d[d.recording == "host-2026-12-02-libc"], benchmarks=["baseline", "zerocopy"])
+    plots.cache_regions(curve.axes[0])
+    plots.peak_line(curve.axes[0])
+    from pimem.data import list_recordings
+
+    return [curve,
+            plots.bandwidth_curve(rows(prov=PI, rec="pi")),
+            plots.report_bars(rows(sizes=(MiB,))),
+            plots.published_comparison(d[d.recording == "host-2026-12-02-libc"]),
+            plots.latency_curve(d[d.recording == "tinymembench-pi3b"]),
+            plots.measured_latency_curve(d[d.recording == "host-2026-12-02-c-loop"]),
+            plots.memory_wall_generations([r for r in list_recordings() if r.name.startswith("tinymembench-")]),
+            plots.alias_map()]
+
+
+def test_footer_is_legible_and_clear_of_the_x_axis():
+    for fig in footer_figures():
+        footer = next(t for t in fig.texts if t.get_gid() == plots.FOOTER_GID)
+        assert footer.get_fontsize() >= 8
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        fbox = footer.get_window_extent(r)
+        assert fig.bbox.x0 <= fbox.x0 and fbox.x1 <= fig.bbox.x1 + 1 and fbox.y0 >= fig.bbox.y0, \
+            "the footer runs off the figure"
+        for ax in fig.axes:
+            for t in ax.get_xticklabels() + [ax.xaxis.label]:   # (drawn by boxes(): the footer's own box)
+                if t.get_visible() and t.get_text():
+                    assert not fbox.overlaps(t.get_window_extent(r)), \
+                        f"footer over {t.get_text()!r} in {fig.axes[0].get_title()!r}"
+
+
+def test_no_text_in_a_figure_is_smaller_than_8_points():
+    for fig in footer_figures():
+        for t in fig.findobj(Text):
+            if t.get_visible() and t.get_text().strip():
+                assert t.get_fontsize() >= 8, (t.get_text(), t.get_fontsize(), fig.axes[0].get_title())
+
+
+def test_the_footer_text_is_the_sources_unwrapped():
+    fig = plots.bandwidth_curve(rows(prov="host run: " + "a very long machine description " * 8))
+    footer = next(t for t in fig.texts if t.get_gid() == plots.FOOTER_GID)
+    assert "\n" in footer.get_text().split("\n", 1)[1]          # wrapped on the figure...
+    assert ("host-rec: host run: " + "a very long machine description " * 8).strip() in plots.footer_text(fig)
+
+
+def test_the_spread_of_the_samples_is_drawn_as_whiskers_and_a_band():
+    fig = plots.bandwidth_curve(rows(samples=(1.0, 2.0, 3.0)))
+    whiskers = by_gid(fig, "baseline:whiskers")
+    assert whiskers, "no whiskers"
+    segs = whiskers[0].get_segments()
+    assert [(seg[0][0], seg[0][1], seg[1][1]) for seg in segs] == [(4096, 1.0, 3.0), (65536, 1.0, 3.0), (MiB, 1.0, 3.0)]
+    band = by_gid(fig, "baseline:band")[0]
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(1.0) and ys.max() == pytest.approx(3.0) and band.get_alpha() >= 0.25
+    legend = " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert "slowest to fastest" in legend and "no spread" not in legend
+
+
+@pytest.mark.parametrize("samples, words", [((2.0,), "one sample per point"), ((2.0, 2.0), "all equal")])
+def test_no_spread_is_said_and_not_drawn(samples, words):
+    fig = plots.bandwidth_curve(rows(samples=samples))
+    assert not by_gid(fig, "baseline:whiskers") and not by_gid(fig, "baseline:band")
+    legend = " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert "no spread" in legend and words in legend

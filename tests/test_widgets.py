@@ -204,3 +204,15 @@ def test_recorded_size_slider_offers_only_recorded_sizes():
     data = rows(sizes=(4096, MiB))
     ex = widgets.size_explorer(data, benchmarks=["baseline"], size=MiB, sizes=SIZES)
     assert [v for _, v in ex.controls["size"].options] == [4096, MiB]
+
+
+def test_live_says_why_a_benchmark_is_missing(backend):
+    runner = widgets.live_runner(backend=backend)
+    heap = backend.mailbox.relocatable_heap()
+    big = 1 << (heap.bit_length())          # a power of two beyond the GPU heap
+    ex = widgets.size_explorer(runner, benchmarks=["baseline"], size=64 << 10, iterations=1,
+                               sizes=(64 << 10, big))
+    ex.controls["benchmarks"].value = ("baseline", "zerocopy")
+    ex.controls["size"].value = big
+    texts = [o.get("text", "") for o in ex.output.outputs]
+    assert any("zerocopy" in t and "GPU heap" in t for t in texts), texts
