@@ -383,7 +383,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_html(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .render import build_html
+    from .html import build_html
 
     _destination(args.out, "--out")
     index = build_html(Path(args.out) if args.out else None)

@@ -3,23 +3,31 @@
 One recording is two files in ``data/``: ``NAME.csv``, a tidy table with one
 row per timed sample (or per published statistic), and ``NAME.json``, its
 sidecar, which says where the numbers came from (a published source, or
-the machine they were recorded on). ``data/README.md`` is the schema; this
-module checks files against it, loads them, and saves new ones so that a
-half-done save never looks like a recording.
+the machine they were recorded on). Two schema files in the package define
+the format: ``schemas/recording-table.schema.json``, a Frictionless Table
+Schema of the CSV's columns, and ``schemas/recording-meta.schema.json``, a
+JSON Schema (draft 2020-12) of the sidecar; ``data/README.md`` explains them.
+This module checks files against the schemas (and the few rules a schema
+cannot state), loads them, and saves new ones so that a half-done save never
+looks like a recording.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
 import numbers
+import operator
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +37,31 @@ import pandas as pd
 from .exc import DataError, UsageError
 from .memflags import MemFlag
 
-SCHEMA = "pimem-recording/1"
+
+# --- the schemas --------------------------------------------------------------
+
+def _schema_file(name: str) -> dict[str, Any]:
+    # importlib.resources: the package may be installed, zipped or not, beside no data/ folder.
+    return json.loads(resources.files(__package__).joinpath("schemas").joinpath(name).read_text("utf-8"))
+
+
+#: The Table Schema of NAME.csv and the JSON Schema of NAME.json (pimem/schemas/).
+TABLE_SCHEMA: dict[str, Any] = _schema_file("recording-table.schema.json")
+META_SCHEMA: dict[str, Any] = _schema_file("recording-meta.schema.json")
+_FIELDS: dict[str, dict[str, Any]] = {f["name"]: f for f in TABLE_SCHEMA["fields"]}
+
+
+def _enum(column: str) -> tuple[str, ...]:
+    return tuple(v for v in _FIELDS[column]["constraints"]["enum"] if v != "")
+
+
+SCHEMA: str = META_SCHEMA["properties"]["schema"]["const"]
 
 #: The CSV columns, in their required order.
-COLUMNS: tuple[str, ...] = (
-    "benchmark", "phase", "size_bytes", "statistic", "sample", "seconds",
-    "bytes", "bus_bytes", "gb_per_s", "gib_per_s", "reps", "overhead_bound",
-    "verified", "kernel", "flags", "alias",
-)
+COLUMNS: tuple[str, ...] = tuple(_FIELDS)
 
-#: Each benchmark and the phases its rows may have.
+#: Each benchmark and the phases its rows may have (the schema lists the names; which
+#: phases go with which benchmark is a rule between two columns, so it is kept here).
 BENCHMARKS: dict[str, tuple[str, ...]] = {
     "baseline": ("fill",),
     "standard": ("fill", "copy", "total"),
@@ -63,12 +86,11 @@ BENCHMARKS: dict[str, tuple[str, ...]] = {
     "latency-l1nonalloc": ("latency",),
 }
 
-PHASES: tuple[str, ...] = ("fill", "copy", "total", "write", "read", "latency")
-STATISTICS: tuple[str, ...] = ("sample", "mean", "median", "min", "best")
-VERIFIED: tuple[str, ...] = ("pass", "fail", "unknown")
-SOURCE_KINDS: tuple[str, ...] = ("published", "measured")
-RECORDING_BACKENDS: tuple[str, ...] = ("pi", "emulator")
-ALIASES: tuple[str, ...] = ("0x0", "0x4", "0x8", "0xC")
+PHASES: tuple[str, ...] = _enum("phase")
+STATISTICS: tuple[str, ...] = _enum("statistic")
+VERIFIED: tuple[str, ...] = _enum("verified")
+ALIASES: tuple[str, ...] = _enum("alias")
+SOURCE_KINDS: tuple[str, ...] = tuple(META_SCHEMA["properties"]["source"]["properties"]["kind"]["enum"])
 
 #: Bus bytes per counted byte: a copy reads and writes; standard's total is
 #: its fill (once) plus its copy (twice).
@@ -91,12 +113,7 @@ _BUFFER_MODE: dict[str, MemFlag | None] = {
     "copy-from-direct": MemFlag.DIRECT,
 }
 
-_INT_COLUMNS = ("size_bytes", "sample", "bytes", "bus_bytes", "reps")
-_FLOAT_COLUMNS = ("seconds", "gb_per_s", "gib_per_s")
-_KERNEL_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_RAW_INT_RE = re.compile(r"^[+-]?[0-9]+$")
-_PI_RE = re.compile(r"raspberry\s*pi|\bpi\s*[0-9]", re.IGNORECASE)
 _REL_TOL = 1e-6
 _MAX_REPORTED = 20
 # Temporary files of save_recording: hidden, and not ending in .csv/.json,
@@ -155,7 +172,10 @@ class Recording:
         return f"host run: {machine['cpu_model']}{arch}, pimem {meta['backend']} backend, recorded {day}"
 
 
-# --- parsing one cell -------------------------------------------------------
+# --- the Table Schema: one cell ---------------------------------------------
+# A small reader of the Table Schema features the table schema uses: each field's
+# type casts a cell (CSV text, or a frame's value), then its constraints are checked.
+# A frame's missing value (None, NaN, pd.NA) counts as an empty cell.
 
 def _missing(x: Any) -> bool:
     """None, NaN or pd.NA: what an empty cell becomes in a frame."""
@@ -174,85 +194,150 @@ def _is_bool(x: Any) -> bool:
     return isinstance(x, (bool, np.bool_))
 
 
-def _text(x: Any) -> str:
-    if _missing(x):
-        return ""
-    return x.strip() if isinstance(x, str) else str(x)
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+# XML Schema's decimal with an exponent; Table Schema's NaN and INF are left out: a measurement is finite.
+_NUMBER_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
-def _as_int(x: Any) -> int:
-    """A whole number, from CSV text or from a frame cell (where NaN may have made it float)."""
-    if _is_bool(x):
-        raise ValueError(f"{x!r} is a boolean; expected a whole number")
-    if isinstance(x, str):
-        s = x.strip()
-        if not s:
-            raise ValueError("is empty; expected a whole number")
-        if not _RAW_INT_RE.match(s):
-            raise ValueError(f"{s!r} is not a whole number")
-        return int(s)
-    if _missing(x):
-        raise ValueError("is empty; expected a whole number")
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        raise ValueError(f"{x!r} is not a whole number") from None
-    if not math.isfinite(f) or f != int(f):
-        raise ValueError(f"{x!r} is not a whole number")
-    return int(x) if isinstance(x, numbers.Integral) else int(f)
+def _cast_string(field: Mapping[str, Any]) -> Callable[[Any], Any]:
+    return str
 
 
-def _as_float(x: Any) -> float | None:
-    """A number, or None for an empty cell."""
-    if _is_bool(x):
-        raise ValueError(f"{x!r} is a boolean; expected a number")
-    if isinstance(x, str):
-        s = x.strip()
-        if not s:
-            return None
+def _cast_integer(field: Mapping[str, Any]) -> Callable[[Any], Any]:
+    def cast(x: Any) -> int:
+        if isinstance(x, str):
+            if not _INTEGER_TEXT.fullmatch(x):
+                raise ValueError(f"{x!r} is not a whole number")
+            return int(x)
+        if _is_bool(x):
+            raise ValueError(f"{x!r} is a boolean, not a whole number")
         try:
-            f = float(s)
-        except ValueError:
-            raise ValueError(f"{s!r} is not a number") from None
-    elif _missing(x):
-        return None
-    else:
-        try:
-            f = float(x)
+            f = float(x)   # a frame's int column holding NaN has become float
         except (TypeError, ValueError):
-            raise ValueError(f"{x!r} is not a number") from None
-    if not math.isfinite(f):
-        raise ValueError(f"{x!r} is not a finite number")
-    return f
+            raise ValueError(f"{x!r} is not a whole number") from None
+        if not math.isfinite(f) or f != int(f):
+            raise ValueError(f"{x!r} is not a whole number")
+        return int(x) if isinstance(x, numbers.Integral) else int(f)
+    return cast
 
 
-def _as_bool(x: Any) -> bool:
-    if _is_bool(x):
-        return bool(x)
-    s = _text(x).lower()
-    if s in ("true", "false"):
-        return s == "true"
-    raise ValueError(f"{_text(x)!r} is not true or false")
+def _cast_number(field: Mapping[str, Any]) -> Callable[[Any], Any]:
+    def cast(x: Any) -> float:
+        if isinstance(x, str):
+            if not _NUMBER_TEXT.fullmatch(x):
+                finite = x.lower().lstrip("+-") not in ("nan", "inf", "infinity")
+                raise ValueError(f"{x!r} is not a {'' if finite else 'finite '}number")
+            f = float(x)
+        elif _is_bool(x):
+            raise ValueError(f"{x!r} is a boolean, not a number")
+        else:
+            try:
+                f = float(x)
+            except (TypeError, ValueError):
+                raise ValueError(f"{x!r} is not a number") from None
+        if not math.isfinite(f):
+            raise ValueError(f"{x!r} is not a finite number")
+        return f
+    return cast
 
 
-def _parse_flags(s: str) -> int:
-    value = 0
-    names = s.split("|")
-    for n in names:
-        n = n.strip()
-        if n not in MemFlag.__members__:
-            raise ValueError(f"{n!r} in {s!r} is not a flag; expected names joined by '|' from: "
-                             + ", ".join(MemFlag.__members__))
-        value |= int(MemFlag[n])
-    if len(set(names)) != len(names):
-        raise ValueError(f"{s!r} names a flag twice")
-    return value
+def _cast_boolean(field: Mapping[str, Any]) -> Callable[[Any], Any]:
+    true = field.get("trueValues", ["true", "True", "TRUE", "1"])
+    false = field.get("falseValues", ["false", "False", "FALSE", "0"])
+    words = {**{t: True for t in true}, **{f: False for f in false}}
+
+    def cast(x: Any) -> bool:
+        if _is_bool(x):
+            return bool(x)
+        if isinstance(x, str) and x in words:
+            return words[x]
+        raise ValueError(f"{x!r} is not {true[0]} or {false[0]}")
+    return cast
 
 
-# --- checking rows ----------------------------------------------------------
+_CASTS: dict[str, Callable[[Mapping[str, Any]], Callable[[Any], Any]]] = {
+    "string": _cast_string, "integer": _cast_integer, "number": _cast_number, "boolean": _cast_boolean,
+}
+_BOUNDS = {"minimum": (operator.ge, ">="), "exclusiveMinimum": (operator.gt, ">"),
+           "maximum": (operator.le, "<="), "exclusiveMaximum": (operator.lt, "<")}
+_CONSTRAINTS = {"required", "enum", "pattern", *_BOUNDS}
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
+_MEMO_SIZE = 1024
+
+
+def _field_reader(field: Mapping[str, Any], table: Mapping[str, Any]) -> Callable[[Any], Any]:
+    """The cell reader of one Table Schema field: cell -> value, or ValueError saying what is wrong."""
+    name, kind = field["name"], field.get("type", "string")
+    constraints = field.get("constraints", {})
+    unknown = sorted(set(constraints) - _CONSTRAINTS) + ([] if kind in _CASTS else [f"type {kind}"])
+    if unknown:   # the spec: report a constraint one cannot evaluate rather than skip it
+        raise NotImplementedError(f"table schema, field {name!r}: pimem.data does not read {', '.join(unknown)}")
+    missing = frozenset(field.get("missingValues", table.get("missingValues", [""])))
+    required = constraints.get("required", False) or name in table.get("primaryKey", ())
+    noun = _a(field.get("title", name))
+    expected = f"; expected {field['description']}" if field.get("description") else ""
+    cast = _CASTS[kind](field)
+    checks: list[tuple[Callable[[Any], bool], Callable[[Any], str]]] = []
+    if "enum" in constraints:
+        allowed = constraints["enum"]
+        listed = ", ".join(str(v) for v in allowed if v != "") + (" (or empty)" if "" in allowed else "")
+        checks.append((frozenset(allowed).__contains__,
+                       lambda v: f"{v!r} is not {noun}; expected one of: {listed}"))
+    if "pattern" in constraints:   # XML Schema regular expressions match the whole value
+        rx = re.compile(constraints["pattern"])
+        checks.append((lambda v: rx.fullmatch(v) is not None, lambda v: f"{v!r} is not {noun}{expected}"))
+    for key, (op, sign) in _BOUNDS.items():
+        if key in constraints:
+            bound = constraints[key]
+            what = "is negative" if key == "minimum" and bound == 0 else f"is not {sign} {bound}"
+            checks.append((lambda v, op=op, bound=bound: op(v, bound), lambda v, what=what: f"{v!r} {what}{expected}"))
+    memo: dict[str, Any] = {}   # cell text -> value: most cells of a recording repeat
+
+    def value_of(cell: Any) -> Any:
+        if not isinstance(cell, str) and _missing(cell):
+            cell = ""   # a frame's None, NaN or pd.NA is an empty cell
+        try:
+            return None if isinstance(cell, str) and cell in missing else cast(cell)
+        except ValueError as e:
+            raise ValueError(f"{e}{expected}") from None
+
+    def checked(value: Any) -> Any:
+        if value is None:
+            if required:
+                raise ValueError("is empty" + expected)
+            return None
+        for ok, message in checks:
+            if not ok(value):
+                raise ValueError(message(value))
+        return value
+
+    def read(cell: Any) -> Any:
+        if not isinstance(cell, str):
+            return checked(value_of(cell))
+        if cell in memo:
+            return memo[cell]
+        value = checked(value_of(cell.strip()))
+        if len(memo) < _MEMO_SIZE:
+            memo[cell] = value
+        return value
+
+    return read
+
+
+_READERS: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
+    (f["name"], _field_reader(f, TABLE_SCHEMA)) for f in TABLE_SCHEMA["fields"])
+_PRIMARY_KEY: tuple[str, ...] = tuple(TABLE_SCHEMA.get("primaryKey", ()))
+
+
+# --- the Table Schema: the header and the rows --------------------------------
 
 def _check_header(header: list[str], where: str) -> list[str]:
-    """Problems with the column names (empty list when they are COLUMNS in order)."""
+    """Problems with the column names (empty list when they are COLUMNS in order: fieldsMatch exact)."""
     if tuple(header) == COLUMNS:
         return []
     expected = "expected the columns " + ",".join(COLUMNS) + " in that order"
@@ -270,136 +355,104 @@ def _check_header(header: list[str], where: str) -> list[str]:
     return problems
 
 
+def _parse_flags(s: str) -> int:
+    value = 0
+    names = s.split("|")
+    for n in names:
+        n = n.strip()
+        if n not in MemFlag.__members__:
+            raise ValueError(f"{n!r} in {s!r} is not a flag; expected names joined by '|' from: "
+                             + ", ".join(MemFlag.__members__))
+        value |= int(MemFlag[n])
+    if len(set(names)) != len(names):
+        raise ValueError(f"{s!r} names a flag twice")
+    return value
+
+
+_BUS_WHY = {1: "a fill, write or read moves its bytes once",
+            2: "a copy reads and writes, so bus_bytes = 2 x bytes",
+            3: "standard's total is its fill (once) plus its copy (twice), so bus_bytes = 3 x bytes"}
+
+
+def _row_rules(row: Mapping[str, Any], bad: set[str], kind: str | None) -> Iterator[tuple[str, str]]:
+    """What the table schema cannot say: rules between columns, and between the row and its sidecar.
+
+    Yields (column, problem); a rule is skipped when a cell it needs already failed the schema.
+    """
+    ok = bad.isdisjoint   # ok(columns): none of them failed the schema
+    bench, phase, stat = row["benchmark"], row["phase"], row["statistic"]
+    size, nbytes, bus, seconds = row["size_bytes"], row["bytes"], row["bus_bytes"], row["seconds"]
+    if ok(("benchmark", "phase")) and phase not in BENCHMARKS[bench]:
+        yield "phase", f"{phase!r} is not a phase of {bench}; expected: {' or '.join(BENCHMARKS[bench])}"
+    if ok(("size_bytes", "bytes")) and nbytes != size:
+        yield "bytes", (f"{nbytes} differs from size_bytes {size}; the bytes counted for bandwidth "
+                        "are the buffer size (a copy counts its bytes once)")
+    if ok(("phase", "bytes", "bus_bytes")) and bus != BUS_FACTOR[phase] * nbytes:
+        factor = BUS_FACTOR[phase]
+        yield "bus_bytes", f"{bus} is not {factor * nbytes}: {_BUS_WHY[factor]}"
+    if ok(("statistic", "sample")) and stat != "sample" and row["sample"] != 0:
+        yield "sample", f"{row['sample']} on a {stat} row; a statistic's row has sample 0"
+
+    for col, unit, shown in (("gb_per_s", 1e9, "1e9"), ("gib_per_s", float(2 ** 30), "2**30")):
+        value = row[col]
+        if col in bad:
+            continue
+        if phase == "latency":
+            if value is not None:
+                yield col, f"{value!r} on a latency row; leave it empty (the time of one access is no bandwidth)"
+        elif row["verified"] == "fail":
+            if value is not None:
+                yield col, f"{value!r} on a row whose verification failed; leave it empty (a wrong result has no bandwidth)"
+        elif value is None:
+            yield col, f"is empty; expected bytes / seconds / {shown} (empty only when verified is fail)"
+        elif ok(("seconds", "bytes")):
+            expected = nbytes / seconds / unit
+            if abs(value - expected) > _REL_TOL * expected:
+                yield col, f"{value!r} is not bytes / seconds / {shown} = {expected!r} (relative tolerance {_REL_TOL:g})"
+
+    flags, alias = row["flags"], row["alias"]
+    flag_value: int | None = None
+    if flags and "flags" not in bad:
+        try:
+            flag_value = _parse_flags(flags)
+        except ValueError as e:
+            yield "flags", str(e)
+    if ok(("benchmark", "flags")):
+        mode = _BUFFER_MODE[bench]
+        if mode is None:
+            if flags:
+                yield "flags", f"{flags!r} on {bench}, which uses host buffers only; leave it empty"
+            if alias and "alias" not in bad:
+                yield "alias", f"{alias!r} on {bench}, which uses host buffers only; leave it empty"
+        elif not flags:
+            yield "flags", f"is empty, but {bench} uses a GPU buffer; expected its allocation flags, e.g. {mode.name}"
+        elif flag_value is not None and (flag_value & _MODE_MASK) != int(mode):
+            yield "flags", (f"{flags!r} does not give {bench}'s buffer the {mode.name} mode "
+                            f"(flags & 0xC must be {int(mode)})")
+
+    if kind == "published":
+        if "verified" not in bad and row["verified"] != "unknown":
+            yield "verified", (f"{row['verified']!r} in a published recording; expected unknown "
+                               "(a published figure carries no check we ran)")
+        if "reps" not in bad and row["reps"] != 1:
+            yield "reps", (f"{row['reps']} in a published recording; expected 1 "
+                           "(how the source repeated goes in statistic_note)")
+
+
 def _check_row(label: str, raw: Mapping[str, Any], kind: str | None) -> tuple[dict[str, Any] | None, list[str]]:
     """Parse and check one row; returns its typed values (None if any is bad) and the problems."""
     problems: list[str] = []
     row: dict[str, Any] = {}
-
-    def bad(col: str, what: str) -> None:
-        problems.append(f"{label}, column '{col}': {what}")
-
-    for col in ("benchmark", "phase", "statistic", "verified", "kernel", "flags", "alias"):
-        row[col] = _text(raw[col])
-    for col in _INT_COLUMNS:
+    bad: set[str] = set()
+    for col, read in _READERS:
         try:
-            row[col] = _as_int(raw[col])
+            row[col] = read(raw[col])
         except ValueError as e:
-            bad(col, str(e))
+            problems.append(f"{label}, column '{col}': {e}")
             row[col] = None
-    for col in _FLOAT_COLUMNS:
-        try:
-            row[col] = _as_float(raw[col])
-        except ValueError as e:
-            bad(col, str(e))
-            row[col] = math.nan  # present but unusable: skip the checks that need it
-    try:
-        row["overhead_bound"] = _as_bool(raw["overhead_bound"])
-    except ValueError as e:
-        bad("overhead_bound", f"{e}; expected true when call overhead dominates the time, else false")
-
-    bench, phase = row["benchmark"], row["phase"]
-    if bench not in BENCHMARKS:
-        bad("benchmark", f"{bench!r} is not a benchmark; expected one of: {', '.join(BENCHMARKS)}")
-    if phase not in PHASES:
-        bad("phase", f"{phase!r} is not a phase; expected one of: {', '.join(PHASES)}")
-    elif bench in BENCHMARKS and phase not in BENCHMARKS[bench]:
-        bad("phase", f"{phase!r} is not a phase of {bench}; expected: {' or '.join(BENCHMARKS[bench])}")
-    if row["statistic"] not in STATISTICS:
-        bad("statistic", f"{row['statistic']!r} is not a statistic; expected one of: {', '.join(STATISTICS)}")
-    if row["verified"] not in VERIFIED:
-        bad("verified", f"{row['verified']!r} is not a verification result; expected one of: {', '.join(VERIFIED)}")
-
-    size, nbytes, bus = row["size_bytes"], row["bytes"], row["bus_bytes"]
-    for col in ("size_bytes", "bytes", "bus_bytes"):
-        if row[col] is not None and row[col] <= 0:
-            bad(col, f"{row[col]} is not > 0")
-    if size is not None and nbytes is not None and size > 0 and nbytes != size:
-        bad("bytes", f"{nbytes} differs from size_bytes {size}; the bytes counted for bandwidth "
-                     "are the buffer size (a copy counts its bytes once)")
-    if nbytes is not None and bus is not None and phase in BUS_FACTOR and nbytes > 0:
-        factor = BUS_FACTOR[phase]
-        if bus != factor * nbytes:
-            why = {1: "a fill, write or read moves its bytes once",
-                   2: "a copy reads and writes, so bus_bytes = 2 x bytes",
-                   3: "standard's total is its fill (once) plus its copy (twice), so bus_bytes = 3 x bytes"}[factor]
-            bad("bus_bytes", f"{bus} is not {factor * nbytes}: {why}")
-
-    sample = row["sample"]
-    if sample is not None:
-        if sample < 0:
-            bad("sample", f"{sample} is negative; expected an index from 0")
-        elif row["statistic"] in STATISTICS and row["statistic"] != "sample" and sample != 0:
-            bad("sample", f"{sample} on a {row['statistic']} row; a statistic's row has sample 0")
-    if row["reps"] is not None and row["reps"] < 1:
-        bad("reps", f"{row['reps']} is not >= 1 (operations per timed region)")
-
-    seconds = row["seconds"]
-    if seconds is None:
-        bad("seconds", "is empty; expected the time of one operation in seconds (> 0)")
-    elif not math.isnan(seconds) and seconds <= 0:
-        bad("seconds", f"{seconds!r} is not > 0; expected the time of one operation in seconds")
-    time_ok = seconds is not None and not math.isnan(seconds) and seconds > 0
-
-    for col, unit in (("gb_per_s", 1e9), ("gib_per_s", float(2 ** 30))):
-        value = row[col]
-        if phase == "latency":
-            if value is not None:
-                bad(col, f"{value!r} on a latency row; leave it empty (the time of one access is no bandwidth)")
-            continue
-        if row["verified"] == "fail":
-            if value is not None:
-                bad(col, f"{value!r} on a row whose verification failed; leave it empty "
-                         "(a wrong result has no bandwidth)")
-            continue
-        if value is None:
-            bad(col, "is empty; expected bytes / seconds / "
-                     + ("1e9" if col == "gb_per_s" else "2**30")
-                     + " (empty only when verified is fail)")
-        elif not math.isnan(value) and time_ok and nbytes is not None and nbytes > 0:
-            expected = nbytes / seconds / unit
-            if abs(value - expected) > _REL_TOL * expected:
-                bad(col, f"{value!r} is not bytes / seconds / {'1e9' if col == 'gb_per_s' else '2**30'} "
-                         f"= {expected!r} (relative tolerance {_REL_TOL:g})")
-
-    if not _KERNEL_RE.match(row["kernel"]):
-        bad("kernel", f"{row['kernel']!r} is not a kernel name; expected a lower-case word "
-                      "such as numpy, libc, c or tinymembench")
-
-    flags, alias = row["flags"], row["alias"]
-    flag_value: int | None = None
-    if flags:
-        try:
-            flag_value = _parse_flags(flags)
-        except ValueError as e:
-            bad("flags", str(e))
-    if alias and alias not in ALIASES:
-        bad("alias", f"{alias!r} is not an alias; expected one of: {', '.join(ALIASES)} (or empty)")
-    if bench in _BUFFER_MODE:
-        mode = _BUFFER_MODE[bench]
-        if mode is None:
-            if flags:
-                bad("flags", f"{flags!r} on {bench}, which uses host buffers only; leave it empty")
-            if alias:
-                bad("alias", f"{alias!r} on {bench}, which uses host buffers only; leave it empty")
-        elif not flags:
-            bad("flags", f"is empty, but {bench} uses a GPU buffer; expected its allocation flags, "
-                         f"e.g. {mode.name}")
-        elif flag_value is not None and (flag_value & _MODE_MASK) != int(mode):
-            bad("flags", f"{flags!r} does not give {bench}'s buffer the {mode.name} mode "
-                         f"(flags & 0xC must be {int(mode)})")
-
-    if kind == "published":
-        if row["verified"] != "unknown":
-            bad("verified", f"{row['verified']!r} in a published recording; expected unknown "
-                            "(a published figure carries no check we ran)")
-        if row["reps"] is not None and row["reps"] != 1:
-            bad("reps", f"{row['reps']} in a published recording; expected 1 "
-                        "(how the source repeated goes in statistic_note)")
-
+            bad.add(col)
+    problems += [f"{label}, column '{col}': {what}" for col, what in _row_rules(row, bad, kind)]
     return (None if problems else row), problems
-
-
-_KEY = ("benchmark", "phase", "size_bytes", "statistic", "sample", "kernel", "flags", "reps")
 
 
 def _check_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], kind: str | None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -413,130 +466,156 @@ def _check_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], kind: str | None)
         problems += found
         if row is None:
             continue
-        key = tuple(row[k] for k in _KEY)
-        if key in seen:
-            problems.append(f"{label}, column 'sample': repeats {seen[key]} (same benchmark, phase, "
-                            "size_bytes, statistic, sample, kernel, flags and reps); samples of one "
-                            "series need distinct sample numbers")
-        else:
-            seen[key] = label.split(" (")[0]
+        if _PRIMARY_KEY:
+            key = tuple(row[k] for k in _PRIMARY_KEY)
+            if key in seen:
+                *rest, last = _PRIMARY_KEY
+                problems.append(f"{label}, column '{last}': repeats {seen[key]} (the same {', '.join(rest)} and "
+                                f"{last}: the table's primary key); rows of one series need distinct {last} numbers")
+            else:
+                seen[key] = label.split(" (")[0]
         typed.append(row)
     if count == 0:
         problems.append("no data rows: a recording needs at least one row below the header")
     return typed, problems
 
 
-# --- checking the sidecar ---------------------------------------------------
+# --- the JSON Schema of the sidecar -------------------------------------------
 
 def _parse_time(s: str) -> datetime:
     # Python 3.10's fromisoformat does not take a trailing Z.
     return datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith("Z") else s)
 
 
-def _check_meta(meta: Any) -> list[str]:
-    """Problems with the sidecar, each as "field 'a.b': what is wrong"."""
-    if not isinstance(meta, dict):
-        return [f"the sidecar is a {type(meta).__name__}; expected a JSON object"]
-    problems: list[str] = []
+#: The longest `label` (a student's or board's name) a sidecar may carry.
+LABEL_MAX: int = META_SCHEMA["properties"]["label"]["maxLength"]
 
-    def bad(field: str, what: str) -> None:
-        problems.append(f"field '{field}': {what}")
 
-    def text(obj: dict[str, Any], key: str, field: str, *, required: bool, nonempty: bool = True) -> str | None:
-        if key not in obj:
-            if required:
-                bad(field, "is missing" + ("" if nonempty else "; expected text (may be empty)"))
-            return None
-        v = obj[key]
-        if v is None and not required:
-            return None
-        if not isinstance(v, str):
-            bad(field, f"{v!r} is not text")
-            return None
-        if nonempty and required and not v.strip():
-            bad(field, "is empty")
-        return v
+def label_problem(label: Any) -> str | None:
+    """What is wrong with a sidecar's optional `label` (None when it is fine): non-empty printable text.
 
-    def section(key: str) -> dict[str, Any]:
-        v = meta.get(key)
-        if not isinstance(v, dict):
-            bad(key, "is missing" if v is None else f"{v!r} is not an object")
-            return {}
-        return v
+    The sidecar schema declares the rule (a pattern can exclude control characters, not all
+    that Python cannot print); this says it in words, and catches the rest.
+    """
+    if not isinstance(label, str):
+        return f"{label!r} is not text; expected a student's or board's name, e.g. alice or pi-07"
+    if not label.strip():
+        return "is empty; give a student's or board's name, e.g. alice or pi-07 (or leave the label out)"
+    if not label.isprintable():
+        return (f"{label!r} has characters that cannot be printed (tabs, newlines, control codes); "
+                "use letters, digits, spaces and punctuation")
+    if label != label.strip():
+        return f"{label!r} starts or ends with spaces; remove them"
+    if len(label) > LABEL_MAX:
+        return f"{label[:LABEL_MAX]!r}... is {len(label)} characters long; use at most {LABEL_MAX}"
+    return None
 
-    if meta.get("schema") != SCHEMA:
-        bad("schema", f"{meta.get('schema')!r}; expected {SCHEMA!r}")
-    text(meta, "title", "title", required=True)
 
-    source = section("source")
-    kind = source.get("kind")
-    if source and kind not in SOURCE_KINDS:
-        bad("source.kind", f"{kind!r}; expected one of: {', '.join(SOURCE_KINDS)}")
-    published, measured = kind == "published", kind == "measured"
-    if source:
-        text(source, "reference", "source.reference", required=True, nonempty=published)
-        text(source, "url", "source.url", required=published, nonempty=False)
-        text(source, "notes", "source.notes", required=True, nonempty=published)
-        text(source, "short", "source.short", required=False)
-
-    machine = section("machine")
-    is_pi = machine.get("is_pi")
-    if machine:
-        if not isinstance(is_pi, bool):
-            bad("machine.is_pi", f"{is_pi!r}; expected true or false")
-        description = text(machine, "description", "machine.description", required=True) or ""
-        text(machine, "board", "machine.board", required=is_pi is True)
-        text(machine, "revision", "machine.revision", required=measured and is_pi is True)
-        cpu_model = text(machine, "cpu_model", "machine.cpu_model", required=measured) or ""
-        text(machine, "arch", "machine.arch", required=measured)
-        text(machine, "kernel", "machine.kernel", required=measured)
-        for key in ("cpu_mhz", "sdram_mhz"):
-            v = machine.get(key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-                bad(f"machine.{key}", f"{v!r}; expected a number > 0, or null when the source does not give it")
-        if is_pi is False and _PI_RE.search(cpu_model):
-            bad("machine.cpu_model", f"{cpu_model!r} names a Raspberry Pi, but is_pi is false; "
-                                     "give the processor as the host reports it")
-    else:
-        description = ""
-
-    software = meta.get("software")
-    if not isinstance(software, dict):
-        bad("software", "is missing" if software is None else f"{software!r} is not an object")
-    elif measured:
-        for key in ("python", "numpy", "pimem"):
-            text(software, key, f"software.{key}", required=True)
-
-    backend = meta.get("backend", "<missing>")
-    if backend == "<missing>":
-        bad("backend", "is missing; expected pi or emulator for a measured recording, null for a published one")
-    elif published and backend is not None:
-        bad("backend", f"{backend!r} in a published recording; expected null (pimem did not run it)")
-    elif measured and backend not in RECORDING_BACKENDS:
-        bad("backend", f"{backend!r}; a measured recording needs one of: {', '.join(RECORDING_BACKENDS)}")
-    if measured and backend == "emulator":
-        if is_pi is True:
-            bad("machine.is_pi", "true, but the backend is the emulator: an emulator run is a host run, "
-                                 "not a Raspberry Pi measurement; set is_pi to false")
-        if "host run" not in description.lower():
-            bad("machine.description", f"{description!r} does not say it is a host run; an emulator "
-                                       "recording's description must contain 'host run'")
-    if measured and backend == "pi" and is_pi is False:
-        bad("machine.is_pi", "false, but the backend is pi, which only runs on a Raspberry Pi")
-
-    if "kernel_choice" not in meta and measured:
-        bad("kernel_choice", "is missing; expected the kernel the recorder chose (e.g. numpy)")
-    else:
-        text(meta, "kernel_choice", "kernel_choice", required=measured)
-    created = text(meta, "created", "created", required=True)
-    if created:
+def _import_jsonschema() -> Any:
+    if "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        # jsonschema imports rfc3987_syntax, where installed (Jupyter's jsonschema[format-nongpl]
+        # brings it), for its "iri" format, and that builds a parser on import: a second here,
+        # several on a Pi. The sidecar schema has no "iri"; so it is kept out while jsonschema
+        # loads (only the iri formats then go unchecked in this process), and importable after.
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
         try:
-            _parse_time(created)
-        except ValueError:
-            bad("created", f"{created!r} is not an ISO-8601 time such as 2026-11-25T09:30:00+00:00")
-    text(meta, "command", "command", required=True)
-    text(meta, "statistic_note", "statistic_note", required=True)
-    return problems
+            import jsonschema
+        finally:
+            if "rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is None:
+                del sys.modules["rfc3987_syntax"]
+    import jsonschema
+    return jsonschema
+
+
+def _is_time(value: Any) -> bool:
+    if isinstance(value, str):
+        _parse_time(value)   # ValueError: not a time
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def _meta_validator() -> Any:
+    """The sidecar's validator, made once (jsonschema is imported on first use)."""
+    jsonschema = _import_jsonschema()
+    checker = jsonschema.FormatChecker(formats=())
+    checker.checks("date-time", raises=ValueError)(_is_time)   # as provenance() will read it
+    return jsonschema.validators.validator_for(META_SCHEMA)(META_SCHEMA, format_checker=checker)
+
+
+_JSON_TYPES = {"string": "text", "number": "a number", "integer": "a whole number", "boolean": "true or false",
+               "object": "an object", "array": "a list", "null": "null"}
+# Fields whose failures code words better than a generic message can.
+_WORDING: dict[str, Callable[[Any], str | None]] = {"label": label_problem}
+
+
+def _json(value: Any, limit: int = 60) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _expected(path: list[str]) -> str:
+    """'; expected ' and the description the schema gives the field at path ('' if none)."""
+    node: Any = META_SCHEMA
+    for key in path:
+        node = node.get("properties", {}).get(key) if isinstance(node, dict) else None
+    described = node.get("description") if isinstance(node, dict) else None
+    return f"; expected {described}" if described else ""
+
+
+def _worded(error: Any) -> list[tuple[str, str]]:
+    """A jsonschema ValidationError as (field, what is wrong and what to do) pairs."""
+    path = [str(p) for p in error.absolute_path]
+    keyword, want, value = error.validator, error.validator_value, error.instance
+    if keyword == "required":
+        return [(".".join(path + [k]), "is missing" + _expected(path + [k]))
+                for k in want if isinstance(value, dict) and k not in value]
+    field = ".".join(path)
+    if field in _WORDING:
+        why = _WORDING[field](value)
+        if why:
+            return [(field, why)]
+    custom = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
+    if isinstance(custom, dict):
+        custom = custom.get(keyword)
+    if custom:
+        return [(field, custom.replace("{value}", _json(value)) + ("" if ";" in custom else _expected(path)))]
+    shown = _json(value)
+    if keyword == "type":
+        kinds = [want] if isinstance(want, str) else list(want)
+        what = f"{shown} is not " + " or ".join(_JSON_TYPES.get(k, k) for k in kinds) + _expected(path)
+    elif keyword == "const":
+        what = f"{shown}; expected {_json(want)}"
+    elif keyword == "enum":
+        what = f"{shown}; expected one of: " + ", ".join(w if isinstance(w, str) else _json(w) for w in want)
+    elif keyword == "format":
+        what = f"{shown} is not a {want}" + _expected(path)
+    elif keyword in _BOUNDS:
+        what = f"{shown} is not {_BOUNDS[keyword][1]} {want}" + _expected(path)
+    else:
+        what = error.message + _expected(path)
+    return [(field, what)]
+
+
+def _meta_rules(meta: Any) -> Iterator[tuple[str, str]]:
+    """What the sidecar schema cannot say: a label Python cannot print (beyond control characters)."""
+    if isinstance(meta, dict) and isinstance(meta.get("label"), str):
+        why = label_problem(meta["label"])
+        if why:
+            yield "label", why
+
+
+def _check_meta(meta: Any) -> list[str]:
+    """Problems with the sidecar, each as "field 'a.b': what is wrong" (the first problem of each field)."""
+    found: dict[str, str] = {}
+    for error in _meta_validator().iter_errors(meta):
+        for field, what in _worded(error):
+            found.setdefault(field, what)
+    for field, what in _meta_rules(meta):
+        found.setdefault(field, what)
+    return [f"field '{f}': {w}" if f else f"the sidecar: {w}" for f, w in found.items()]
 
 
 def _kind(meta: Any) -> str | None:
@@ -552,7 +631,8 @@ def _raise(problems: list[str]) -> None:
         return
     shown = problems[:_MAX_REPORTED]
     more = len(problems) - len(shown)
-    head = f"{len(problems)} problems (schema: data/README.md):\n" if len(problems) > 1 else ""
+    head = (f"{len(problems)} problems (schema: pimem/schemas/, explained in data/README.md):\n"
+            if len(problems) > 1 else "")
     tail = f"\n... and {more} more" if more else ""
     raise DataError(head + "\n".join(shown) + tail)
 
@@ -578,18 +658,17 @@ def validate_frame(frame: pd.DataFrame, meta: Mapping[str, Any], *, name: str = 
     _raise(problems)
 
 
+_DTYPES = {"integer": "int64", "number": "float64", "boolean": "bool"}   # text: pandas picks its string dtype
+
+
 def _build_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     cols: dict[str, Any] = {}
     for c in COLUMNS:
+        kind = _FIELDS[c].get("type", "string")
         values = [r[c] for r in rows]
-        if c in _INT_COLUMNS:
-            cols[c] = pd.Series(values, dtype="int64")
-        elif c in _FLOAT_COLUMNS:
-            cols[c] = pd.Series([math.nan if v is None else v for v in values], dtype="float64")
-        elif c == "overhead_bound":
-            cols[c] = pd.Series(values, dtype="bool")
-        else:
-            cols[c] = pd.Series(values)  # text: pandas picks its string dtype
+        if kind == "number":
+            values = [math.nan if v is None else v for v in values]
+        cols[c] = pd.Series(values, dtype=_DTYPES.get(kind))
     return pd.DataFrame(cols, columns=list(COLUMNS))
 
 
@@ -768,9 +847,10 @@ def load_all(directory: str | os.PathLike[str] | None = None) -> pd.DataFrame:
 def _format(col: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if col == "overhead_bound":
-        return "true" if value else "false"
-    if col in _FLOAT_COLUMNS:
+    field = _FIELDS[col]
+    if field.get("type") == "boolean":
+        return (field.get("trueValues") or ["true"])[0] if value else (field.get("falseValues") or ["false"])[0]
+    if field.get("type") == "number":
         return repr(float(value))  # shortest text that reads back to the same float
     return str(value)
 

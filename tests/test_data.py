@@ -619,3 +619,144 @@ def test_load_recording_wants_a_csv_or_json_path(tmp_path: Path) -> None:
         load_recording(tmp_path / "notes.txt")
     with pytest.raises(DataError, match="no such file"):
         load_recording(tmp_path / "absent.csv")
+
+
+# --- the schema files, and data/README.md ------------------------------------
+
+def readme_table_names(heading: str) -> list[str]:
+    """The names in backticks in the first column of the tables under a README heading (to the next one)."""
+    text = (DATA / "README.md").read_text(encoding="utf-8")
+    section = re.search(rf"^{re.escape(heading)}\n(.*?)(?=^#{{2,3}} )", text, re.S | re.M)
+    assert section, f"data/README.md has no {heading!r} section"
+    names: list[str] = []
+    for line in section.group(1).splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if not cells or set(cells[0]) <= set("-: ") or not cells[0].startswith("`"):
+            continue   # not a table row, the separator, or the header
+        names += re.findall(r"`([^`]+)`", cells[0])
+    return names
+
+
+def schema_keys(node: dict[str, Any], prefix: str = "") -> tuple[set[str], set[str]]:
+    """Every sidecar key the JSON Schema declares (dotted), and those of them holding keys of their own."""
+    keys, parents = set(), set()
+    parts = [node] + [p.get(branch, {}) for p in node.get("allOf", []) for branch in ("then", "else")]
+    for part in parts:
+        for key, sub in part.get("properties", {}).items():
+            keys.add(prefix + key)
+            inner, inner_parents = schema_keys(sub, prefix + key + ".")
+            keys |= inner
+            parents |= inner_parents | ({prefix + key} if inner else set())
+    return keys, parents
+
+
+def test_the_readme_lists_the_columns_the_table_schema_declares() -> None:
+    declared = [f["name"] for f in data.TABLE_SCHEMA["fields"]]
+    assert readme_table_names("## CSV columns") == declared == list(COLUMNS)
+
+
+def test_the_readme_lists_the_fields_the_sidecar_schema_declares() -> None:
+    listed = set(readme_table_names("## Sidecar (`NAME.json`)"))
+    declared, parents = schema_keys(data.META_SCHEMA)
+    assert listed - declared == set(), "in data/README.md's table but not in recording-meta.schema.json"
+    assert declared - parents - listed == set(), "in recording-meta.schema.json but not in data/README.md's table"
+    assert "label" in declared and "software.pimem" in declared
+
+
+def test_the_readme_benchmark_table_agrees_with_the_code() -> None:
+    text = (DATA / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| ([a-z, ]+) \| .* \| ([A-Z0-9_]+|none) \|$", text, re.M)
+    assert {b: tuple(p.split(", ")) for b, p, _ in rows} == BENCHMARKS
+    assert {b: mode for b, _, mode in rows} == {
+        b: (m.name if m else "none") for b, m in data._BUFFER_MODE.items()}
+
+
+def test_the_schema_files_are_valid_and_agree_with_the_code() -> None:
+    import jsonschema
+
+    jsonschema.Draft202012Validator.check_schema(data.META_SCHEMA)
+    assert data.META_SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    table = data.TABLE_SCHEMA
+    names = [f["name"] for f in table["fields"]]
+    assert len(set(names)) == len(names) and set(table["primaryKey"]) <= set(names)
+    assert table["fieldsMatch"] == "exact"
+    fields = {f["name"]: f for f in table["fields"]}
+    assert tuple(fields["benchmark"]["constraints"]["enum"]) == tuple(BENCHMARKS)
+    assert set(BENCHMARKS) == set(data._BUFFER_MODE)
+    assert set(data.PHASES) == {p for ps in BENCHMARKS.values() for p in ps} == set(data.BUS_FACTOR)
+    assert data.SCHEMA == "pimem-recording/1" and data.LABEL_MAX == 40
+    # every field describes itself: the description is the "expected ..." of its messages
+    assert all(f.get("description") and f.get("type") for f in table["fields"])
+    # the package ships them (pyproject.toml's package-data), found without data/
+    from importlib import resources
+
+    for name in ("recording-table.schema.json", "recording-meta.schema.json"):
+        assert resources.files("pimem").joinpath("schemas").joinpath(name).is_file()
+    assert '"schemas/*.json"' in (REPO / "pyproject.toml").read_text()
+
+
+def test_a_table_schema_constraint_the_reader_cannot_check_is_refused() -> None:
+    with pytest.raises(NotImplementedError, match="unique"):
+        data._field_reader({"name": "x", "type": "integer", "constraints": {"unique": True}}, {})
+    with pytest.raises(NotImplementedError, match="type date"):
+        data._field_reader({"name": "x", "type": "date"}, {})
+
+
+@pytest.mark.parametrize("label", ["alice", "pi-07", "Zoë B.", "李明", "", " ", " alice", "alice ", "a\tb",
+                                   "a\nb", "a\x07", "a\u2028b", "a\u200bb", "x" * 40, "x" * 41, 7, ["alice"], None])
+def test_the_label_rule_of_the_schema_and_of_the_code_agree(label: Any) -> None:
+    schema = data.META_SCHEMA["properties"]["label"]
+    import jsonschema
+
+    by_schema = jsonschema.Draft202012Validator(schema).is_valid(label)
+    by_code = label is None or data.label_problem(label) is None
+    # the code is at least as strict (it also knows what Python cannot print), so it can word every refusal
+    assert by_code <= by_schema
+    if label == "a\u200bb":   # a zero-width space: printable to no pattern, only to Python
+        assert by_schema and not by_code
+
+
+def test_a_problem_names_the_field_the_value_and_what_to_do(good: Path) -> None:
+    meta = host_meta(cpu_mhz=-3)
+    meta["title"] = "   "
+    meta["created"] = "yesterday"
+    del meta["software"]["numpy"]
+    message = meta_error(good, meta)
+    lines = message.splitlines()[1:]
+    assert len(lines) == 4 and all("bad.json, field '" in ln and "; " in ln for ln in lines), lines
+    assert any("'machine.cpu_mhz': -3 is not > 0; expected a number > 0" in ln for ln in lines)
+    assert any("'title': is empty; expected one line" in ln for ln in lines)
+    assert any("'created': \"yesterday\" is not a date-time; expected the ISO-8601 time" in ln for ln in lines)
+    assert any("'software.numpy': is missing; expected the numpy version" in ln for ln in lines)
+
+
+def test_a_non_object_sidecar_and_a_sidecar_without_its_source_are_reported(good: Path) -> None:
+    assert "is not a JSON object" in meta_error(good, [1, 2])
+    meta = host_meta()
+    meta["source"] = {}
+    message = meta_error(good, meta)
+    assert "field 'source.kind': is missing" in message
+
+
+@pytest.mark.parametrize("column, value, what", [
+    ("seconds", "nan", "not a finite number"),
+    ("seconds", "1e999", "not a finite number"),
+    ("seconds", "1_000", "not a number"),
+    ("size_bytes", "٣", "not a whole number"),   # a digit, but not an ASCII one
+    ("kernel", "NumPy", "not a kernel name"),
+    ("flags", "direct", "not a list of flag names"),
+    ("flags", "DIRECT|DIRECT", "names a flag twice"),
+    ("alias", "0xc", "not an alias"),
+])
+def test_more_bad_cells_are_reported(good: Path, column: str, value: str, what: str) -> None:
+    number = 5 if column in ("flags", "alias") else 3
+    message = load_error(make_bad(good, rows=set_cell(read_rows(good), number, column, value)))
+    assert f"row {number}, column '{column}'" in message and what in message
+
+
+def test_cells_keep_the_forms_they_were_read_in(good: Path) -> None:
+    rows = set_cell(read_rows(good), 3, "overhead_bound", "TRUE")
+    rows = set_cell(rows, 3, "kernel", " numpy ")
+    r = load_recording(make_bad(good, rows=rows))
+    assert r.frame.loc[1, "overhead_bound"] == True and r.frame.loc[1, "kernel"] == "numpy"  # noqa: E712
+    assert (r.frame.loc[r.frame.benchmark == "baseline", "flags"] == "").all()

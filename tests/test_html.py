@@ -14,7 +14,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat", reason="the HTML tests need the test extras: pip install -e '.[test]'")
 pytest.importorskip("nbconvert", reason="the HTML tests need the test extras: pip install -e '.[test]'")
 
-from pimem import render  # noqa: E402
+from pimem import html, render  # noqa: E402
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_HINT = ("no Chromium found (looked for /usr/bin/chromium and " + ", ".join(CHROMIUM_NAMES) + " on PATH); "
@@ -44,7 +44,7 @@ def edition(tmp_path_factory) -> tuple[Path, list[Path]]:
     """(build folder, notebooks in it): built once for this module."""
     out = tmp_path_factory.mktemp("html")
     notebooks = render.course_notebooks() + render.lab_notebooks() + _example_notebooks(tmp_path_factory.mktemp("nb"))
-    render.build_html(out, notebooks=notebooks)
+    html.build_html(out, notebooks=notebooks)
     return out, notebooks
 
 
@@ -71,7 +71,7 @@ def test_index_links_every_page_with_its_title(edition):
         assert page.exists(), f"{page} was not built"
         rel = page.relative_to(out).as_posix()
         assert f'href="{rel}"' in index, f"index.html does not link {rel}"
-        title = render.notebook_title(nbformat.read(str(nb_path), as_version=4), nb_path.stem)
+        title = html.notebook_title(nbformat.read(str(nb_path), as_version=4), nb_path.stem)
         assert title.replace("&", "&amp;") in index or title in index, f"index.html lacks the title {title!r}"
 
 

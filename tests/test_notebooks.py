@@ -14,7 +14,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat", reason="the notebook tests need the test extras: pip install -e '.[test]'")
 pytest.importorskip("nbclient", reason="the notebook tests need the test extras: pip install -e '.[test]'")
 
-from pimem import render  # noqa: E402
+from pimem import html, render  # noqa: E402
 from pimem.exc import PimemError  # noqa: E402
 
 CELL_TIMEOUT = 120        # seconds per cell (nbclient)
@@ -279,8 +279,8 @@ def test_notebook_title():
     from nbformat.v4 import new_markdown_cell, new_notebook
 
     nb = new_notebook(cells=[new_markdown_cell("intro\n\n## The *memory* wall\ntext")])
-    assert render.notebook_title(nb, "x") == "The memory wall"
-    assert render.notebook_title(new_notebook(), "x") == "x"
+    assert html.notebook_title(nb, "x") == "The memory wall"
+    assert html.notebook_title(new_notebook(), "x") == "x"
 
 
 def test_cli_render_names_the_problem(tmp_path, capsys):

@@ -193,15 +193,15 @@ def test_flag_survey_releases_when_a_lock_fails_midway(backend, emu_dir, monkeyp
 
 
 def test_flag_survey_releases_when_interrupted_while_holding(backend, emu_dir, monkeypatch):
-    real = w.BusAddress.decode
+    real = w.aliases.BusAddress.decode
 
     def decode(bus):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(w.BusAddress, "decode", decode)
+    monkeypatch.setattr(w.aliases.BusAddress, "decode", decode)
     with pytest.raises(KeyboardInterrupt):
         w.flag_survey(backend)
-    monkeypatch.setattr(w.BusAddress, "decode", real)
+    monkeypatch.setattr(w.aliases.BusAddress, "decode", real)
     nothing_held(backend, emu_dir)
 
 
@@ -300,7 +300,7 @@ def test_leak_demo_reclaims_when_it_fails_after_the_kill(backend, emu_dir, monke
     def fail(backend, held):
         raise PimemError("injected after the kill")
 
-    monkeypatch.setattr(w, "_still_allocated", fail)
+    monkeypatch.setattr(w.the_mailbox, "_still_allocated", fail)
     with pytest.raises(PimemError, match="injected"):
         w.leak_demo(backend, size=MiB, count=2)
     nothing_held(backend, emu_dir)

@@ -1,41 +1,30 @@
-"""Helpers that keep the course's notebook cells thin (notebooks 00, 02, 03).
-
-Each helper does one step a notebook shows and returns a pandas
-DataFrame (or a small record) to display. They use the layers below them
-only: protocol (bytes), transport (sending), mailbox (calls) and the
-ledger; and every one of them gives back the GPU memory it took, on every
-path, with the allocation in the ledger meanwhile (as GpuBuffer does), so
-a notebook kernel that dies mid-cell leaves nothing the next process
-cannot reclaim.
-
-Sources for the word layout and codes: the firmware wiki "Mailbox
-property interface" (raspberrypi/firmware), include/soc/bcm2835/
-raspberrypi-firmware.h, OpenBSD sys/dev/ic/bcm2835_vcprop.h (bit 31 of
-a tag's request/response word).
-"""
+"""Helpers for notebooks/03-the-mailbox.ipynb: property messages word by word, the memory tags, a leak."""
 from __future__ import annotations
 
+# Sources for the word layout and codes: the firmware wiki "Mailbox
+# property interface" (raspberrypi/firmware), include/soc/bcm2835/
+# raspberrypi-firmware.h, OpenBSD sys/dev/ic/bcm2835_vcprop.h (bit 31 of
+# a tag's request/response word).
+
 import contextlib
-import json
 import os
 import signal
 import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 
-from .backend import Backend, get_backend
-from .board import decode_revision
-from .exc import GpuMemoryError, MailboxError, PimemError, RevisionError, UsageError
-from .ledger import Allocation
-from .memflags import ARM_USABLE_FLAGS, Alias, BusAddress, MemFlag, bus_to_phys, flag_names
-from .protocol import (
+from ..backend import Backend, get_backend
+from ..board import decode_revision
+from ..exc import GpuMemoryError, MailboxError, PimemError, RevisionError, UsageError
+from ..ledger import Allocation
+from ..memflags import BusAddress, MemFlag, bus_to_phys, flag_names
+from ..protocol import (
     END_TAG,
     REQUEST,
     RESPONSE_PARSE_ERROR,
@@ -46,9 +35,8 @@ from .protocol import (
     build_request,
     parse_response,
 )
-from .transport import PAGE_SIZE
-
-MiB = 1 << 20
+from ..transport import PAGE_SIZE
+from ._shared import MiB, _check_size, _give_back
 
 #: Tags that only read: the only ones exchange() and send() will carry.
 #: Memory tags go through lifecycle() and flag_survey(), which record what
@@ -293,121 +281,6 @@ def exchange(tag: int, *values: int, backend: Backend | None = None) -> Exchange
     return send(build_request(tag, values), backend)
 
 
-# --- the four aliases -------------------------------------------------------
-
-def alias_table() -> pd.DataFrame:
-    """The four bus aliases with both published descriptions.
-
-    manual: BCM2835 ARM Peripherals, section 1.2.4; firmware: the comment on
-    the matching allocation flag in the firmware wiki ("Mailbox property
-    interface"). The two disagree about 0x4 and 0x8.
-    """
-    rows = []
-    for a in Alias:
-        rows.append({
-            "alias": str(a),
-            "bits 31..30": format(a.value >> 2, "02b"),
-            "bus base": f"0x{a.base:08X}",
-            "flag that gets it": a.name,
-            "BCM2835 manual (1.2.4)": a.manual,
-            "firmware wiki (flag comment)": a.firmware,
-            "sources disagree": "yes" if a.sources_disagree else "",
-        })
-    return pd.DataFrame(rows)
-
-
-def decode_table(*addresses: int) -> pd.DataFrame:
-    """Bus addresses taken apart: alias (bits 31..30 as a hex digit and as a number), physical."""
-    rows = []
-    for bus in addresses:
-        d = BusAddress.decode(bus)
-        rows.append({
-            "bus": f"0x{bus:08X}",
-            "bus >> 30": bus >> 30,
-            "alias (top hex digit, low bits clear)": str(d.alias),
-            "flag that gets it": d.alias.name,
-            "physical": f"0x{d.phys:08X}",
-        })
-    return pd.DataFrame(rows)
-
-
-# --- holding GPU memory safely ---------------------------------------------
-
-def _give_back(backend: Backend, handle: int, locked: bool) -> bool:
-    """Unlock (if locked) and release; True when the release succeeded."""
-    mailbox = backend.mailbox
-    if locked:
-        with contextlib.suppress(PimemError):
-            mailbox.unlock(handle)
-    try:
-        mailbox.release(handle)
-    except PimemError as e:
-        print(f"pimem: could not release GPU handle {handle}: {e}; "
-              "run 'python -m pimem cleanup' after this process ends", file=sys.stderr)
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def _holding(backend: Backend, size: int, flags: MemFlag) -> Iterator[tuple[int, int]]:
-    """(handle, bus) of an allocation that is in the ledger while held and released after.
-
-    The allocate-record-lock and unlock-release-forget steps each run
-    with the ledger locked (interrupts held back), as in GpuBuffer: the
-    entry is written straight after the firmware answers, before the lock.
-    """
-    ledger = backend.ledger
-    with ledger.locked(), ledger.recording(size, flags) as pending:
-        handle = backend.mailbox.allocate(size, PAGE_SIZE, flags)
-        entry: Allocation | None = None
-        bus = 0
-        try:
-            entry = pending.commit(handle)
-            bus = backend.mailbox.lock(handle)
-            entry = ledger.locked_at(entry, bus)
-        except BaseException:
-            if _give_back(backend, handle, locked=bool(bus)) and entry is not None:
-                ledger.forget(entry)
-            raise
-    try:
-        yield handle, bus
-    finally:
-        with ledger.locked():
-            if _give_back(backend, handle, locked=True):
-                ledger.forget(entry)
-
-
-def _check_size(size: int) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise UsageError(f"size must be a positive number of bytes, got {size!r}")
-    return -(-size // PAGE_SIZE) * PAGE_SIZE
-
-
-def flag_survey(backend: Backend | None = None, size: int = 64 * 1024,
-                flags: tuple[MemFlag, ...] = ARM_USABLE_FLAGS) -> pd.DataFrame:
-    """Allocate with each flag in turn, lock, decode the bus address the firmware gave.
-
-    One allocation at a time, each released before the next (so the same
-    physical memory may come back under another alias). The alias column
-    is read from the address; 'BCM2837 gives' is what the firmware of a
-    Pi 3 gives that flag, for comparison.
-    """
-    backend = backend if backend is not None else get_backend()
-    backend.require_memory_tags()
-    length = _check_size(size)
-    rows = []
-    for flag in flags:
-        flag = MemFlag(int(flag))
-        with _holding(backend, length, flag | MemFlag.ZERO) as (handle, bus):
-            d = BusAddress.decode(bus)
-        rows.append({
-            "flag": flag_names(flag), "value": int(flag), "handle": handle,
-            "bus address": f"0x{bus:08X}", "alias (from the address)": str(d.alias),
-            "BCM2837 gives": str(Alias.for_flags(flag)), "physical": f"0x{d.phys:08X}",
-        })
-    return pd.DataFrame(rows)
-
-
 # --- allocate, lock, map, unlock, release: one message at a time -------------
 
 @dataclass
@@ -574,7 +447,7 @@ def _child_env(backend: Backend) -> dict[str, str]:
     fw = getattr(backend.transport, "firmware", None)
     if fw is not None:
         env["PIMEM_EMULATOR_DIR"] = str(fw.state_dir)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])   # the folder that holds pimem/
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -654,66 +527,7 @@ def leak_demo(backend: Backend | None = None, size: int = 4 * MiB, count: int = 
     return LeakDemo(handles, length, pd.DataFrame(rows))
 
 
-# --- this machine and the course ---------------------------------------------
-
-def machine_table(backend: Backend | None = None) -> pd.DataFrame:
-    """What the firmware (or its model) reports: backend, board, firmware, memory split.
-
-    Like `pimem info`, without the emulator's state path (a temporary
-    directory would make the output differ from run to run) and without
-    this process, which `this_process()` describes: a rendered course must
-    read the same whichever machine rendered it.
-    """
-    from .info import system_info
-
-    backend = backend if backend is not None else get_backend()
-    info = system_info(backend)
-    arm, vc = info.arm_memory, info.vc_memory
-    board = info.revision.describe() if info.revision else f"unknown revision {info.revision_code:x}"
-    rows = [
-        ("backend", "pi (/dev/vcio)" if backend.name == "pi" else "emulator (pimem's model of a Pi 3B firmware)"),
-        ("board", board),
-        ("revision code", f"{info.revision_code:x}"),
-        ("firmware revision", f"0x{info.firmware_revision:08X}"),
-        ("ARM memory", f"0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // MiB} MiB)"),
-        ("GPU memory (gpu_mem)", f"0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // MiB} MiB)"),
-    ]
-    return pd.DataFrame(rows, columns=["what", "value"])
-
-
-def this_process() -> str:
-    """This Python process: machine, 32- or 64-bit, root or not, and the ioctl number it sends.
-
-    One line that differs from machine to machine (x86_64 or aarch64 or armv7l,
-    root or not), so notebooks print it in a cell tagged volatile.
-    """
-    from .info import describe_process
-
-    return f"this process: {describe_process()} (the number it sends to /dev/vcio)"
-
-
-def course_outline(directory: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The notebooks in order, each with the title of its first heading."""
-    from .lab import notebooks_dir
-
-    directory = Path(directory) if directory is not None else notebooks_dir()
-    rows = []
-    for path in sorted(directory.glob("[0-9][0-9]-*.ipynb")):
-        title = ""
-        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
-            nb = json.loads(path.read_text())
-            for cell in nb["cells"]:
-                if cell.get("cell_type") == "markdown":
-                    src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-                    heading = next((ln for ln in src.splitlines() if ln.startswith("#")), "")
-                    title = heading.lstrip("#").strip()
-                    break
-        rows.append({"notebook": path.name, "title": title})
-    return pd.DataFrame(rows, columns=["notebook", "title"])
-
-
 __all__ = [
-    "QUERY_TAGS", "Exchange", "LeakDemo", "Lifecycle", "Step", "alias_table", "annotate", "course_outline",
-    "decode_table", "exchange", "flag_survey", "leak_demo", "lifecycle", "machine_table", "send",
-    "side_by_side",
+    "QUERY_TAGS", "Exchange", "LeakDemo", "Lifecycle", "Step", "annotate", "exchange", "leak_demo", "lifecycle",
+    "send", "side_by_side",
 ]

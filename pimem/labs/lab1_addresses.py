@@ -1,0 +1,200 @@
+"""Checks for notebooks/labs/lab1-addresses.ipynb: bus addresses, their aliases and physical memory."""
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from ._checks import GiB, MiB, CheckResult, _call, _hex, _is_int, _name, _Report, _rng, _run_check
+
+ALIAS_MASK = 0xC0000000
+
+
+def _random_bus(rng: random.Random, alias: int) -> int:
+    # Physical addresses below 1 GiB, page aligned, as the firmware hands out.
+    return (alias << 28) | (rng.randrange(0, 1 << 30) & ~0xFFF)
+
+
+def _fresh_buses(rng: random.Random) -> list[int]:
+    return [0xFAAA8000, 0xBAAA8000] + [_random_bus(rng, a) for a in (0x0, 0x4, 0x8, 0xC, 0xC, 0x8)]
+
+
+def _alias_why(bus: int) -> str:
+    b = bus >> 30
+    return (f"bits 31..30 of 0x{bus:08X} are {b:02b} in binary; as the upper two bits of a hex digit whose lower "
+            f"two are 0 ({b:02b}00) they make 0x{(bus >> 28) & 0xC:X}")
+
+
+def check_alias(fn: Callable[[int], int], *, seed: int | None = None, hint: int = 1) -> CheckResult:
+    """fn(bus) must return the alias as its hex digit: 0x0, 0x4, 0x8 or 0xC."""
+    def body(rep: _Report) -> None:
+        for bus in _fresh_buses(_rng(seed)):
+            want = (bus >> 28) & 0xC
+            call = f"{_name(fn)}(0x{bus:08X})"
+            got = _call(fn, call, bus)
+            if _is_int(got) and got == want:
+                continue
+            args = (call, _hex(got), f"0x{want:X}")
+            if not _is_int(got):
+                rep.fail(*args, "an alias is a number, named by one hex digit",
+                         "return an int such as 0xC (which is 12), not text or a tuple",
+                         "0xC and 12 are the same int; hex is only how it is written. Return the number and let "
+                         "the caller format it (hex(x), or f'{x:X}').", rank=2)
+            elif got == bus >> 30:
+                rep.fail(*args, f"you returned bits 31..30 as a plain number ({got}); " + _alias_why(bus),
+                         "aliases are named by the top hex digit of their base address (0xC0000000 is 'the 0xC "
+                         "alias'): bits 31..30 must become the upper two bits of that digit, not the lowest bits "
+                         "of the number",
+                         "The top hex digit of a 32-bit address is bits 31..28. The alias uses its upper two bits "
+                         "(31..30) and leaves the lower two (29..28) to the physical address. So the answer is that "
+                         "digit, moved down to the bottom, with its two lower bits cleared. Printing the raw bits is "
+                         "how a program ends up saying 'Alias: 0x3' for a DIRECT address.", rank=2)
+            elif got == bus >> 28:
+                rep.fail(*args, f"0x{got:X} is the whole top hex digit; only bits 31..30 pick the alias, "
+                         "bits 29..28 are part of the physical address",
+                         "keep the upper two bits of that digit and clear the lower two",
+                         "An AND with a mask keeps the bits that are 1 in the mask and clears the rest. Which "
+                         "hex digit has its two upper bits set and its two lower bits clear? (Write it in binary.) "
+                         f"Here 0x{bus >> 28:X} is {bus >> 28:04b} in binary: keep the first two bits.", rank=2)
+            elif got == bus & ALIAS_MASK:
+                rep.fail(*args, f"0x{got:08X} is the alias bits where they sit in the address; the alias is "
+                         "that as one hex digit",
+                         "move the top hex digit down to the bottom of the number",
+                         "A right shift by 4 bits moves a number down by one hex digit. The top digit of a "
+                         "32-bit address is 8 hex digits from the bottom: count how many bits it must move.", rank=2)
+            else:
+                rep.fail(*args, _alias_why(bus),
+                         "look at the top hex digit: bits 31..30 choose the alias, bits 29..28 do not",
+                         "Write the address in binary and read bits 31..30. The alias 0x0, 0x4, 0x8 or 0xC is "
+                         "the hex digit those two bits make when they stay at the top of a 4-bit digit "
+                         "(00xx, 01xx, 10xx, 11xx with xx = 00).")
+        rep.notes.append("right on addresses of every alias, including 0xFAAA8000 (DIRECT) and 0xBAAA8000 (COHERENT)")
+    return _run_check("Alias of a bus address", fn, body, check="check_alias", hint=hint)
+
+
+def check_bus_to_phys(fn: Callable[[int], int], *, seed: int | None = None, hint: int = 1) -> CheckResult:
+    """fn(bus) must return the ARM physical address: the alias bits cleared."""
+    clear = ("clear the two alias bits, bits 31..30, whatever they are, and keep every other bit",
+             "Clearing bits is an AND with a mask whose 1s are the bits to keep: here bits 29..0. Python's ~ "
+             "turns a mask of the bits to clear into a mask of the bits to keep. Try your function on the "
+             "address of each alias (0x3AAA8000, 0x7AAA8000, 0xBAAA8000, 0xFAAA8000): all four must give "
+             "the same physical address.")
+
+    def body(rep: _Report) -> None:
+        for bus in _fresh_buses(_rng(seed)):
+            want = bus & ~ALIAS_MASK
+            call = f"{_name(fn)}(0x{bus:08X})"
+            got = _call(fn, call, bus)
+            if _is_int(got) and got == want:
+                continue
+            a = (bus >> 28) & 0xC
+            args = (call, _hex(got, 8), f"0x{want:08X}")
+            same = f"0x{bus:08X} with bits 31..30 cleared is 0x{want:08X}"
+            if not _is_int(got):
+                rep.fail(*args, "an address is a number", "return an int", *clear[1:], rank=2)
+            elif got in (bus - ALIAS_MASK, (bus - ALIAS_MASK) & 0xFFFFFFFF):
+                rep.fail(*args, f"subtracting 0xC0000000 is right only for the 0xC alias; 0x{bus:08X} is the 0x{a:X} "
+                         f"alias, and {same}",
+                         "the firmware hands out other aliases too (COHERENT memory is at 0x8...): " + clear[0],
+                         clear[1], rank=2)
+            elif got == bus | ALIAS_MASK:
+                rep.fail(*args, f"OR sets the alias bits instead of clearing them, so you get a bus address of the "
+                         f"0xC alias back; {same}", clear[0], clear[1], rank=2)
+            elif got == bus ^ ALIAS_MASK:
+                rep.fail(*args, f"XOR flips the alias bits: right for the 0xC alias only; 0x{bus:08X} is the "
+                         f"0x{a:X} alias, and {same}", clear[0], clear[1], rank=2)
+            elif got == bus & 0x0FFFFFFF:
+                rep.fail(*args, "masking with 0x0FFFFFFF also clears bits 29..28, which belong to the physical "
+                         "address, so the result can be hundreds of MiB lower, in memory Linux uses",
+                         "clear only bits 31..30", clear[1], rank=2)
+            elif got == bus & ALIAS_MASK:
+                rep.fail(*args, f"you kept the alias and dropped the address; {same}",
+                         "keep the other bits instead: the mask's 1s must be the bits you keep", clear[1], rank=2)
+            elif got == bus:
+                rep.fail(*args, f"the address came back unchanged; {same}", clear[0], clear[1], rank=2)
+            else:
+                rep.fail(*args, same, clear[0], clear[1])
+        rep.notes.append("right for all four aliases: the conversion clears bits 31..30 and keeps every other bit")
+    return _run_check("bus_to_phys", fn, body, check="check_bus_to_phys", hint=hint)
+
+
+def _region(phys: int, arm_size: int, gpu_size: int) -> str:
+    if phys < arm_size:
+        return "ARM"
+    if phys < arm_size + gpu_size:
+        return "GPU"
+    return "none"
+
+
+def check_region(fn: Callable[[int, int, int], str], *, seed: int | None = None, hint: int = 1) -> CheckResult:
+    """fn(phys, arm_size, gpu_size) -> 'ARM', 'GPU' or 'none' (beyond both)."""
+    more = ("Draw the memory as a line from 0: ARM memory covers [0, arm_size), GPU memory the next gpu_size "
+            "bytes, [arm_size, arm_size + gpu_size), and nothing lies beyond. Test the two addresses either "
+            "side of each boundary by hand, arm_size - 1 and arm_size, then arm_size + gpu_size - 1 and "
+            "arm_size + gpu_size.")
+
+    def body(rep: _Report) -> None:
+        rng = _rng(seed)
+        for gpu_mib in rng.sample([64, 76, 128, 192, 256], 3):
+            gpu = gpu_mib * MiB
+            arm = GiB - gpu
+            cases = [rng.randrange(0, arm), arm - 1, arm, rng.randrange(arm, GiB), GiB + rng.randrange(0, GiB)]
+            for phys in cases:
+                want = _region(phys, arm, gpu)
+                call = f"{_name(fn)}(0x{phys:08X}, {arm:#x}, {gpu:#x})"
+                got = _call(fn, call, phys, arm, gpu)
+                if isinstance(got, str) and got.strip().upper() == want.upper():
+                    continue
+                why = (f"ARM memory is 0x00000000..0x{arm - 1:08X} and GPU memory 0x{arm:08X}..0x{GiB - 1:08X}, "
+                       f"so 0x{phys:08X} is {'in neither' if want == 'none' else 'in the ' + want + ' part'}")
+                if not isinstance(got, str):
+                    rep.fail(call, repr(got), repr(want), why, "return one of the strings 'ARM', 'GPU' or 'none'",
+                             more, rank=2)
+                elif phys in (arm - 1, arm):
+                    rep.fail(call, repr(got), repr(want), why, "mind the boundary: the GPU part starts at arm_size "
+                             "itself; a range includes its start and excludes its end", more, rank=2)
+                else:
+                    rep.fail(call, repr(got), repr(want), why, "compare the address with where each part starts "
+                             "and ends", more)
+        rep.notes.append("right for three gpu_mem splits, including both sides of the boundary")
+    return _run_check("Which memory a physical address is in", fn, body, check="check_region", hint=hint)
+
+
+#: Lab 1's question about a wrong conversion: letter -> (right?, why).
+WRONG_CONVERSION_OPTIONS: dict[str, tuple[bool, str]] = {
+    "a": (False, "an alias is another view of the same physical address, but this mask changed the address "
+                 "itself: 0xBAAA8000 & 0x0FFFFFFF = 0x0AAA8000, 768 MiB below 0x3AAA8000"),
+    "b": (False, "the low 12 bits are untouched, so 0x0AAA8000 is page aligned and mmap accepts it"),
+    "c": (False, "half of it: that is what happens on a kernel without CONFIG_STRICT_DEVMEM (raspberrypi/firmware#423 "
+                 "shows a wrong conversion hanging one). With it (the arm64 default, and 64-bit Raspberry Pi OS), "
+                 "/dev/mem refuses to map System RAM and mmap fails with EPERM: the answer depends on the kernel"),
+    "d": (False, "the GPU never sees these writes: they land 768 MiB away from its buffer, in Linux's memory"),
+    "e": (True, "0x0AAA8000 lies in the memory Linux manages. A kernel built with CONFIG_STRICT_DEVMEM (the arm64 "
+                "default, and 64-bit Raspberry Pi OS) refuses to map System RAM through /dev/mem (drivers/char/mem.c, "
+                "range_is_allowed), so mmap fails with EPERM; one without it maps the memory, and the program reads "
+                "and writes whatever the kernel or another process keeps there (raspberrypi/firmware#423: a hang)"),
+}
+
+
+def check_wrong_conversion(fn: Callable[[], str], *, hint: int = 1) -> CheckResult:
+    """fn() returns the letter of the answer to lab 1's wrong-conversion question."""
+    more = ("Work it through: the cell above the question prints where the wrong address lands (which memory "
+            "region). Then ask what stands between a root process and that memory: is mapping it through "
+            "/dev/mem allowed on every kernel, or does it depend on how the kernel was built? Pick the option "
+            "that holds on every Pi kernel.")
+
+    def body(rep: _Report) -> None:
+        call = f"{_name(fn)}()"
+        got = _call(fn, call)
+        letter = got.strip().lower() if isinstance(got, str) else None
+        if letter not in WRONG_CONVERSION_OPTIONS:
+            rep.fail(call, repr(got), "one letter, 'a' to 'e'", "the question is multiple choice",
+                     "return the letter of your answer as a string, such as 'a'", more, rank=2)
+            return
+        right, why = WRONG_CONVERSION_OPTIONS[letter]
+        if right:
+            rep.notes.append(f"({letter}) is right: {why}.")
+        else:
+            rep.fail(call, repr(letter), f"another option than ({letter})", f"({letter}) is not it: {why}",
+                     "run the cell above the question and see which memory the wrong address lands in",
+                     more, rank=2)
+    return _run_check("What a wrong conversion does", fn, body, check="check_wrong_conversion", hint=hint)
