@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:       # run from a checkout without installing pimem
     sys.path.insert(0, str(ROOT))
 
-from pimem import benchmarks as bm  # noqa: E402
-from pimem import kernels as pk  # noqa: E402
-from pimem import timing  # noqa: E402
+from pimem.bench import benchmarks as bm# noqa: E402
+from pimem.bench import kernels as pk# noqa: E402
+from pimem.bench import timing# noqa: E402
 from pimem.exc import UsageError  # noqa: E402
-from pimem.sweep import cpu_model, format_size as human, parse_size  # noqa: E402
+from pimem.bench.sweep import cpu_model, format_size as human, parse_size  # noqa: E402
 
 MEMBENCH_C = Path(__file__).resolve().parent / "membench.c"
 CFLAGS = ["-O2", "-Wall", "-Wextra"]

@@ -4,9 +4,9 @@
  * fill = memset, copy = memcpy, read = sum of the buffer's 64-bit words,
  * latency = one dependent load at a time along a random cycle of 64-byte
  * slots (seconds per access), on page-aligned, page-touched buffers; the
- * loops are pimem's own (pimem/csrc/pimem_core.c, included below), timed
+ * loops are pimem's own (pimem/bench/csrc/pimem_core.c, included below), timed
  * with CLOCK_MONOTONIC using
- * pimem.timing's scheme: reps per timed region calibrated 1, 2, 5, 10, ...
+ * pimem.bench.timing's scheme: reps per timed region calibrated 1, 2, 5, 10, ...
  * until a region lasts min_sample_s (calibration counts as warm-up), the
  * rest of the warm-up, then N timed regions. Prints one JSON object per
  * size and operation. Seconds are per one operation.
@@ -29,13 +29,13 @@
 
 /* The loops themselves: pimem's timing core, the very file pimem builds and
  * loads (one copy of the loops). Build from this folder, or pass -I. */
-#include "../pimem/csrc/pimem_core.c"
+#include "../pimem/bench/csrc/pimem_core.c"
 
 enum op { OP_FILL, OP_COPY, OP_READ, OP_LATENCY, N_OPS };
 static const char *const op_names[N_OPS] = {"fill", "copy", "read", "latency"};
 
 /* Pointer chasing: 64-byte slots (a cache line), 1024 dependent loads per
- * operation, as pimem.benchmarks does (LATENCY_SLOT, LATENCY_STEPS). */
+ * operation, as pimem.bench.benchmarks does (LATENCY_SLOT, LATENCY_STEPS). */
 #define LATENCY_SLOT 64
 #define LATENCY_STEPS 1024
 static void *chase_cursor;

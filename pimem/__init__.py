@@ -13,11 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _PUBLIC = {
-    "get_backend": "backend", "GpuBuffer": "buffer", "PimemError": "exc",
-    "Alias": "memflags", "BusAddress": "memflags", "MemFlag": "memflags", "bus_to_phys": "memflags",
+    "get_backend": "memory.backend", "GpuBuffer": "memory.buffer", "PimemError": "exc",
+    "Alias": "firmware.memflags", "BusAddress": "firmware.memflags", "MemFlag": "firmware.memflags",
+    "bus_to_phys": "firmware.memflags",
 }
 
 __all__ = ["Alias", "BusAddress", "GpuBuffer", "MemFlag", "PimemError", "bus_to_phys", "get_backend", "__version__"]

@@ -8,11 +8,11 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from . import __version__
-from .backend import BACKENDS, Backend, get_backend
-from .board import decode_revision
+from ._version import __version__
+from .memory.backend import BACKENDS, Backend, get_backend
+from .firmware.board import decode_revision
 from .exc import BenchmarkError, PimemError, UsageError
-from .memflags import BusAddress, parse_address
+from .firmware.memflags import BusAddress, parse_address
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -26,7 +26,7 @@ def _backend(args: argparse.Namespace) -> Backend:
 
 
 def cmd_core(args: argparse.Namespace) -> int:
-    from .core import status
+    from .bench.core import status
 
     st = status()
     print(f"pimem core: {st.message}")
@@ -36,11 +36,11 @@ def cmd_core(args: argparse.Namespace) -> int:
 
 
 def cmd_mountain(args: argparse.Namespace) -> int:
-    from .data import data_dir
+    from .bench.data import data_dir
     from pathlib import Path
 
-    from .mountain import DEFAULT_SIZES, DEFAULT_STRIDES, mountain, save_mountain
-    from .sweep import format_size, parse_size
+    from .bench.mountain import DEFAULT_SIZES, DEFAULT_STRIDES, mountain, save_mountain
+    from .bench.sweep import format_size, parse_size
 
     sizes = [parse_size(t) for t in args.sizes] if args.sizes else list(DEFAULT_SIZES)
     strides = args.strides or list(DEFAULT_STRIDES)
@@ -60,7 +60,7 @@ def cmd_mountain(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .info import system_info
+    from .memory.info import system_info
 
     info = system_info(_backend(args))
     if args.json:
@@ -98,7 +98,7 @@ def cmd_revision(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from .selftest import selftest
+    from .memory.selftest import selftest
 
     results = selftest(_backend(args))
     if args.json:
@@ -116,8 +116,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     if args.reset_emulator:
-        from .emulator import FirmwareEmulator
-        from .transport import default_emulator_dir
+        from .firmware.emulator import FirmwareEmulator
+        from .firmware.transport import default_emulator_dir
 
         if (args.backend or "emulator") != "emulator":
             raise UsageError("--reset-emulator resets the emulator's state; it cannot be combined with --backend pi")
@@ -149,7 +149,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace):
-    from .benchmarks import RunOptions
+    from .bench.benchmarks import RunOptions
 
     for name in ("iterations", "warmup"):
         v = getattr(args, name)
@@ -160,13 +160,13 @@ def _options(args: argparse.Namespace):
 
 
 def _sizes(texts: Sequence[str] | None, backend: Backend) -> list[int]:
-    from .sweep import DEFAULT_SIZES, parse_size
+    from .bench.sweep import DEFAULT_SIZES, parse_size
 
     return [parse_size(t) for t in texts] if texts else list(DEFAULT_SIZES)
 
 
 def _benchmarks(texts: Sequence[str] | None) -> list[str]:
-    from .benchmarks import BENCHMARKS, check_name
+    from .bench.benchmarks import BENCHMARKS, check_name
 
     names = [n.strip() for t in (texts or list(BENCHMARKS)) for n in t.split(",") if n.strip()]
     for n in names:
@@ -175,7 +175,7 @@ def _benchmarks(texts: Sequence[str] | None) -> list[str]:
 
 
 def _check_gpu_size(size: int, backend: Backend) -> None:
-    from .sweep import format_size
+    from .bench.sweep import format_size
 
     heap = backend.mailbox.relocatable_heap()
     if size > heap:
@@ -185,8 +185,8 @@ def _check_gpu_size(size: int, backend: Backend) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .report import bench
-    from .sweep import parse_size
+    from .bench.report import bench
+    from .bench.sweep import parse_size
 
     size = parse_size(args.size, default_unit=1 << 20)
     backend = _backend(args)
@@ -205,8 +205,8 @@ def _check_sweep_sizes(sizes: Sequence[int], names: Sequence[str], backend: Back
     (The default sizes run up to 256 MiB and sweep() skips, with a note,
     those a board's GPU memory cannot hold.)
     """
-    from .benchmarks import BENCHMARKS
-    from .sweep import format_size
+    from .bench.benchmarks import BENCHMARKS
+    from .bench.sweep import format_size
 
     gpu_names = [n for n in names if BENCHMARKS[n].flags is not None]
     heap = backend.mailbox.relocatable_heap()
@@ -218,7 +218,7 @@ def _check_sweep_sizes(sizes: Sequence[int], names: Sequence[str], backend: Back
 
 
 def _run_sweep(args: argparse.Namespace):
-    from .sweep import sweep
+    from .bench.sweep import sweep
 
     backend = _backend(args)
     names = _benchmarks(args.benchmarks)
@@ -286,7 +286,7 @@ def _destination(path: str | None, option: str) -> None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from .data import _NAME_RE, data_dir, save_recording
+    from .bench.data import _NAME_RE, data_dir, save_recording
 
     _destination(args.dir, "--dir")
     if args.name is not None and (not _NAME_RE.match(args.name) or args.name.endswith((".csv", ".json"))):
@@ -295,7 +295,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                          "letter or digit, without .csv/.json")
     label = None
     if args.label is not None:
-        from .classroom import check_label, label_slug
+        from .course.classroom import check_label, label_slug
 
         label = check_label(args.label, option="--label")   # before the sweep, as --name
     result = _run_sweep(args)
@@ -315,7 +315,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
-    from .data import check_data_dir, data_dir
+    from .bench.data import check_data_dir, data_dir
 
     directory = args.dir or data_dir()
     problems = check_data_dir(directory)
@@ -330,13 +330,13 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
-    from .lab import run_lab
+    from .course.lab import run_lab
 
     return run_lab(args.ip, args.port, open_browser=args.browser, directory=args.dir)
 
 
 def cmd_update_notebooks(args: argparse.Namespace) -> int:
-    from .workcopy import sync
+    from .course.workcopy import sync
 
     report = sync(args.dir, update=True)
     lines = report.lines() or [f"working copy {report.directory}: every notebook is up to date"]
@@ -349,7 +349,7 @@ def cmd_update_notebooks(args: argparse.Namespace) -> int:
 
 
 def cmd_student_copies(args: argparse.Namespace) -> int:
-    from .students import write_student_copies
+    from .course.students import write_student_copies
 
     _destination(args.out, "--out")
     done = write_student_copies(args.out, force=args.force)
@@ -368,7 +368,7 @@ def cmd_student_copies(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .render import render
+    from .course.render import render
 
     if args.timeout <= 0:
         raise UsageError(f"--timeout {args.timeout}: give the seconds a cell may take, more than 0 (default 180)")
@@ -383,7 +383,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_html(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .html import build_html
+    from .course.html import build_html
 
     _destination(args.out, "--out")
     index = build_html(Path(args.out) if args.out else None)
@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--name", help="recording name (default: host-DATE-KERNEL or pi-DATE-KERNEL, "
                            "then -LABEL with --label)")
             p.add_argument("--label", help="a student's or board's name, kept in the recording "
-                           "(for pimem.classroom.load_class), e.g. alice or pi-07")
+                           "(for pimem.course.classroom.load_class), e.g. alice or pi-07")
             p.add_argument("--dir", help="directory (default: the repository's data/)")
     p = add("lab", cmd_lab, "start JupyterLab on your working copy, my-notebooks/ (made from notebooks/ on "
             "first start; loopback only, token kept; safe as root)", backend=False)

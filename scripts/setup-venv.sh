@@ -65,6 +65,6 @@ if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip 
     exit 1
 fi
 echo "pimem: .venv ready in $((SECONDS - t0)) s: $(.venv/bin/python -c 'import numpy, pandas, matplotlib; print(f"numpy {numpy.__version__}, pandas {pandas.__version__}, matplotlib {matplotlib.__version__}")')"
-# The compiled timing core (pimem/csrc/pimem_core.c): built once into this user's
+# The compiled timing core (pimem/bench/csrc/pimem_core.c): built once into this user's
 # private cache; without a C compiler pimem still works, with per-call timing.
 .venv/bin/python -m pimem core 2>/dev/null || echo "pimem: (install gcc for the compiled timing core; pimem works without it)"

@@ -41,7 +41,7 @@ COMMANDS = {
 
 def held(state_dir: str) -> set[int]:
     """Handles the emulator holds, after one reclaim (what opening a backend does)."""
-    from pimem.backend import open_backend
+    from pimem.memory.backend import open_backend
 
     backend = open_backend("emulator", emulator_dir=state_dir)
     try:
@@ -90,7 +90,7 @@ def main() -> int:
         p.wait()
         last = name
         if before:
-            from pimem.backend import open_backend
+            from pimem.memory.backend import open_backend
 
             # Release what leaked so the next rounds start clean (counted above).
             b = open_backend("emulator", emulator_dir=state_dir)

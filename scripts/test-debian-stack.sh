@@ -193,9 +193,9 @@ else
         .venv/bin/python -m pimem decode FAAA8000
         .venv/bin/python -m pimem selftest
         .venv/bin/python -m pimem bench 4
-        .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_protocol.py tests/test_transport.py \
-            tests/test_buffer.py tests/test_kernels.py tests/test_timing.py tests/test_benchmarks.py \
-            tests/test_emulator.py tests/test_ledger.py tests/test_memflags.py tests/test_mailbox.py tests/test_board.py'
+        .venv/bin/python -m pytest -q -p no:cacheprovider tests/firmware/test_protocol.py tests/firmware/test_transport.py \
+            tests/memory/test_buffer.py tests/bench/test_kernels.py tests/bench/test_timing.py tests/bench/test_benchmarks.py \
+            tests/firmware/test_emulator.py tests/memory/test_ledger.py tests/firmware/test_memflags.py tests/firmware/test_mailbox.py tests/firmware/test_board.py'
     say "$ARCH run done in $((SECONDS - t1)) s"
 fi
 say "$DIST $ARCH: all passed in $((SECONDS - t0)) s"

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS=test bash scripts/setup-venv.sh
-# tests/test_html.py opens the HTML edition in headless Chromium; it skips (saying how to
+# tests/course/test_html.py opens the HTML edition in headless Chromium; it skips (saying how to
 # install it) when there is none. Install Debian's when we may; never fail the run over it.
 if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
     :

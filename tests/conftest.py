@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pimem import backend as backend_mod
-from pimem.workcopy import WORKING_DIR
+from pimem.memory import backend as backend_mod
+from pimem.course.workcopy import WORKING_DIR
 
 
 def _snapshot(directory):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pimem import backend as backend_mod
+from pimem.memory import backend as backend_mod
 from pimem.cli import main
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pimem import data
-from pimem.benchmarks import BENCHMARKS
+from pimem.bench import data
+from pimem.bench.benchmarks import BENCHMARKS
 from pimem.cli import main
-from pimem.kernels import KERNELS
-from pimem.report import BENCH_SET, LATENCY_SET
+from pimem.bench.kernels import KERNELS
+from pimem.bench.report import BENCH_SET, LATENCY_SET
 
 LATENCY = LATENCY_SET if "c-loop" in KERNELS else ()   # latency needs the compiled core
 
@@ -217,8 +217,8 @@ def test_record_never_overwrites(capsys, tmp_path):
 
 def test_skipped_points_are_kept_in_a_recording(tmp_path, backend):
     # What record does with the default sizes, which reach past the emulator's GPU memory.
-    from pimem.benchmarks import RunOptions
-    from pimem.sweep import sweep
+    from pimem.bench.benchmarks import RunOptions
+    from pimem.bench.sweep import sweep
 
     big = backend.mailbox.vc_memory().size + (1 << 20)
     r = sweep(backend, ["zerocopy"], [4096, big], kernel="numpy",
@@ -228,7 +228,7 @@ def test_skipped_points_are_kept_in_a_recording(tmp_path, backend):
 
 
 def test_record_with_nothing_measured_is_a_clear_error(capsys, tmp_path, monkeypatch):
-    from pimem import sweep as sweep_mod
+    from pimem.bench import sweep as sweep_mod
     from pimem.exc import GpuMemoryExhausted
 
     def refuse(*a, **kw):
@@ -243,7 +243,7 @@ def test_record_with_nothing_measured_is_a_clear_error(capsys, tmp_path, monkeyp
 _CHILD = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from pimem import data
+    from pimem.bench import data
 
     stage, marker = sys.argv[1], Path(sys.argv[2])
 

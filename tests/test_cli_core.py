@@ -71,7 +71,7 @@ def test_selftest_all_pass(capsys):
 
 
 def test_selftest_reports_fail(capsys, monkeypatch):
-    from pimem import backend as backend_mod
+    from pimem.memory import backend as backend_mod
     b = backend_mod.get_backend()
 
     def refuse(phys, size):
@@ -88,7 +88,7 @@ def test_cleanup_reports(capsys, emu_dir):
     env = dict(os.environ, PIMEM_EMULATOR_DIR=str(emu_dir), PIMEM_BACKEND="emulator")
     subprocess.run([sys.executable, "-c", "import os; from pimem import GpuBuffer; b = GpuBuffer(8192); os._exit(0)"],
                    env=env, check=True)
-    from pimem import backend as backend_mod
+    from pimem.memory import backend as backend_mod
     backend_mod.close_backends()
     code, out, err = run(capsys, "cleanup", "--json")
     d = json.loads(out)

@@ -132,7 +132,7 @@ def test_titles_are_one_style_in_notebooks_readme_and_the_html_index():
     """'NN · Title' in every course notebook; README's table shows the same titles (the HTML index reads them)."""
     import json
 
-    from pimem.render import course_notebooks
+    from pimem.course.render import course_notebooks
 
     readme = (REPO / "README.md").read_text()
     notebooks = course_notebooks()

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 
 from pimem import __version__  # noqa: E402
-from pimem.data import BUS_FACTOR, COLUMNS, SCHEMA, save_recording  # noqa: E402
+from pimem.bench.data import BUS_FACTOR, COLUMNS, SCHEMA, save_recording  # noqa: E402
 
 MiB = 2 ** 20
 from sbc_bench_pi import RUNS  # noqa: E402  (the figures, transcribed with their quotes and commits)

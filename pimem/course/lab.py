@@ -1,0 +1,136 @@
+"""`pimem lab`: JupyterLab on the working copy of the course, started the safe way even as root.
+
+It serves `my-notebooks/` (pimem.course.workcopy), never `notebooks/`: running and
+saving a notebook must not rewrite the committed, rendered course.
+
+Root is needed on a Pi (mapping GPU memory goes through /dev/mem), and a
+root notebook server is a root shell for whoever reaches it. So: bind to
+loopback unless told otherwise, keep token authentication, pass
+--allow-root only when actually root, and show the SSH tunnel to use
+from another computer.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+from ..exc import UsageError
+from .workcopy import WORKING_DIR, start_notebook, sync
+from ..paths import NOTEBOOKS_DIR
+
+DEFAULT_IP = "127.0.0.1"
+DEFAULT_PORT = 8888
+
+
+def notebooks_dir() -> Path:
+    """The committed course (the rendered reference)."""
+    return NOTEBOOKS_DIR
+
+
+# JupyterLab's news prompt ("Would you like to receive official Jupyter news?") greets
+# every new student; pimem's own venv answers it once, in JupyterLab's settings overrides.
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false",
+                                                                   "checkForUpdates": False}}
+
+
+def quiet_news(settings_dir: Path | None = None) -> Path | None:
+    """Write LAB_OVERRIDES into this venv's JupyterLab overrides.json; returns its path.
+
+    Only inside a venv (sys.prefix is then pimem's own, not the system's); other
+    keys already there are kept. None when not in a venv or it cannot be written.
+    """
+    if settings_dir is None:
+        if sys.prefix == sys.base_prefix:
+            return None
+        settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    path = settings_dir / "overrides.json"
+    try:
+        current = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(current, dict):
+            return None
+        merged = {**current, **{k: {**current.get(k, {}), **v} for k, v in LAB_OVERRIDES.items()}}
+        if merged != current:
+            settings_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(merged, indent=2) + "\n")
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def is_loopback(ip: str) -> bool:
+    if ip == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        raise UsageError(f"--ip {ip!r} is not an IP address; use 127.0.0.1 (the default) or an address of this machine") from None
+
+
+def lab_command(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, *, root: bool | None = None,
+                directory: Path | None = None, open_browser: bool = False, start: str = "") -> list[str]:
+    """The jupyter command line to run (no shell: a list of arguments); `start` is the notebook to open on."""
+    if not 0 < port < 65536:
+        raise UsageError(f"--port {port} is not a TCP port (1..65535)")
+    is_loopback(ip)
+    root = os.geteuid() == 0 if root is None else root
+    directory = directory or WORKING_DIR
+    # The venv's own jupyter: `sudo` does not carry an activated venv's PATH.
+    cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.ip={ip}", f"--ServerApp.port={port}",
+           f"--ServerApp.root_dir={directory}", "--ServerApp.port_retries=0"]
+    if start:
+        cmd.append(f"--LabApp.default_url=/lab/tree/{start}")
+    if not open_browser:
+        cmd.append("--no-browser")
+    if root:
+        cmd.append("--allow-root")
+    return cmd
+
+
+def advice(ip: str, port: int) -> list[str]:
+    """What to tell the person starting it."""
+    lines = []
+    if is_loopback(ip):
+        host = socket.gethostname()
+        lines += [f"pimem lab: JupyterLab listens on {ip}:{port} only (this machine).",
+                  "  From another computer, open a tunnel there, then browse to the URL with the token below:",
+                  f"    ssh -N -L {port}:localhost:{port} {os.environ.get('SUDO_USER') or 'pi'}@{host}"]
+    else:
+        bar = "!" * 72
+        lines += [bar, f"WARNING: listening on {ip}: anyone who can reach this address and gets the token",
+                  "runs code on this machine" + (" AS ROOT" if os.geteuid() == 0 else "") +
+                  ". Prefer the default (127.0.0.1) and an SSH tunnel.", bar]
+    if os.geteuid() != 0 and os.path.exists("/dev/vcio"):
+        lines.append("  Not root: the notebooks can read the board but not map GPU memory (/dev/mem). "
+                     "Start with: sudo .venv/bin/python -m pimem lab")
+    return lines
+
+
+def run_lab(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, open_browser: bool = False,
+            directory: Path | None = None) -> int:
+    directory = Path(directory) if directory is not None else WORKING_DIR
+    cmd = lab_command(ip, port, open_browser=open_browser, directory=directory, start=start_notebook())
+    if not _has_module("jupyterlab"):
+        raise UsageError("JupyterLab is not installed in this Python; run 'bash scripts/start.sh' to set it up")
+    if not notebooks_dir().is_dir():   # jupyter's own message for a missing root_dir is a traceback
+        raise UsageError(f"{notebooks_dir()} does not exist; pimem lab serves the course notebooks of a "
+                         "full checkout of the repository (git clone, then bash scripts/start.sh)")
+    for line in sync(directory).lines():
+        print(f"pimem lab: {line}", file=sys.stderr)
+    print(f"pimem lab: serving your working copy {directory} (yours to change; notebooks/ stays the "
+          "course as published)", file=sys.stderr)
+    quiet_news()
+    for line in advice(ip, port):
+        print(line, file=sys.stderr)
+    sys.stderr.flush()
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None

@@ -1,0 +1,120 @@
+"""Student copies of the lab notebooks, without nbgrader.
+
+What `nbgrader generate_assignment` does to solution cells, in a few lines:
+the code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
+``raise NotImplementedError`` (at the marker's indentation; the code
+before and after the markers stays), a markdown answer region becomes
+"YOUR ANSWER HERE", and every output is cleared.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..exc import UsageError
+from ..paths import LABS_DIR
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+_CODE_STUB = "raise NotImplementedError"
+_MARKDOWN_STUB = "YOUR ANSWER HERE"
+
+
+def labs_dir() -> Path:
+    return LABS_DIR
+
+
+def default_out_dir() -> Path:
+    return labs_dir() / "student"
+
+
+def strip_solutions(source: str, markdown: bool = False) -> str:
+    """The source with each solution region replaced by a stub."""
+    out: list[str] = []
+    inside = False
+    for line in source.splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped == BEGIN:
+            if inside:
+                raise UsageError(f"'{BEGIN}' inside another solution region")
+            inside = True
+            indent = re.match(r"\s*", line).group(0)  # type: ignore[union-attr]
+            out.append(indent + (_MARKDOWN_STUB if markdown else _CODE_STUB) + "\n")
+        elif stripped == END:
+            if not inside:
+                raise UsageError(f"'{END}' without a '{BEGIN}'")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise UsageError(f"a '{BEGIN}' is never closed by '{END}'")
+    return "".join(out)
+
+
+def student_notebook(nb: dict) -> dict:
+    """A student copy of a notebook (as its JSON dict): solutions stubbed, outputs cleared."""
+    nb = json.loads(json.dumps(nb))  # a deep copy; the instructor file is never touched
+    for cell in nb.get("cells", []):
+        src = cell.get("source", "")
+        text = "".join(src) if isinstance(src, list) else src
+        if BEGIN in text or END in text:
+            text = strip_solutions(text, markdown=cell.get("cell_type") == "markdown")
+        cell["source"] = text
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        # Old execution timings and widget state would leak what the instructor ran.
+        cell.get("metadata", {}).pop("execution", None)
+    nb.get("metadata", {}).pop("widgets", None)
+    return nb
+
+
+@dataclass(frozen=True)
+class StudentCopies:
+    """What write_student_copies did: the copies it wrote, and the existing files it left alone."""
+
+    folder: Path
+    written: list[Path]
+    skipped: list[Path]
+
+
+def graded_labs(directory: str | Path | None = None) -> list[Path]:
+    """The labs proper: notebooks with nbgrader cells (the folder also holds others, e.g. the class results)."""
+    folder = Path(directory) if directory else labs_dir()
+    out = []
+    for path in sorted(folder.glob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        if any("nbgrader" in c.get("metadata", {}) for c in cells):
+            out.append(path)
+    return out
+
+
+def write_student_copies(out: str | Path | None = None, source: str | Path | None = None, *,
+                         force: bool = False) -> StudentCopies:
+    """Write a student copy of every lab notebook in ``source`` to ``out``.
+
+    A copy that already exists is skipped (it may hold a student's work) unless ``force``.
+    """
+    src = Path(source) if source else labs_dir()
+    dst = Path(out) if out else default_out_dir()
+    if dst.resolve() == src.resolve():
+        raise UsageError(f"--out {dst} is the instructor folder itself; the copies would overwrite the solutions")
+    notebooks = graded_labs(src)
+    if not notebooks:
+        raise UsageError(f"no lab notebooks (*.ipynb with nbgrader cells) in {src}")
+    dst.mkdir(parents=True, exist_ok=True)
+    written, skipped = [], []
+    for path in notebooks:
+        text = json.dumps(student_notebook(json.loads(path.read_text(encoding="utf-8"))),
+                          indent=1, ensure_ascii=False) + "\n"
+        target = dst / path.name
+        try:
+            # "x" creates or fails in one step: no window in which a file made meanwhile is overwritten.
+            with target.open("w" if force else "x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            skipped.append(target)
+            continue
+        written.append(target)
+    return StudentCopies(dst, written, skipped)

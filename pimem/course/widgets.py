@@ -1,0 +1,363 @@
+"""Explorers for the notebooks: sliders that re-measure (live) or re-pick (recorded).
+
+An explorer gets a *source*: a runner (a callable that measures now, see
+``live_runner``) or a recorded frame (``pimem.bench.data.load_all`` rows, with
+their ``provenance`` column). Every slider has ``continuous_update=False``:
+one measurement when the slider is let go, not one per pixel dragged.
+
+An explorer is one box: a line saying what the mode is and what moving a
+control does, the controls that do something in that mode, and one figure,
+redrawn in place. Widgets need a running kernel to react. A rendered notebook
+keeps their state but not their callbacks (FACTS.md section 6), so the
+explorer's display also carries a plain image of its figure, which readers
+without widgets see instead of the controls' text.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from . import plots
+from ..bench.benchmarks import BENCHMARKS
+from ..exc import UsageError
+from ..bench.report import BENCH_SET
+from ..bench.sweep import DEFAULT_SIZES, MiB, format_size
+
+#: (done, total, what is running) -> None: a live measurement's progress.
+Progress = Callable[[int, int, str], None]
+
+DEFAULT_RECORDING = "host-2026-12-02-libc"
+LIVE_RECORDING = "this run (live)"
+MAX_ITERATIONS = 20
+
+
+# --- sources ----------------------------------------------------------------------
+
+@dataclass
+class LiveRunner:
+    """Measures now: benchmarks x sizes x iterations -> a frame in the recording schema with 'provenance'."""
+
+    kernel: str | None = None
+    backend: Any = None
+    notes: list[str] = field(default_factory=list)   # what the last call skipped, and why
+
+    @property
+    def host_run(self) -> bool:
+        """Measuring this computer (the emulator backend), not a Pi."""
+        from ..memory.backend import default_backend_name
+
+        name = getattr(self.backend, "name", None) or default_backend_name()
+        return name != "pi"
+
+    def __call__(self, benchmarks: Sequence[str], sizes: Sequence[int], iterations: int,
+                 progress: Progress | None = None) -> pd.DataFrame:
+        from ..memory.backend import get_backend
+        from ..bench.benchmarks import RunOptions
+        from ..bench.sweep import sweep
+
+        result = sweep(self.backend or get_backend(), list(benchmarks), list(sizes), kernel=self.kernel,
+                       options=RunOptions(iterations=int(iterations)), progress=progress or False,
+                       command="pimem.course.widgets explorer")
+        self.notes = list(result.notes)
+        frame = result.frame.copy()
+        frame.insert(0, "provenance", plots.run_provenance(result.meta))
+        frame.insert(0, "recording", LIVE_RECORDING)
+        return frame
+
+
+#: A live runner (or any callable with its signature) or a recorded frame.
+Source = Callable[..., pd.DataFrame] | pd.DataFrame
+
+
+def live_runner(kernel: str | None = None, backend: Any = None) -> LiveRunner:
+    """A runner that sweeps on ``backend`` (default: ``get_backend()``) and labels the frame with its provenance."""
+    return LiveRunner(kernel, backend)
+
+
+def recorded_source(recording: str = DEFAULT_RECORDING) -> pd.DataFrame:
+    """One recording from data/ as a frame with its 'recording' and 'provenance' columns."""
+    from ..bench.data import load_all
+
+    frame = load_all()
+    picked = frame[frame["recording"] == recording]
+    if picked.empty:
+        raise UsageError(f"no recording named {recording!r} in data/; there are: "
+                         + ", ".join(sorted(frame["recording"].unique())))
+    return picked.reset_index(drop=True)
+
+
+def source_for(run: Any, recording: str = DEFAULT_RECORDING, kernel: str | None = None) -> Source:
+    """A live runner when ``run`` (a ``pimem.course.mode.RunMode``) is live, else the recorded frame."""
+    return live_runner(kernel) if run.live else recorded_source(recording)
+
+
+def mode_line(source: Source) -> str:
+    """One line: what the explorer's mode is and what moving a control does."""
+    if callable(source):
+        if getattr(source, "host_run", False):
+            return ("<b>Live, a host run</b>: letting go of a control measures this computer again "
+                    "(a few seconds; the emulator stands in for the GPU firmware, so this is not a Pi).")
+        return "<b>Live on this Raspberry Pi</b>: letting go of a control measures again (a few seconds)."
+    names = ", ".join(sorted({str(r) for r in source.get("recording", pd.Series(dtype=str)).dropna()})) or "data/"
+    host = any(plots.is_host(str(p)) for p in source.get("provenance", pd.Series(dtype=str)).dropna())
+    kind = "a host run, not a Pi" if host else "recorded on a Pi"
+    return (f"<b>Recorded</b> ({html.escape(names)}, {kind}): moving a control picks other points of that "
+            "recording; nothing is measured. Set MODE = \"live\" to measure.")
+
+
+# --- controls ---------------------------------------------------------------------
+
+def size_options(sizes: Sequence[int] = DEFAULT_SIZES) -> list[tuple[str, int]]:
+    """(label, bytes) pairs for a SelectionSlider: powers of two only, labelled in KiB/MiB."""
+    bad = [s for s in sizes if s <= 0 or s & (s - 1)]
+    if bad:
+        raise UsageError(f"size {bad[0]} is not a power of two; the size sliders step in powers of two")
+    return [(format_size(s), int(s)) for s in sorted(set(sizes))]
+
+
+def _drawable(name: str, phases: Sequence[str] | None) -> bool:
+    """Whether a bandwidth figure can show this benchmark (latency has no bandwidth)."""
+    spec = BENCHMARKS.get(name)
+    own = spec.phases if spec is not None else ()
+    if "latency" in own:
+        return False
+    return phases is None or not own or bool(set(own) & set(phases))
+
+
+def _benchmark_options(source: Source, wanted: Sequence[str], phases: Sequence[str] | None = None) -> list[str]:
+    if callable(source):
+        names = list(BENCHMARKS)
+    else:
+        f = source if phases is None else source[source["phase"].isin(list(phases))]
+        names = list(dict.fromkeys(f["benchmark"]))
+    names = [n for n in names if _drawable(n, phases)]
+    missing = [b for b in wanted if b not in names]
+    if missing:
+        raise UsageError(f"benchmark(s) {', '.join(missing)} cannot be drawn here; choose from: {', '.join(names)}")
+    return names
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _output_of(fig: Figure | None, message: str = "") -> dict[str, Any]:
+    if fig is None:
+        return {"output_type": "stream", "name": "stdout", "text": message + "\n"}
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(_png(fig)).decode("ascii"), "text/plain": "<figure>"}}
+
+
+_WIDE = {"description_width": "initial"}   # labels in full: no "benchmar..."
+
+
+# --- the explorer -----------------------------------------------------------------
+
+@dataclass
+class Explorer:
+    """A mode line, the controls that act in this mode, and one figure redrawn in place."""
+
+    controls: dict[str, W.Widget]
+    output: W.Output
+    static_figure: Figure | None
+    live: bool
+    draw: Callable[[dict[str, Any], Progress | None], Figure]
+    mode: str = ""
+    source: Any = None
+    rows: list[W.Widget] = field(default_factory=list)   # how the controls are laid out (default: one each)
+    fixed: dict[str, Any] = field(default_factory=dict)  # values of controls hidden in this mode
+    figure: Figure | None = None
+    message: str = ""
+    recomputes: int = 0
+    box: W.VBox = field(init=False)
+    status: W.HTML = field(init=False)
+    progress: W.IntProgress = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.status = W.HTML(self.mode, layout=W.Layout(width="100%"))
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="measuring", style=_WIDE,
+                                      layout=W.Layout(visibility="hidden", width="60%"))
+        rows = self.rows or list(self.controls.values())
+        self.box = W.VBox([self.status, *rows, self.progress, self.output])
+        for c in self.controls.values():
+            c.observe(self._changed, names="value")
+
+    def values(self) -> dict[str, Any]:
+        return {**self.fixed, **{k: c.value for k, c in self.controls.items()}}
+
+    def _changed(self, _change: dict[str, Any]) -> None:
+        self.redraw()
+
+    def _report(self, done: int, total: int, what: str) -> None:
+        self.progress.max = max(total, 1)
+        self.progress.value = done
+        self.progress.description = f"measuring {what}" if what else f"measured {done}/{total}"
+
+    def redraw(self) -> None:
+        """Recompute at the controls' values and replace the one figure (or say why there is none)."""
+        self.recomputes += 1
+        if self.live:
+            self.progress.layout.visibility = "visible"
+        try:
+            figure, self.message = self.draw(self.values(), self._report if self.live else None), ""
+        except UsageError as e:  # e.g. nothing recorded for this choice: say so where the figure goes
+            figure, self.message = None, str(e)
+        finally:
+            self.progress.layout.visibility = "hidden"
+        if self.figure is not None and self.figure is not self.static_figure:
+            plt.close(self.figure)
+        self.figure = figure
+        outputs = [_output_of(self.figure, self.message)]
+        notes = getattr(self.source, "notes", None) if self.live else None
+        if notes and figure is not None:   # e.g. a size beyond the GPU heap: say why a bar is missing
+            outputs.append({"output_type": "stream", "name": "stdout", "text": "".join(f"note: {n}\n" for n in notes)})
+        self.output.outputs = tuple(outputs)
+
+    def mimebundle(self) -> dict[str, Any]:
+        """What a notebook shows: the widget (JupyterLab, the HTML edition) and, for any reader
+        without widgets, the figure as a plain image, never the controls' repr text."""
+        bundle = dict(self.box._repr_mimebundle_() or {})
+        bundle.pop("text/plain", None)
+        if self.figure is not None:
+            bundle["image/png"] = base64.b64encode(_png(self.figure)).decode("ascii")
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.mimebundle(), raw=True)   # raw: exactly these two, no text/plain repr added
+
+
+def _iterations(value: int) -> W.IntSlider:
+    if not 1 <= value <= MAX_ITERATIONS:
+        raise UsageError(f"iterations={value} is outside 1..{MAX_ITERATIONS}")
+    return W.IntSlider(value=value, min=1, max=MAX_ITERATIONS, description="iterations", style=_WIDE,
+                       continuous_update=False)
+
+
+def _benchmark_list(source: Source, benchmarks: Sequence[str], phases: Sequence[str] | None) -> W.SelectMultiple:
+    options = _benchmark_options(source, benchmarks, phases)
+    return W.SelectMultiple(options=options, value=tuple(benchmarks), description="benchmarks", style=_WIDE,
+                            rows=min(9, len(options)), layout=W.Layout(width="26em"))
+
+
+def _pick(frame: pd.DataFrame, benchmarks: Sequence[str], sizes: Sequence[int]) -> pd.DataFrame:
+    f = frame[frame["benchmark"].isin(list(benchmarks)) & frame["size_bytes"].isin(list(sizes))]
+    if f.empty:
+        raise UsageError(f"no recorded data for {', '.join(benchmarks) or 'no benchmark'} at "
+                         f"{', '.join(format_size(s) for s in sizes)}; choose another size or benchmark")
+    return f
+
+
+def fetch(source: Source, benchmarks: Sequence[str], sizes: Sequence[int], iterations: int = 5,
+          progress: Progress | None = None) -> pd.DataFrame:
+    """Measure now (a runner) or pick the recorded rows (a frame) for these benchmarks and sizes."""
+    if not benchmarks:
+        raise UsageError("no benchmark selected; pick at least one in the list")
+    if callable(source):
+        if progress is not None and isinstance(source, LiveRunner):
+            return source(list(benchmarks), list(sizes), int(iterations), progress)
+        return source(list(benchmarks), list(sizes), int(iterations))
+    return _pick(source, benchmarks, sizes)
+
+
+def _recorded_sizes(source: Source, sizes: Sequence[int]) -> list[int]:
+    """Recorded: the slider offers only sizes the recording has (live: every size asked)."""
+    if callable(source):
+        return list(sizes)
+    have = set(int(s) for s in source["size_bytes"])
+    return [s for s in sizes if s in have] or list(sizes)
+
+
+def size_explorer(source: Source, *, benchmarks: Sequence[str] = BENCH_SET, size: int = 64 * MiB,
+                  iterations: int = 5, sizes: Sequence[int] = DEFAULT_SIZES, value: str = "gb_per_s",
+                  static: bool = True) -> Explorer:
+    """Bars of each benchmark at one size; a size slider, iterations (live only) and a benchmark list."""
+    opts = size_options(_recorded_sizes(source, sizes))
+    if size not in dict((v, k) for k, v in opts):
+        raise UsageError(f"size {size} is not one of the slider's sizes ({opts[0][0]} .. {opts[-1][0]})")
+    controls: dict[str, W.Widget] = {
+        "size": W.SelectionSlider(options=opts, value=size, description="size", continuous_update=False,
+                                  style=_WIDE),
+        "iterations": _iterations(iterations),
+        "benchmarks": _benchmark_list(source, benchmarks, None),
+    }
+
+    def draw(v: dict[str, Any], progress: Progress | None) -> Figure:
+        frame = fetch(source, v["benchmarks"], [v["size"]], v["iterations"], progress)
+        return plots.report_bars(frame, value=value, size=v["size"])
+
+    return _explorer(source, controls, draw, static)
+
+
+def curve_explorer(source: Source, *, benchmarks: Sequence[str] = ("baseline", "standard", "zerocopy"),
+                   size_range: tuple[int, int] = (4 << 10, 64 * MiB), iterations: int = 5,
+                   sizes: Sequence[int] = DEFAULT_SIZES, phases: Sequence[str] | None = None,
+                   overlays: bool = True, static: bool = True) -> Explorer:
+    """Bandwidth curves over a size range; a range slider, iterations (live only) and a benchmark list.
+
+    The list offers only benchmarks this figure can draw (those with a phase in ``phases``).
+    """
+    opts = size_options(_recorded_sizes(source, sizes))
+    values = [v for _, v in opts]
+    if size_range[0] not in values or size_range[1] not in values or size_range[0] > size_range[1]:
+        raise UsageError(f"size_range {size_range} must be two of the slider's sizes, smallest first "
+                         f"({opts[0][0]} .. {opts[-1][0]})")
+    # The slider's own readout is cut short ("4 KiB-64 Mi"): a label beside it shows the range in full.
+    slider = W.SelectionRangeSlider(options=opts, index=(values.index(size_range[0]), values.index(size_range[1])),
+                                    description="sizes", continuous_update=False, readout=False, style=_WIDE)
+    readout = W.Label(_range_text(slider.value))
+    slider.observe(lambda ch: setattr(readout, "value", _range_text(ch["new"])), names="value")
+    controls: dict[str, W.Widget] = {
+        "sizes": slider,
+        "iterations": _iterations(iterations),
+        "benchmarks": _benchmark_list(source, benchmarks, phases),
+    }
+
+    def draw(v: dict[str, Any], progress: Progress | None) -> Figure:
+        lo, hi = v["sizes"]
+        chosen = [s for s in values if lo <= s <= hi]
+        frame = fetch(source, v["benchmarks"], chosen, v["iterations"], progress)
+        fig = plots.bandwidth_curve(frame, phases=phases)
+        if overlays:
+            plots.cache_regions(fig.axes[0])
+            plots.peak_line(fig.axes[0])
+        return fig
+
+    return _explorer(source, controls, draw, static, first_row=W.HBox([slider, readout]))
+
+
+def _range_text(value: tuple[int, int]) -> str:
+    return f"{format_size(value[0])} to {format_size(value[1])}"
+
+
+def _explorer(source: Source, controls: dict[str, W.Widget], draw: Callable[[dict[str, Any], Progress | None], Figure],
+              static: bool, first_row: W.Widget | None = None) -> Explorer:
+    live = callable(source)
+    fixed = {}
+    if not live:
+        # Recorded: the iterations are the recording's; a slider that does nothing is not shown.
+        fixed["iterations"] = controls.pop("iterations").value
+    rows = list(controls.values())
+    if first_row is not None:
+        rows[0] = first_row
+    ex = Explorer(controls, W.Output(), None, live, draw, mode=mode_line(source), source=source, rows=rows,
+                  fixed=fixed)
+    if static:
+        # The default values' figure: measured once now (live) or picked from data/ (recorded); it is
+        # the one figure the explorer shows until a control moves.
+        ex.static_figure = draw(ex.values(), None)
+        ex.figure = ex.static_figure
+        ex.output.outputs = (_output_of(ex.figure),)
+    return ex

@@ -1,0 +1,180 @@
+"""The working copy: the notebooks a student runs, apart from the committed course.
+
+`notebooks/` is the rendered reference: committed with outputs and guarded by
+the stale-output test. Running a notebook in JupyterLab rewrites it (autosave
+is enough), so `pimem lab` never serves it. It serves `my-notebooks/` instead:
+git-ignored, made from `notebooks/` on first start (labs as student copies,
+without their solutions), never overwritten. `pimem update-notebooks` brings
+in notebooks that changed upstream: an untouched copy is replaced, one the
+student changed stays and the new version is put beside it.
+
+A manifest (`.pimem-copies.json`) records, for each copy, the hash of the
+source it came from and of the file as written, which is how "changed
+upstream" and "changed by the student" are told apart.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import safefs
+from ..exc import UsageError
+from .students import student_notebook
+from ..paths import NOTEBOOKS_DIR, REPO
+
+REFERENCE_DIR = NOTEBOOKS_DIR
+WORKING_DIR = REPO / "my-notebooks"
+MANIFEST = ".pimem-copies.json"
+UPDATED_SUFFIX = "-updated"
+_HINT = "or remove it and run 'pimem lab' again to make a fresh working copy"
+
+
+@dataclass
+class CopyReport:
+    """What one pass over the working copy did, file by file (paths relative to it)."""
+
+    directory: Path
+    created: list[str] = field(default_factory=list)       # new copies
+    replaced: list[str] = field(default_factory=list)      # untouched copies brought up to date
+    beside: list[tuple[str, str]] = field(default_factory=list)  # (student's file, where the new version went)
+    stale: list[str] = field(default_factory=list)         # changed upstream, not updated (lab start)
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.created:
+            out.append(f"working copy {self.directory}: copied {len(self.created)} notebook(s): "
+                       + ", ".join(self.created))
+        if self.replaced:
+            out.append(f"updated {len(self.replaced)} untouched notebook(s): " + ", ".join(self.replaced))
+        for mine, new in self.beside:
+            out.append(f"kept your {mine} (you changed it); the new version is {new}")
+        if self.stale:
+            out.append(f"{len(self.stale)} notebook(s) changed in the course since your copy was made: "
+                       + ", ".join(self.stale) + ". Run 'pimem update-notebooks' to get them "
+                       "(your changes are kept)")
+        return out
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _as_is(data: bytes) -> bytes:
+    return data
+
+
+def _student(data: bytes) -> bytes:
+    nb = student_notebook(json.loads(data.decode("utf-8")))
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def sources(reference: Path | None = None) -> list[tuple[str, Path, Callable[[bytes], bytes]]]:
+    """(path in the working copy, source file, how it is made) for each notebook of the course.
+
+    Course notebooks are copied as they are (with their rendered outputs, so
+    they read well before they are run); labs become student copies, so the
+    working copy never shows a lab's solution.
+    """
+    ref = reference or REFERENCE_DIR
+    out: list[tuple[str, Path, Callable[[bytes], bytes]]] = []
+    for path in sorted(ref.glob("[0-9][0-9]-*.ipynb")):
+        out.append((path.name, path, _as_is))
+    labs = ref / "labs"
+    for path in sorted(labs.glob("*.ipynb")) if labs.is_dir() else []:
+        out.append((f"labs/{path.name}", path, _student))
+    return out
+
+
+def _read_manifest(directory: Path) -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads(safefs.read_regular(directory / MANIFEST))
+    except (OSError, ValueError):
+        return {}   # none yet, or damaged: every existing file then counts as the student's
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+def _file_bytes(path: Path) -> bytes | None:
+    try:
+        return safefs.read_regular(path, limit=256 << 20)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {path} in the working copy ({e}); move it away, {_HINT}") from None
+
+
+def _free_name(directory: Path, rel: str) -> str:
+    stem, suffix = os.path.splitext(rel)
+    candidate, n = f"{stem}{UPDATED_SUFFIX}{suffix}", 2
+    while (directory / candidate).exists() or (directory / candidate).is_symlink():
+        candidate, n = f"{stem}{UPDATED_SUFFIX}-{n}{suffix}", n + 1
+    return candidate
+
+
+def sync(directory: Path | None = None, *, update: bool = False, reference: Path | None = None) -> CopyReport:
+    """Make missing copies; with `update`, bring in notebooks that changed upstream.
+
+    Nothing a student has is ever overwritten: a copy is replaced only when
+    its bytes are still those pimem wrote. Folders are the user's own, 0700.
+    """
+    directory = Path(directory) if directory is not None else WORKING_DIR
+    ref = reference or REFERENCE_DIR
+    items = sources(ref)
+    if not items:
+        raise UsageError(f"no course notebooks in {ref}; pimem lab needs a full checkout of the repository")
+    hint = f"the working copy is made by 'pimem lab'; {_HINT}"
+    safefs.private_dir(directory, "working copy", hint)
+    manifest = _read_manifest(directory)
+    report = CopyReport(directory)
+    changed = False
+    for rel, src, make in items:
+        src_bytes = src.read_bytes()
+        src_sha = _sha(src_bytes)
+        target = directory / rel
+        if "/" in rel:
+            safefs.private_dir(target.parent, "working copy folder", hint)
+        have = _file_bytes(target)
+        entry = manifest.get(rel, {})
+        if have is None:
+            new = make(src_bytes)
+            safefs.write_atomic(target, new)
+            manifest[rel] = {"source": src_sha, "copy": _sha(new)}
+            report.created.append(rel)
+            changed = True
+        elif entry.get("source") == src_sha:
+            continue
+        elif not update:
+            report.stale.append(rel)
+        elif entry.get("copy") == _sha(have):
+            new = make(src_bytes)
+            safefs.write_atomic(target, new)
+            manifest[rel] = {"source": src_sha, "copy": _sha(new)}
+            report.replaced.append(rel)
+            changed = True
+        else:
+            new = make(src_bytes)
+            beside = _free_name(directory, rel)
+            safefs.write_atomic(directory / beside, new)
+            # The student's file stays theirs; the new version is recorded as delivered.
+            manifest[rel] = {"source": src_sha, "copy": entry.get("copy", "")}
+            manifest[beside] = {"source": src_sha, "copy": _sha(new)}
+            report.beside.append((rel, beside))
+            changed = True
+    if changed:
+        safefs.write_atomic(directory / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    return report
+
+
+def start_notebook() -> str:
+    """The notebook JupyterLab opens on (relative to the working copy)."""
+    names = [rel for rel, _, _ in sources()]
+    return next((n for n in names if n.startswith("00-")), names[0] if names else "")
+
+
+__all__ = ["CopyReport", "MANIFEST", "REFERENCE_DIR", "WORKING_DIR", "sources", "start_notebook",
+                          "sync"]

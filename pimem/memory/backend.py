@@ -1,0 +1,106 @@
+"""Choosing the backend, as gpiozero chooses a pin factory.
+
+PIMEM_BACKEND=pi|emulator picks one. Unset: "pi" where /dev/vcio exists,
+else the emulator, with a one-line notice. A backend bundles the
+transport, the mailbox over it and the allocation ledger; opening one
+reclaims what dead processes left.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..firmware.board import BoardRevision, decode_revision
+from ..exc import RevisionError, UnsupportedBoard, UsageError
+from .ledger import Allocation, Ledger
+from ..firmware.mailbox import Mailbox
+from ..firmware.transport import VCIO_PATH, EmulatorTransport, Transport, VcioTransport
+
+BACKENDS = ("pi", "emulator")
+ENV_BACKEND = "PIMEM_BACKEND"
+
+
+@dataclass
+class Backend:
+    name: str
+    transport: Transport
+    mailbox: Mailbox
+    ledger: Ledger
+    #: What opening this backend reclaimed from dead processes.
+    reclaimed: list[Allocation]
+    #: The board as its revision code says (None if the code does not decode).
+    board: BoardRevision | None
+
+    def require_memory_tags(self) -> None:
+        """Raise UnsupportedBoard where the firmware offers no memory tags (Pi 5)."""
+        if self.board is not None and not self.board.mailbox_alloc:
+            raise UnsupportedBoard(
+                f"{self.board.describe()}: its firmware does not give the ARM GPU memory through the "
+                "mailbox (the memory tags are VideoCore IV/VI only). pimem's buffers and benchmarks need "
+                "a Pi 1, 2, 3, Zero or 4; on this board use PIMEM_BACKEND=emulator and the recorded data"
+            )
+
+    def describe(self) -> str:
+        return self.transport.describe()
+
+
+_open: dict[str, Backend] = {}
+_noticed = False
+
+
+def default_backend_name() -> str:
+    """The backend PIMEM_BACKEND names, or the one this machine suits."""
+    name = os.environ.get(ENV_BACKEND, "").strip().lower()
+    if name:
+        if name not in BACKENDS:
+            raise UsageError(f"{ENV_BACKEND}={name!r} is not a backend; use one of: {', '.join(BACKENDS)}")
+        return name
+    return "pi" if os.path.exists(VCIO_PATH) else "emulator"
+
+
+def open_backend(name: str, *, ledger_dir: str | os.PathLike | None = None,
+                 emulator_dir: str | os.PathLike | None = None) -> Backend:
+    """A new backend (not cached): for tests and tools that need their own."""
+    if name not in BACKENDS:
+        raise UsageError(f"backend {name!r} is not one of: {', '.join(BACKENDS)}")
+    transport: Transport = VcioTransport() if name == "pi" else EmulatorTransport(emulator_dir)
+    if ledger_dir is None:
+        env = os.environ.get("PIMEM_LEDGER_DIR")
+        ledger_dir = Path(env) if env else transport.default_ledger_dir()
+    mailbox = Mailbox(transport)
+    # The one range the transport may ever map: the GPU memory the firmware reports.
+    vc = mailbox.vc_memory()
+    transport.allow_mapping(vc.base, vc.size)
+    try:
+        board: BoardRevision | None = decode_revision(mailbox.board_revision())
+    except RevisionError:
+        board = None
+    ledger = Ledger(ledger_dir, name)
+    reclaimed = [] if board is not None and not board.mailbox_alloc else ledger.reclaim(mailbox)
+    if reclaimed:
+        total = sum(e.size for e in reclaimed)
+        print(f"pimem: reclaimed {len(reclaimed)} GPU allocation(s), {total} bytes, left by "
+              f"process(es) {sorted({e.pid for e in reclaimed})} that died holding them", file=sys.stderr)
+    return Backend(name, transport, mailbox, ledger, reclaimed, board)
+
+
+def get_backend(name: str | None = None) -> Backend:
+    """The process's backend of that name (default: default_backend_name()), opened once."""
+    global _noticed
+    chosen = name or default_backend_name()
+    if chosen not in _open:
+        if name is None and chosen == "emulator" and not os.environ.get(ENV_BACKEND) and not _noticed:
+            _noticed = True
+            print(f"pimem: no {VCIO_PATH} here, so using the firmware emulator "
+                  f"(set {ENV_BACKEND}=pi or emulator to choose)", file=sys.stderr)
+        _open[chosen] = open_backend(chosen)
+    return _open[chosen]
+
+
+def close_backends() -> None:
+    """Forget the opened backends (their buffers keep their own references)."""
+    for b in _open.values():
+        b.transport.close()
+    _open.clear()
