@@ -266,16 +266,16 @@ _CHILD = textwrap.dedent("""
                     stop_here()
                 return self.f.write(text)
 
-        data.os.fdopen = lambda *a, **kw: Half(real_fdopen(*a, **kw))
+        data.save.os.fdopen = lambda *a, **kw: Half(real_fdopen(*a, **kw))
     else:
         # The sidecar has its final name; hang before the CSV gets its own.
-        real_place = data._place
+        real_place = data.save._place
 
         def place(src, dst):
             if dst.suffix == ".csv":
                 stop_here()
             return real_place(src, dst)
-        data._place = place
+        data.save._place = place
 
     from pimem.cli import main
     sys.exit(main(sys.argv[3:]))

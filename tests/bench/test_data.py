@@ -526,7 +526,7 @@ def test_save_validates_before_writing(tmp_path: Path) -> None:
 def test_a_save_that_fails_between_the_two_files_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     earlier = save_recording(valid_frame(), host_meta(), tmp_path, "run")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real_place = data._place
+    real_place = data.save._place
 
     def fail_on_csv(src: Path, dst: Path) -> None:
         if dst.suffix == ".csv":
@@ -534,7 +534,7 @@ def test_a_save_that_fails_between_the_two_files_leaves_nothing(tmp_path: Path, 
             raise OSError(28, "No space left on device (simulated)")
         real_place(src, dst)
 
-    monkeypatch.setattr(data, "_place", fail_on_csv)
+    monkeypatch.setattr(data.save, "_place", fail_on_csv)
     with pytest.raises(OSError, match="simulated"):
         save_recording(valid_frame(), host_meta(), tmp_path, "run")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no trace, earlier intact
@@ -546,7 +546,7 @@ def test_a_save_that_fails_between_the_two_files_leaves_nothing(tmp_path: Path, 
 def test_a_save_killed_between_the_two_files_never_looks_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     earlier = save_recording(valid_frame(), host_meta(), tmp_path, "run")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real_place = data._place
+    real_place = data.save._place
 
     def die_on_csv(src: Path, dst: Path) -> None:
         if dst.suffix == ".csv":
@@ -554,8 +554,8 @@ def test_a_save_killed_between_the_two_files_never_looks_complete(tmp_path: Path
         real_place(src, dst)
 
     # A dead process cleans nothing up.
-    monkeypatch.setattr(data, "_discard", lambda path: None)
-    monkeypatch.setattr(data, "_place", die_on_csv)
+    monkeypatch.setattr(data.save, "_discard", lambda path: None)
+    monkeypatch.setattr(data.save, "_place", die_on_csv)
     with pytest.raises(KeyboardInterrupt):
         save_recording(valid_frame(), host_meta(), tmp_path, "run")
     monkeypatch.undo()

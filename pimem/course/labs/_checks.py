@@ -18,7 +18,7 @@ import html
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -266,3 +266,22 @@ def attempt(fn: Callable[..., Any], *args: Any) -> Any:
 
 def _numeric(got: Any) -> str:
     return f"{got:.6g}" if isinstance(got, float) else repr(got)
+
+
+def number_case(rep: _Report, fn: Callable[..., Any], call: str, args: Sequence[Any], want: float, expected: str,
+                slips: dict[float, Slip], otherwise: Slip, *, upside_down: tuple[float, Slip] | None = None) -> None:
+    """One numeric case: call ``fn(*args)``; a wrong answer is recorded with its likeliest slip, else ``otherwise``.
+
+    ``upside_down`` is (the value an inverted formula gives, its explanation): checked when no slip fits.
+    """
+    got = _call(fn, call, *args)
+    right, slip = _number_verdict(got, want, slips)
+    if right:
+        return
+    if slip is None and upside_down is not None and isinstance(got, (int, float)) and got \
+            and _close(float(got), upside_down[0], 1e-3):
+        slip = upside_down[1]
+    if slip:
+        rep.fail(call, _numeric(got), expected, *slip, rank=2)
+    else:
+        rep.fail(call, _numeric(got), expected, *otherwise)

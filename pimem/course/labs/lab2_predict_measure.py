@@ -5,8 +5,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from ._checks import (KiB, MiB, CheckResult, Slip, _call, _close, _name, _number_verdict, _numeric, _Report, _rng,
-                      _run_check)
+from ._checks import KiB, MiB, CheckResult, Slip, _call, _name, _Report, _rng, _run_check, number_case
 
 # Raspberry Pi 3B figures (FACTS section 3): SDRAM clock and bus width,
 # and the caches from bcm2837.dtsi.
@@ -42,18 +41,10 @@ def check_peak_bandwidth(fn: Callable[[float, int], float], *, seed: int | None 
                 [(rng.randrange(200, 1100), rng.choice([16, 32, 64])) for _ in range(4)]
         for mhz, bits in cases:
             want = mhz * 1e6 * 2 * bits / 8
-            call = f"{_name(fn)}({mhz}, {bits})"
-            got = _call(fn, call, mhz, bits)
-            right, slip = _number_verdict(got, want, slips)
-            if right:
-                continue
-            args = (call, _numeric(got), f"{want:.4g} B/s")
-            if slip:
-                rep.fail(*args, *slip, rank=2)
-            else:
-                rep.fail(*args, f"{mhz} million cycles a second, two transfers per cycle, {bits // 8} bytes per "
+            number_case(rep, fn, f"{_name(fn)}({mhz}, {bits})", (mhz, bits), want, f"{want:.4g} B/s", slips,
+                        (f"{mhz} million cycles a second, two transfers per cycle, {bits // 8} bytes per "
                          f"transfer make {want:.4g} bytes per second",
-                         "the peak is cycles per second times transfers per cycle times bytes per transfer", units)
+                         "the peak is cycles per second times transfers per cycle times bytes per transfer", units))
         rep.notes.append("right: 450 MHz x 2 x 4 B = 3.6 GB/s on a Pi 3B, 4.0 GB/s at the 3B+'s 500 MHz")
     return _run_check("Peak DRAM bandwidth", fn, body, check="check_peak_bandwidth", hint=hint)
 
@@ -80,20 +71,12 @@ def check_fill_time(fn: Callable[[int, float], float], *, seed: int | None = Non
                 [(rng.randrange(1, 512) * rng.choice([KiB, MiB]), rng.uniform(0.5, 20) * 1e9) for _ in range(4)]
         for size, bw in cases:
             want = size / bw
-            call = f"{_name(fn)}({size}, {bw:.4g})"
-            got = _call(fn, call, size, bw)
-            right, slip = _number_verdict(got, want, slips)
-            if right:
-                continue
-            if slip is None and isinstance(got, (int, float)) and got and _close(float(got), bw / size, 1e-3):
-                slip = ("upside down: your answer grows with the bandwidth, but a faster memory takes less time",
-                        "a bigger buffer must take longer, a faster memory less", units)
-            args = (call, _numeric(got), f"{want:.6g} s")
-            if slip:
-                rep.fail(*args, *slip, rank=2)
-            else:
-                rep.fail(*args, f"{size} bytes at {bw:.4g} bytes every second take {want:.6g} s",
-                         "think of how many seconds' worth of the rate the size is", units)
+            number_case(rep, fn, f"{_name(fn)}({size}, {bw:.4g})", (size, bw), want, f"{want:.6g} s", slips,
+                        (f"{size} bytes at {bw:.4g} bytes every second take {want:.6g} s",
+                         "think of how many seconds' worth of the rate the size is", units),
+                        upside_down=(bw / size, ("upside down: your answer grows with the bandwidth, but a faster "
+                                                 "memory takes less time",
+                                                 "a bigger buffer must take longer, a faster memory less", units)))
         rep.notes.append("right: 64 MiB at 3.6 GB/s takes 18.6 ms at the very least; 256 KiB, 72.8 µs if it went to DRAM")
     return _run_check("Time to fill at a bandwidth", fn, body, check="check_fill_time", hint=hint)
 
@@ -156,21 +139,14 @@ def check_efficiency(fn: Callable[[int, float, float], float], *, seed: int | No
                 [(rng.randrange(1, 256) * MiB, rng.uniform(0.001, 0.2), rng.uniform(1, 10) * 1e9) for _ in range(4)]
         for size, s, peak in cases:
             want = size / s / peak
-            call = f"{_name(fn)}({size}, {s:.5g}, {peak:.4g})"
-            got = _call(fn, call, size, s, peak)
-            right, slip = _number_verdict(got, want, slips)
-            if right:
-                continue
-            if slip is None and isinstance(got, (int, float)) and got and _close(float(got), 1 / want, 1e-3):
-                slip = ("upside down: efficiency is the measured bandwidth as a part of the peak, at most 1 for "
-                        "a DRAM-bound run", "which of the two should be on top?", units)
-            args = (call, _numeric(got), f"{want:.4g}")
-            if slip:
-                rep.fail(*args, *slip, rank=2)
-            else:
-                rep.fail(*args, f"{size} bytes in {s:.5g} s is {size / s:.4g} B/s, which is {want:.4g} of the "
+            number_case(rep, fn, f"{_name(fn)}({size}, {s:.5g}, {peak:.4g})", (size, s, peak), want,
+                        f"{want:.4g}", slips,
+                        (f"{size} bytes in {s:.5g} s is {size / s:.4g} B/s, which is {want:.4g} of the "
                          f"{peak:.4g} B/s peak", "first the measured bytes per second, then compare with the peak",
-                         units)
+                         units),
+                        upside_down=(1 / want, ("upside down: efficiency is the measured bandwidth as a part of "
+                                                "the peak, at most 1 for a DRAM-bound run",
+                                                "which of the two should be on top?", units)))
         rep.notes.append("right: the original lesson's 64 MiB fill in 50.16 ms is 1.34 GB/s, 37% of 3.6 GB/s")
     return _run_check("Efficiency against the peak", fn, body, check="check_efficiency", hint=hint)
 

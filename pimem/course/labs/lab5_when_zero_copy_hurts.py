@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ._checks import KiB, MiB, CheckResult, Slip, _call, _name, _number_verdict, _numeric, _Report, _rng, _run_check
+from ._checks import KiB, MiB, CheckResult, Slip, _Report, _call, _name, _rng, _run_check, number_case
 
 
 #: Keys of the bandwidth table lab 5 works with (MiB/s), and the qmkl benchmark behind each.
@@ -92,18 +92,10 @@ def check_transfer_ms(fn: Callable[[float, float], float], *, seed: int | None =
         for n, r in [(4 * MiB, 33.6), (4 * MiB, 1083.1)] + \
                 [(rng.randrange(1, 10000) * KiB, rng.uniform(10, 5000)) for _ in range(4)]:
             want = transfer_ms(n, r)
-            call = f"{_name(fn)}({n}, {r:.4g})"
-            got = _call(fn, call, n, r)
-            right, slip = _number_verdict(got, want, slips)
-            if right:
-                continue
-            args = (call, _numeric(got), f"{want:.4g} ms")
-            if slip:
-                rep.fail(*args, *slip, rank=2)
-            else:
-                rep.fail(*args, f"{n} bytes is {n / MiB:.4g} MiB; at {r:.4g} MiB every second that takes "
+            number_case(rep, fn, f"{_name(fn)}({n}, {r:.4g})", (n, r), want, f"{want:.4g} ms", slips,
+                        (f"{n} bytes is {n / MiB:.4g} MiB; at {r:.4g} MiB every second that takes "
                          f"{want / 1e3:.4g} s, {want:.4g} ms", "bytes, then MiB, then seconds, then milliseconds",
-                         units)
+                         units))
         rep.notes.append("right: reading 4 MiB of DIRECT memory at qmkl's 33.6 MiB/s takes 119 ms, 3.7 ms from a host buffer")
     return _run_check("Time of a transfer", fn, body, check="check_transfer_ms", hint=hint)
 

@@ -1,0 +1,24 @@
+"""Recorded data: bandwidth figures with their provenance, as NAME.csv (the table) and NAME.json (its sidecar).
+
+The format is declared in pimem/bench/schemas/ and explained in data/README.md; this package re-exports its rooms.
+"""
+from __future__ import annotations
+
+from ...exc import DataError, UsageError
+from .files import (
+    _NAME_RE, ENV_DATA_DIR, Recording, check_data_dir, data_dir, list_recordings, load_all, load_recording,
+    validate_frame,
+)
+from .rules import label_problem
+from .save import save_recording
+from .schema import (
+    _BUFFER_MODE, ALIASES, BENCHMARKS, BUS_FACTOR, COLUMNS, LABEL_MAX, META_SCHEMA, PHASES, SCHEMA, SOURCE_KINDS,
+    STATISTICS, TABLE_SCHEMA, VERIFIED,
+)
+from .table import _field_reader
+
+__all__ = [
+    "ALIASES", "BENCHMARKS", "BUS_FACTOR", "COLUMNS", "PHASES", "Recording", "SCHEMA", "STATISTICS",
+    "VERIFIED", "check_data_dir", "data_dir", "list_recordings", "load_all", "load_recording",
+    "save_recording", "validate_frame",
+]

@@ -1,0 +1,294 @@
+"""Reading, checking and listing recordings: the data folder, Recording, load_recording, load_all."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ...exc import DataError, UsageError
+from ...paths import DATA_DIR
+from .rules import _check_rows, _parse_time
+from .schema import _FIELDS, COLUMNS
+from .sidecar import _check_meta, _kind
+from .table import _check_header
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MAX_REPORTED = 20
+# Temporary files of save_recording: hidden, and not ending in .csv/.json,
+# so nothing that lists recordings ever mistakes one for a recording.
+_TMP_SUFFIXES = (".csv.tmp", ".json.tmp")
+
+ENV_DATA_DIR = "PIMEM_DATA_DIR"
+
+
+# --- locating the data ------------------------------------------------------
+
+def data_dir() -> Path:
+    """The repository's data/ folder (beside the pimem package), or $PIMEM_DATA_DIR."""
+    env = os.environ.get(ENV_DATA_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return DATA_DIR
+
+
+def _folder(directory: str | os.PathLike[str] | None) -> Path:
+    return data_dir() if directory is None else Path(directory)
+
+
+# --- the recording ----------------------------------------------------------
+
+@dataclass
+class Recording:
+    """One recording: its table and its sidecar, already validated."""
+
+    name: str
+    path: Path          # the CSV
+    frame: pd.DataFrame
+    meta: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """'published' or 'measured'."""
+        return self.meta["source"]["kind"]
+
+    @property
+    def is_pi(self) -> bool:
+        return bool(self.meta["machine"]["is_pi"])
+
+    def provenance(self) -> str:
+        """One short line for plot titles and banners; a host run never says Pi."""
+        meta, machine, source = self.meta, self.meta["machine"], self.meta["source"]
+        if source["kind"] == "published":
+            who = (machine.get("board") or machine["description"]) if machine["is_pi"] \
+                else f"host: {machine.get('cpu_model') or machine['description']}"
+            return f"{who}, published: {source.get('short') or meta['title']}"
+        day = _parse_time(meta["created"]).date().isoformat()
+        if machine["is_pi"]:
+            return (f"{machine['board']}, measured: pimem {meta['backend']} backend, "
+                    f"{meta['kernel_choice']} kernel, recorded {day}")
+        arch = f" ({machine['arch']})" if machine.get("arch") else ""
+        return f"host run: {machine['cpu_model']}{arch}, pimem {meta['backend']} backend, recorded {day}"
+
+def _raise(problems: list[str]) -> None:
+    if not problems:
+        return
+    shown = problems[:_MAX_REPORTED]
+    more = len(problems) - len(shown)
+    head = (f"{len(problems)} problems (schema: pimem/bench/schemas/, explained in data/README.md):\n"
+            if len(problems) > 1 else "")
+    tail = f"\n... and {more} more" if more else ""
+    raise DataError(head + "\n".join(shown) + tail)
+
+
+# --- frames -----------------------------------------------------------------
+
+def _frame_rows(frame: pd.DataFrame) -> Iterable[tuple[str, dict[str, Any]]]:
+    for pos, (index, record) in enumerate(zip(frame.index, frame.to_dict("records"))):
+        # Row numbers as the saved CSV will show them (the header is row 1).
+        yield f"row {pos + 2} (index {index!r})", record
+
+
+def validate_frame(frame: pd.DataFrame, meta: Mapping[str, Any], *, name: str = "<frame>") -> None:
+    """Check a frame built in memory and its sidecar dict; DataError lists what is wrong."""
+    if not isinstance(frame, pd.DataFrame):
+        raise UsageError(f"{name}: expected a pandas DataFrame, got {type(frame).__name__}")
+    problems = [f"{name} (meta), {p}" for p in _check_meta(meta)]
+    header = _check_header([str(c) for c in frame.columns], "header")
+    problems += [f"{name}, {p}" for p in header]
+    if not header:
+        _, found = _check_rows(_frame_rows(frame), _kind(meta))
+        problems += [f"{name}, {p}" for p in found]
+    _raise(problems)
+
+
+_DTYPES = {"integer": "int64", "number": "float64", "boolean": "bool"}   # text: pandas picks its string dtype
+
+
+def _build_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    cols: dict[str, Any] = {}
+    for c in COLUMNS:
+        kind = _FIELDS[c].get("type", "string")
+        values = [r[c] for r in rows]
+        if kind == "number":
+            values = [math.nan if v is None else v for v in values]
+        cols[c] = pd.Series(values, dtype=_DTYPES.get(kind))
+    return pd.DataFrame(cols, columns=list(COLUMNS))
+
+
+# --- files ------------------------------------------------------------------
+
+_MAX_FILE = 256 << 20   # bytes: far above any recording, far below what would exhaust memory
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    """A regular file's text: never a FIFO (it would hang), a device or a symlink loop."""
+    from ...safefs import read_regular
+
+    return read_regular(path, limit=_MAX_FILE).decode(encoding)
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows; write the value, or null")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]}... is too large for a float")
+    return value
+
+
+def _read_meta(path: Path) -> tuple[Any, list[str]]:
+    try:
+        text = _read_text(path, "utf-8")
+    except OSError as e:
+        return None, [f"{path}: cannot be read: {e.strerror or e}; it must be a regular file"]
+    except UnicodeDecodeError as e:
+        return None, [f"{path}: is not UTF-8 text ({e.reason})"]
+    except ValueError as e:
+        return None, [f"{path}: {e}"]
+    try:
+        meta = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except json.JSONDecodeError as e:
+        return None, [f"{path}, line {e.lineno}, column {e.colno}: not valid JSON: {e.msg}"]
+    except RecursionError:
+        return None, [f"{path}: JSON nested too deeply to be a sidecar; regenerate it with pimem record"]
+    except ValueError as e:
+        return None, [f"{path}: not valid JSON for a sidecar: {e}"]
+    return meta, [f"{path}, {p}" for p in _check_meta(meta)]
+
+
+def _read_table(path: Path, kind: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    try:
+        text = _read_text(path, "utf-8-sig")  # -sig: spreadsheets may add a BOM
+    except OSError as e:
+        return [], [f"{path}: cannot be read: {e.strerror or e}; it must be a regular file"]
+    except UnicodeDecodeError as e:
+        return [], [f"{path}: is not UTF-8 text ({e.reason})"]
+    except ValueError as e:
+        return [], [f"{path}: {e}"]
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        return [], [f"{path}: not a CSV pimem can read ({e}); a recording's fields are short numbers and names"]
+    if not records:
+        return [], [f"{path}, row 1: the file is empty; expected the header " + ",".join(COLUMNS)]
+    header = [h.strip() for h in records[0]]
+    problems = [f"{path}, {p}" for p in _check_header(header, "row 1 (header)")]
+    if problems:
+        return [], problems
+
+    def labelled() -> Iterable[tuple[str, dict[str, Any]]]:
+        # Row numbers as a spreadsheet shows them: the header is row 1.
+        for number, record in enumerate(records[1:], start=2):
+            if not any(cell.strip() for cell in record):
+                continue  # a blank line carries no data
+            if len(record) != len(COLUMNS):
+                problems.append(f"{path}, row {number}: has {len(record)} fields; the header has {len(COLUMNS)}")
+                continue
+            yield f"row {number}", dict(zip(COLUMNS, record))
+
+    typed, found = _check_rows(labelled(), kind)
+    return typed, problems + [f"{path}, {p}" for p in found]
+
+
+def _pair(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix == ".csv":
+        return p, p.with_suffix(".json")
+    if p.suffix == ".json":
+        return p.with_suffix(".csv"), p
+    if not p.suffix and p.with_suffix(".csv").exists():
+        return p.with_suffix(".csv"), p.with_suffix(".json")
+    raise UsageError(f"{p}: not a recording; give the path of its .csv or its .json")
+
+
+def _inspect(csv_path: Path, json_path: Path) -> tuple[Recording | None, list[str]]:
+    if not csv_path.exists():
+        extra = f" (its sidecar {json_path.name} exists: a save that did not finish?)" if json_path.exists() else ""
+        return None, [f"{csv_path}: no such file{extra}"]
+    if not json_path.exists():
+        return None, [f"{csv_path}: its sidecar {json_path.name} is missing; every recording is a "
+                      f"NAME.csv with a NAME.json saying where its numbers came from (data/README.md)"]
+    meta, problems = _read_meta(json_path)
+    rows, found = _read_table(csv_path, _kind(meta))
+    problems += found
+    if problems:
+        return None, problems
+    return Recording(csv_path.stem, csv_path, _build_frame(rows), meta), []
+
+
+def load_recording(path: str | os.PathLike[str]) -> Recording:
+    """Load and validate one recording from its .csv or .json path.
+
+    Raises DataError naming the file, the row (as a spreadsheet numbers it)
+    and the column of every problem found.
+    """
+    recording, problems = _inspect(*_pair(path))
+    _raise(problems)
+    assert recording is not None
+    return recording
+
+
+def _visible(directory: Path, suffix: str) -> list[Path]:
+    return sorted(p for p in directory.glob(f"*{suffix}") if p.is_file() and not p.name.startswith("."))
+
+
+def check_data_dir(directory: str | os.PathLike[str] | None = None) -> list[str]:
+    """Every problem with the recordings in a folder (default: data_dir()); empty means all good."""
+    folder = _folder(directory)
+    if not folder.is_dir():
+        return [f"{folder}: " + ("not a directory" if os.path.lexists(folder) else "no such directory")
+                + f"; give the folder of recordings (--dir, or {ENV_DATA_DIR})"]
+    problems: list[str] = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix in (".csv", ".json") and not p.name.startswith(".") and not p.is_file():
+            what = ("a directory" if p.is_dir() else "a symbolic link that leads nowhere"
+                    if p.is_symlink() and not p.exists() else "not a regular file")
+            problems.append(f"{p}: named like a recording, but {what}; rename or remove it")
+    csvs = {p.stem: p for p in _visible(folder, ".csv")}
+    jsons = {p.stem: p for p in _visible(folder, ".json")}
+    for stem, path in csvs.items():
+        problems += _inspect(path, folder / f"{stem}.json")[1]
+    for stem, path in jsons.items():
+        if stem not in csvs:
+            problems.append(f"{path}: a sidecar without its {stem}.csv (a save that did not finish?); "
+                            "restore the CSV or delete the sidecar")
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") and p.name.endswith(_TMP_SUFFIXES):
+            problems.append(f"{p}: a temporary file left by an interrupted save_recording; delete it")
+    return problems
+
+
+def list_recordings(directory: str | os.PathLike[str] | None = None) -> list[Recording]:
+    """Every recording in a folder (default: data_dir()), by name; DataError if one is broken.
+
+    A recording is a CSV with its sidecar: a sidecar alone (what an
+    interrupted save can leave) is not listed; check_data_dir reports it.
+    """
+    folder = _folder(directory)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such directory (set {ENV_DATA_DIR} to the folder of recordings)")
+    return [load_recording(p) for p in _visible(folder, ".csv")]
+
+
+def load_all(directory: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """All recordings in one frame, with `recording` (its name) and `provenance` columns first."""
+    frames = []
+    for r in list_recordings(directory):
+        f = r.frame.copy()
+        f.insert(0, "provenance", r.provenance())
+        f.insert(0, "recording", r.name)
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame(columns=["recording", "provenance", *COLUMNS])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,313 @@
+"""Side-by-side figures: report bars, published figures beside a run, the memory wall across Pi generations."""
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
+
+from ...exc import UsageError
+from .curves import summarize_points
+from .style import (BENCHMARK_STYLES, FOOTER_FONT, GB, MIN_FONT, STATISTICS, _footer_lines, _info, _keep_labels_inside,
+                    _new_figure, _provenances, add_provenance, benchmark_style, host_title, is_host, new_axes,
+                    place_point_labels, size_label)
+
+
+# --- bars ------------------------------------------------------------------------
+
+@dataclass
+class _Bar:
+    label: str
+    seconds: float
+    gb_per_s: float | None
+    status: str   # PASS, FAIL or "not checked"
+    benchmark: str = ""
+
+
+def _bars_from_frame(frame: pd.DataFrame, statistic: str, size: int | None) -> tuple[list[_Bar], int]:
+    sizes = sorted(frame["size_bytes"].unique())
+    if size is None:
+        if len(sizes) != 1:
+            raise UsageError(f"the frame holds {len(sizes)} sizes ({', '.join(size_label(s) for s in sizes)}); "
+                             "pass size= to choose one")
+        size = int(sizes[0])
+    f = frame[frame["size_bytes"] == size]
+    if f.empty:
+        raise UsageError(f"no rows at size {size_label(size)}; the frame holds "
+                         f"{', '.join(size_label(s) for s in sizes)}")
+    func = {"median": "median", "mean": "mean", "min": "max", "best": "min"}[statistic]  # of seconds
+    bars = []
+    for (bench, phase, kernel), g in f.groupby(["benchmark", "phase", "kernel"], sort=False):
+        failed = (g["verified"] == "fail").any()
+        secs = float(getattr(g["seconds"], func)())
+        status = "FAIL" if failed else "PASS" if (g["verified"] == "pass").all() else "not checked"
+        label = f"{bench}: {phase}" + (f" [{kernel}]" if f["kernel"].nunique() > 1 else "")
+        bars.append(_Bar(label, secs, None if failed else int(g["bytes"].iloc[0]) / secs / GB, status, str(bench)))
+    return bars, size
+
+
+def _bars_from_results(results: Sequence[Any], statistic: str) -> tuple[list[_Bar], int]:
+    bars = [_Bar(f"{r.benchmark}: {r.phase}", r.seconds(statistic), r.gb_per_s(statistic),
+                 "PASS" if r.verified else "FAIL", r.benchmark) for r in results]
+    return bars, results[0].size
+
+
+def report_provenance(report: Any) -> str:
+    """A provenance line for a ``pimem.bench.report.BenchReport`` measured now."""
+    from ...bench.sweep import cpu_model
+
+    if report.info.backend.startswith("emulator"):
+        return f"host run: {cpu_model()} ({report.info.machine}), pimem emulator backend, measured now"
+    board = report.info.revision.describe() if report.info.revision else "Raspberry Pi"
+    return f"{board}, measured now: pimem pi backend, {report.kernel} kernel"
+
+
+def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median", size: int | None = None,
+                ax: Axes | None = None, title: str | None = None, provenance: str | None = None) -> Figure:
+    """Horizontal bars, one per benchmark phase, of bandwidth (GB/s) or time (ms), marked PASS/FAIL.
+
+    ``data``: a ``BenchReport``, a list of ``PhaseResult``, or a frame in the
+    recording schema (one size, or pass ``size=``). A FAIL has no bandwidth:
+    its bar is empty and says FAIL.
+    """
+    if value not in ("gb_per_s", "ms"):
+        raise UsageError(f"value {value!r} is not 'gb_per_s' or 'ms'")
+    if statistic not in STATISTICS:
+        raise UsageError(f"statistic {statistic!r} is not one of: {', '.join(STATISTICS)}")
+    if isinstance(data, pd.DataFrame):
+        provs = list(_provenances(data, provenance).values())
+        bars, size = _bars_from_frame(data, statistic, size)
+    elif hasattr(data, "results") and hasattr(data, "info"):
+        provs = [provenance or report_provenance(data)]
+        bars, size = _bars_from_results(data.results, "min" if statistic == "best" else statistic)
+    else:
+        results = list(data)
+        if not results:
+            raise UsageError("report_bars got no results to draw")
+        if provenance is None:
+            raise UsageError("a list of PhaseResult carries no provenance; pass provenance='...' "
+                             "(e.g. run_provenance(sweep_result.meta))")
+        provs = [provenance]
+        bars, size = _bars_from_results(results, "min" if statistic == "best" else statistic)
+    fig, ax = new_axes(ax, (8.0, 0.45 * len(bars) + 1.8))
+    ys = np.arange(len(bars))[::-1]
+    vals = [(b.gb_per_s or 0.0) if value == "gb_per_s" else b.seconds * 1e3 for b in bars]
+    # Each bar in its benchmark's colour (as in every curve); the status is written beside it, and a
+    # result nobody checked is hatched. A FAIL has no bar.
+    colours = [benchmark_style(b.benchmark or b.label.split(":")[0])[0] for b in bars]
+    rects = ax.barh(ys, vals, color=colours, edgecolor="0.2", lw=0.6, gid="bars")
+    for rect, b in zip(rects, bars):
+        if b.status == "not checked":
+            rect.set_hatch("//")
+            rect.set_alpha(0.6)
+    top = max(vals) if vals and max(vals) > 0 else 1.0
+    for rect, b, v in zip(rects, bars, vals):
+        shown = "-" if value == "gb_per_s" and b.gb_per_s is None else (f"{v:.3g} GB/s" if value == "gb_per_s"
+                                                                        else f"{v:.3g} ms")
+        ax.text(v + top * 0.01, rect.get_y() + rect.get_height() / 2, f"{shown}  {b.status}",
+                va="center", fontsize=8, gid=f"bar-label:{b.label}")
+    ax.set_yticks(ys, [b.label for b in bars])
+    ax.set_xlim(0, top * 1.35)
+    ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; a copy counts its bytes once)" if value == "gb_per_s"
+                  else "time of one operation, ms")
+    host = any(is_host(p) for p in provs)
+    _info(ax)["host"] = host
+    ax.set_title(host_title(title or f"Benchmarks at {size_label(size)} ({statistic})", host,
+                            any(not is_host(p) for p in provs)))
+    add_provenance(fig, provs)
+    return fig
+
+
+def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFrame | None = None, *,
+                         benchmarks: Sequence[str] | None = None, statistic: str = "median",
+                         ax: Axes | None = None, provenance: str | None = None, title: str | None = None) -> Figure:
+    """Published Raspberry Pi figures (data/) beside a run: a group of rows per benchmark phase.
+
+    ``published`` defaults to every published recording in data/ of the course's board, the
+    Pi 3 (the other models' runs are for the generations figure), and their bandwidth rows.
+    Under each benchmark phase's header, one row per source (the recording, or "this run"),
+    so that no two points share a row; each point is in its benchmark's colour and marker
+    (published ones edged in black) and labelled with its buffer size, since the sources used
+    different sizes. The run is drawn at the size of each published point where it has one,
+    else at its nearest size, with a bar from its slowest to its fastest sample.
+    """
+    if published is None:
+        from ...bench.data import load_all
+
+        allrec = load_all()
+        published = allrec[allrec["provenance"].str.contains("published:", regex=False)
+                           & allrec["provenance"].str.startswith("Raspberry Pi 3")
+                           & (allrec["phase"] != "latency")]
+    if benchmarks is not None:
+        published = published[published["benchmark"].isin(list(benchmarks))]
+    if published.empty:
+        raise UsageError("no published figures to draw; check data/ (python -m pimem check-data)")
+    pub = summarize_points(published, "median")
+    provs = _provenances(published, None)
+    recs = list(dict.fromkeys(pub["recording"]))
+    order = list(BENCHMARK_STYLES)
+    phase_order = ("fill", "write", "read", "copy", "total", "latency")
+
+    def rank(bp: tuple[str, str]) -> tuple[int, str, int, str]:
+        b, p = bp
+        return (order.index(b) if b in order else len(order), b,
+                phase_order.index(p) if p in phase_order else len(phase_order), p)
+
+    groups = sorted(dict.fromkeys(zip(pub["benchmark"], pub["phase"])), key=rank)
+    # What each row of the figure holds: (benchmark, phase, source, value, lo, hi, size, published, overhead).
+    entries: dict[tuple[str, str], list[tuple[str, float, float, float, int, bool, bool]]] = {g: [] for g in groups}
+    for rec in recs:
+        mine = pub[pub["recording"] == rec]
+        kinds = mine.groupby(["benchmark", "phase"])["kernel"].nunique()
+        for _, r in mine.iterrows():
+            # A recording with two kernels for one benchmark (memset and a C fill) names the kernel.
+            source = f"{rec} [{r['kernel']}]" if kinds[(r["benchmark"], r["phase"])] > 1 else rec
+            entries[(r["benchmark"], r["phase"])].append(
+                (source, float(r["value"]), float(r["value"]), float(r["value"]), int(r["size_bytes"]), True, False))
+    notes = _footer_lines({r: provs[r] for r in recs if r in provs})
+    host = False
+    run_label = "this run"
+    if run is not None:
+        run_provs = _provenances(run, provenance)
+        host = any(is_host(p) for p in run_provs.values())
+        rp = summarize_points(run, statistic)
+        for b, p in groups:
+            mine = rp[(rp["benchmark"] == b) & (rp["phase"] == p)]
+            if mine.empty:
+                continue
+            want = int(pub[(pub["benchmark"] == b) & (pub["phase"] == p)]["size_bytes"].max())
+            pick = mine.iloc[int(np.argmin(np.abs(np.log2(mine["size_bytes"].to_numpy(float)) - np.log2(want))))]
+            entries[(b, p)].append(("this run", float(pick["value"]), float(pick["lo"]), float(pick["hi"]),
+                                    int(pick["size_bytes"]), False, bool(pick["overhead_bound"])))
+        run_label = "this run" + (" (host run, not a Pi)" if host else "")
+        notes += [f"this run: {p}" for p in run_provs.values()]
+    # One row per point, under a header row per benchmark phase: no two points (nor their size
+    # labels) share a row, so the labels cannot overlap.
+    n_rows = sum(1 + len(e) for e in entries.values()) + 0.5 * (len(groups) - 1)
+    width = 10.0
+    chars = max(40, int(width * 72 * 0.97 / (0.58 * FOOTER_FONT)))
+    footer_rows = 1 + sum(len(textwrap.wrap(n, chars, break_on_hyphens=False)) or 1 for n in notes)
+    top_in, bottom_in = 0.6, footer_rows * FOOTER_FONT * 1.3 / 72 + 0.75
+    row_in = max(0.19, 1.6 / n_rows)
+    fig, ax = new_axes(ax, (width, n_rows * row_in + top_in + bottom_in))
+    y = 0.0
+    ticks: list[tuple[float, str, bool]] = []
+    labels_drawn = []
+    xs_all: list[float] = []
+    run_in_legend = False
+    for gi, (b, p) in enumerate(groups):
+        if gi:
+            ax.axhline(-(y - 0.75), color="0.75", lw=0.8, gid="separator")
+        ticks.append((-y, f"{b}: {p}", True))
+        y += 1
+        colour, marker = benchmark_style(b)
+        for source, v, lo, hi, size, is_pub, ob in entries[(b, p)]:
+            yy = -y
+            ticks.append((yy, source, False))
+            if is_pub:
+                ax.plot([v], [yy], marker, color=colour, mec="k", mew=1.0, ms=7, ls="",
+                        gid=f"published:{source.split(' [')[0]}")
+            else:
+                lab = "_nolegend_" if run_in_legend else run_label
+                run_in_legend = True
+                if hi > lo:
+                    ax.hlines([yy], [lo], [hi], color=colour, lw=1.1, gid="run:whiskers")
+                    ax.plot([lo, hi], [yy, yy], ls="", marker="|", ms=6, mew=1.1, color=colour, gid="run:whisker-caps")
+                ax.plot([v], [yy], marker, color=colour, ms=6, ls="", label=lab, gid="run",
+                        **({"mfc": "none", "mec": colour, "mew": 1.3} if ob else {"mec": colour}))
+            xs_all += [v, lo, hi]
+            # Beside the point, or beyond its bar's end (a run's whisker).
+            labels_drawn.append(ax.annotate(size_label(size), (max(v, hi), yy), xytext=(6, 0),
+                                            textcoords="offset points", fontsize=MIN_FONT, va="center",
+                                            ha="left", gid=f"size-label:{source}:{b}:{p}"))
+            labels_drawn[-1]._pimem_left = (min(v, lo), yy)  # type: ignore[attr-defined]
+            y += 1
+        y += 0.5
+    ax.set_yticks([t[0] for t in ticks], [t[1] for t in ticks])
+    for lab, (_, _, bold) in zip(ax.get_yticklabels(), ticks):
+        lab.set_fontweight("bold" if bold else "normal")
+        lab.set_fontsize(9.5 if bold else 9)
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylim(-(y - 0.5) - 0.1, 0.6)
+    ax.set_xscale("log")
+    ax.set_xlim(min(xs_all) / 1.6, max(xs_all) * 1.6)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; log scale; a copy counts its bytes once)")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    handles = [Line2D([], [], marker="o", color="0.6", mec="k", mew=1.0, ms=7, ls="", gid="published-note")]
+    texts = ["black edge: a published figure\n(the row names its source)"]
+    if run is not None:
+        spread = any(e[2] < e[3] for es in entries.values() for e in es if not e[5])
+        handles.append(Line2D([], [], marker="o", color="0.4", ms=6, ls="", gid="run-note"))
+        texts.append(run_label + ("\n(bar: slowest to fastest sample)" if spread
+                                  else "\n(no spread: one sample per point)"))
+    handles.append(Line2D([], [], ls="", gid="size-note"))
+    texts.append("beside each point:\nits buffer size")
+    ax.legend(handles, texts, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    _info(ax)["host"] = host
+    ax.set_title(host_title(title or "Published Raspberry Pi figures" + (" beside this run" if run is not None else ""),
+                            host, True))
+    add_provenance(fig, notes)
+    fig.subplots_adjust(top=1 - top_in / fig.get_figheight(), right=0.76, left=0.2)
+    _keep_labels_inside(fig, ax, labels_drawn)
+    return fig
+
+
+# --- the memory wall across Pi generations ---------------------------------------
+
+def memory_wall_generations(recordings: Sequence[Any]) -> Figure:
+    """Across Raspberry Pi models: CPU clock x cores against DRAM bandwidth (memset) and latency (64 MiB).
+
+    ``recordings`` are pimem.bench.data Recordings of published board runs (tinymembench-*), each
+    with a memset row and a latency table; every point is labelled with its board and the
+    footer names its source.
+    """
+    points = []
+    for r in recordings:
+        f, m = r.frame, r.meta["machine"]
+        memset = f[(f.benchmark == "baseline") & (f.kernel == "libc")]
+        far = f[(f.benchmark == "latency-single") & (f.size_bytes == f[f.phase == "latency"].size_bytes.max())]
+        if not r.is_pi or memset.empty or far.empty or not m.get("cpu_mhz") or not m.get("cores"):
+            raise UsageError(f"{r.name}: needs a board run with a memset row, a latency table, cpu_mhz and cores")
+        points.append((m["cpu_mhz"] * m["cores"] / 1000, float(memset.gb_per_s.iloc[0]),
+                       float(far.seconds.iloc[0]) * 1e9, m["board"], r.provenance()))
+    points.sort()
+    fig, (left, right) = _two_axes()
+    (bcol, bmark), (lcol, lmark) = benchmark_style("baseline"), benchmark_style("latency-single")
+    labels: list[Any] = []
+    for i, (x, gbs, ns, board, _) in enumerate(points):
+        short = board.replace("Raspberry Pi ", "")
+        offset = (4, 4 if i % 2 else -10)   # alternate above and below: neighbours sit close
+        left.plot(x, gbs, bmark, color=bcol, gid=f"bandwidth:{board}")
+        labels.append(left.annotate(short, (x, gbs), fontsize=MIN_FONT, xytext=offset, textcoords="offset points",
+                                    gid=f"point-label:bandwidth:{board}"))
+        right.plot(x, ns, lmark, color=lcol, gid=f"latency:{board}")
+        labels.append(right.annotate(short, (x, ns), fontsize=MIN_FONT, xytext=offset, textcoords="offset points",
+                                     gid=f"point-label:latency:{board}"))
+    left.set_ylabel("DRAM fill bandwidth, memset (GB/s)")
+    right.set_ylabel("random read at 64 MiB (ns beyond L1)")
+    for ax in (left, right):
+        ax.set_xlabel("CPU clock x cores (GHz)")
+        ax.grid(alpha=0.3)
+    left.set_title("DRAM bandwidth", fontsize=10)
+    right.set_title("DRAM latency", fontsize=10)
+    fig.suptitle("The memory wall across Raspberry Pi generations (published tinymembench runs)")
+    for ax in (left, right):
+        ax.margins(x=0.1, y=0.15)
+    add_provenance(fig, [f"{board}: {prov}" for _, _, _, board, prov in points])
+    fig.subplots_adjust(wspace=0.3, top=1 - 0.8 / fig.get_figheight(), left=0.07, right=0.98)
+    place_point_labels(fig, labels)
+    return fig
+
+
+def _two_axes() -> tuple[Figure, tuple[Axes, Axes]]:
+    fig = _new_figure((11.0, 6.4))
+    left, right = fig.subplots(1, 2)
+    return fig, (left, right)
