@@ -1,9 +1,9 @@
 """pimem: GPU memory on the Raspberry Pi through the VideoCore mailbox, for teaching.
 
-Layers, each using only the one below it:
-protocol (message bytes) -> transport (/dev/vcio or the emulator) ->
-mailbox (one call per tag) -> buffer (GpuBuffer) -> benchmarks -> plots,
-widgets -> notebooks.
+One folder per layer, each importing only from itself and the layers below (tests/test_layers.py):
+firmware (message bytes, transports, mailbox calls, the emulator, board codes) -> memory (GpuBuffer,
+the ledger, the backend) -> bench (timing, kernels, benchmarks, recordings) -> course (plots, widgets,
+labs, rendering) -> notebooks. exc, safefs, paths and _version are the foundation; cli is the command.
 
 The public names are imported on first use (PEP 562), so that `python -m pimem`
 starts in pimem.__main__, where a Ctrl-C during the imports is one line.

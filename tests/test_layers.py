@@ -106,3 +106,13 @@ def test_each_layer_says_what_lives_there_and_what_it_may_import():
     for layer in ORDER[1:-1]:
         doc = ast.get_docstring(ast.parse((PKG / layer / "__init__.py").read_text()))
         assert doc and "import" in doc, f"pimem/{layer}/__init__.py must say what it may import"
+
+
+def test_the_public_face_is_at_the_top():
+    import pimem
+    from pimem import Alias, BusAddress, GpuBuffer, MemFlag, PimemError, __version__, bus_to_phys, get_backend
+
+    assert GpuBuffer.__module__ == "pimem.memory.buffer" and MemFlag.__module__ == "pimem.firmware.memflags"
+    assert bus_to_phys(0xC0001000) == 0x1000 and isinstance(__version__, str)
+    assert {"GpuBuffer", "MemFlag", "get_backend"} <= set(pimem.__all__)
+    assert all(x is not None for x in (Alias, BusAddress, PimemError, get_backend))
