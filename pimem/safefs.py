@@ -14,6 +14,8 @@ directories other users may be able to name in advance (/tmp/pimem-UID). So:
   must not take one, or it deadlocks against itself. `locks_held()` tells it,
   and `call_when_unlocked` runs deferred work once the last lock is dropped.
 
+- `as_invoking_user` runs work as the user behind `sudo`, so what they keep stays theirs.
+
 This module is at the bottom of the package: it imports nothing of pimem but exc.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ import secrets
 import stat
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 from .exc import UnsafeDirectory
@@ -131,6 +134,68 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise
     os.close(fd)
     os.replace(tmp, path)
+
+
+def invoking_user() -> tuple[int, int] | None:
+    """(uid, gid) of the user who ran `sudo`, when this process is root by sudo; else None."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        uid, gid = int(os.environ["SUDO_UID"]), int(os.environ["SUDO_GID"])
+    except (KeyError, ValueError):
+        return None
+    return None if uid == 0 else (uid, gid)
+
+
+def as_invoking_user(work: Callable[[], Any]) -> Any:
+    """Run `work` as the user who ran sudo (in a child process), or here when not under sudo.
+
+    The files a user keeps (their working copy, their venv's settings) must stay theirs when
+    `sudo pimem lab` makes them, and root must not write where that user could plant a
+    symlink. `work` returns something JSON can carry; a PimemError it raises is raised here,
+    with its message.
+    """
+    who = invoking_user()
+    if who is None:
+        return work()
+    import json
+
+    from . import exc
+
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: drop to the user for good, do the work, report, exit
+        os.close(rfd)
+        try:
+            try:
+                os.setgroups([])
+                os.setgid(who[1])
+                os.setuid(who[0])
+                reply = {"ok": work()}
+            except exc.PimemError as e:
+                reply = {"error": type(e).__name__, "message": str(e)}
+            except BaseException as e:  # noqa: BLE001 - reported to the parent, which raises
+                reply = {"error": "PimemError", "message": f"{type(e).__name__}: {e}"}
+            os.write(wfd, json.dumps(reply, default=str).encode())
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    chunks = []
+    while True:
+        chunk = os.read(rfd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(rfd)
+    os.waitpid(pid, 0)
+    try:
+        reply = json.loads(b"".join(chunks) or b"{}")
+    except ValueError:
+        reply = {}
+    if "ok" in reply:
+        return reply["ok"]
+    cls = getattr(exc, reply.get("error", ""), exc.PimemError)
+    raise cls(reply.get("message", f"the work as uid {who[0]} ended without a word"))
 
 
 # --- locks, and what a finalizer may do --------------------------------------------

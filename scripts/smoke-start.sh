@@ -10,7 +10,8 @@ t0=$SECONDS
 TMP=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(24))')
-# Jupyter's own state goes to a throwaway place: the smoke run leaves nothing behind.
+# Jupyter's own state goes to a throwaway place. What start.sh makes on purpose stays, as for any
+# user: the working copy my-notebooks/ (only missing files are added) and the venv's news setting.
 export JUPYTER_TOKEN=$TOKEN JUPYTER_RUNTIME_DIR=$TMP/runtime JUPYTER_CONFIG_DIR=$TMP/config \
        JUPYTERLAB_SETTINGS_DIR=$TMP/settings JUPYTERLAB_WORKSPACES_DIR=$TMP/workspaces \
        IPYTHONDIR=$TMP/ipython MPLCONFIGDIR=$TMP/mpl

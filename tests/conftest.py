@@ -14,12 +14,27 @@ def _snapshot(directory):
                   for p in directory.rglob("*") if p.is_file())
 
 
+def _git_status() -> str | None:
+    """`git status` of the committed course and data (None outside a git checkout)."""
+    import shutil
+    import subprocess
+
+    from pimem.paths import REPO
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        return None
+    out = subprocess.run(["git", "status", "--porcelain", "--", "notebooks", "data"], cwd=REPO,
+                         capture_output=True, text=True)
+    return out.stdout if out.returncode == 0 else None
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _working_copy_untouched():
-    """The tests never touch a student's working copy (my-notebooks/): using the course and testing it are apart."""
-    before = _snapshot(WORKING_DIR)
+    """The tests never touch a student's working copy (my-notebooks/) nor the committed course and data."""
+    before, status = _snapshot(WORKING_DIR), _git_status()
     yield
     assert _snapshot(WORKING_DIR) == before, f"a test changed the working copy {WORKING_DIR}"
+    assert _git_status() == status, "a test changed files of notebooks/ or data/ (git status differs)"
 
 
 @pytest.fixture(autouse=True)

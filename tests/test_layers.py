@@ -29,6 +29,14 @@ def layer_of(dotted: str) -> str:
     raise AssertionError(f"{dotted} is in no layer: put it in a layer's folder, or list it as foundation or top")
 
 
+def imported_layer(mod: str) -> str:
+    """The layer an import reaches: `pimem` itself and its public names (pimem.GpuBuffer) are the top."""
+    parts = mod.split(".")
+    if mod == "pimem" or (len(parts) == 2 and parts[1] not in ORDER and parts[1] not in FOUNDATION | TOP):
+        return "top"
+    return layer_of(mod)
+
+
 def modules() -> list[tuple[str, Path]]:
     out = []
     for path in sorted(PKG.rglob("*.py")):
@@ -53,9 +61,10 @@ def imports(dotted: str, path: Path) -> list[tuple[int, str]]:
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            found.append((node.lineno, mod))
-            if not node.module:   # from . import a, b: each may be a module
-                found += [(node.lineno, f"{mod}.{a.name}") for a in node.names]
+            # from X import a, b: each of a, b may be a module of X, or a name X defines.
+            if mod != "pimem" and node.module:
+                found.append((node.lineno, mod))
+            found += [(node.lineno, f"{mod}.{a.name}") for a in node.names]
     return found
 
 
@@ -74,12 +83,7 @@ def violations(dotted: str, path: Path) -> list[str]:
     for line, mod in imports(dotted, path):
         top = mod.split(".")[0]
         if top == "pimem":
-            if mod == "pimem":
-                continue
-            try:
-                theirs = ORDER.index(layer_of(mod))
-            except AssertionError:
-                continue   # a name, not a module (from . import SomeClass)
+            theirs = ORDER.index(imported_layer(mod))
             if theirs > mine:
                 bad.append(f"line {line}: {mod} ({ORDER[theirs]}) from a {ORDER[mine]} module")
         elif top in FORBIDDEN.get(layer_of(dotted), ()):
@@ -97,9 +101,14 @@ def test_the_checker_sees_a_violation(tmp_path):
     """The check itself can fail: an upward import (even inside a function) and numpy in firmware are found."""
     fake = tmp_path / "pimem" / "firmware" / "fake.py"
     fake.parent.mkdir(parents=True)
-    fake.write_text("import numpy\nfrom ..exc import UsageError\ndef f():\n    from ..course import plots\n")
+    fake.write_text("import numpy\nfrom ..exc import UsageError\nfrom .. import safefs\ndef f():\n"
+                    "    from ..course import plots\n")
     bad = violations("pimem.firmware.fake", fake)
-    assert len(bad) == 2 and any("course" in b for b in bad) and any("numpy" in b for b in bad), bad
+    assert len(bad) == 3 and any("course" in b for b in bad) and any("numpy" in b for b in bad), bad
+    # The package's public face is the top layer: reaching it from below is reaching up.
+    for line in ("from .. import GpuBuffer", "import pimem", "from pimem import cli", "from pimem import MemFlag"):
+        fake.write_text(line + "\n")
+        assert violations("pimem.firmware.fake", fake), f"{line!r} from firmware was not caught"
 
 
 def test_each_layer_says_what_lives_there_and_what_it_may_import():

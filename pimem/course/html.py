@@ -156,13 +156,16 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
     for path in course:
         nb = _read(path)
         is_lab = path.parent.name == "labs"
+        kind = "course"
         if is_lab:
-            # The edition is public: a lab is published as its student copy, never with its solutions.
-            import nbformat
+            from .students import is_graded, student_notebook
 
-            from .students import student_notebook
+            kind = "lab" if is_graded(nb) else "teacher"
+            if kind == "lab":
+                # The edition is public: a lab is published as its student copy, never with its solutions.
+                import nbformat
 
-            nb = nbformat.from_dict(student_notebook(nb))
+                nb = nbformat.from_dict(student_notebook(nb))
         rel = f"labs/{path.stem}.html" if is_lab else f"{path.stem}.html"
         up = "../" if is_lab else ""
         title = notebook_title(nb, path.stem)
@@ -178,18 +181,18 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
         page = out_dir / rel
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(body, encoding="utf-8")
-        entries.append((is_lab, rel, title))
+        entries.append((kind, rel, title))
     index = out_dir / "index.html"
     index.write_text(_index_page(entries, notes), encoding="utf-8")
     return index
 
 
-def _index_page(entries: list[tuple[bool, str, str]], notes: list[str]) -> str:
-    def items(lab: bool) -> str:
+def _index_page(entries: list[tuple[str, str, str]], notes: list[str]) -> str:
+    def items(kind: str) -> str:
         return "\n".join(f'<li><a href="{html.escape(rel)}">{html.escape(title)}</a></li>'
-                         for is_lab, rel, title in entries if is_lab == lab)
+                         for k, rel, title in entries if k == kind)
 
-    labs = items(True)
+    labs, teacher = items("lab"), items("teacher")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -203,9 +206,10 @@ Interactive controls show their rendered state; moving them needs a running kern
 (<code>bash scripts/start.sh</code>).</p>
 <h2>Notebooks</h2>
 <ol>
-{items(False)}
+{items("course")}
 </ol>
 {f'<h2>Labs</h2>{chr(10)}<p>The exercises as students get them: the solutions are not published here.</p>{chr(10)}<ul>{chr(10)}{labs}{chr(10)}</ul>' if labs else ''}
+{f'<h2>For teachers</h2>{chr(10)}<ul>{chr(10)}{teacher}{chr(10)}</ul>' if teacher else ''}
 {''.join(f'<p><small>note: {html.escape(n)}</small></p>' for n in notes)}
 </body>
 </html>

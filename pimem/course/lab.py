@@ -15,9 +15,11 @@ import ipaddress
 import json
 import os
 import socket
+import stat
 import sys
 from pathlib import Path
 
+from .. import safefs
 from ..exc import UsageError
 from .workcopy import WORKING_DIR, start_notebook, sync
 from ..paths import NOTEBOOKS_DIR
@@ -37,11 +39,12 @@ LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "f
                                                                    "checkForUpdates": False}}
 
 
-def quiet_news(settings_dir: Path | None = None) -> Path | None:
+def quiet_news(settings_dir: Path | None = None) -> str | None:
     """Write LAB_OVERRIDES into this venv's JupyterLab overrides.json; returns its path.
 
-    Only inside a venv (sys.prefix is then pimem's own, not the system's); other
-    keys already there are kept. None when not in a venv or it cannot be written.
+    Only inside a venv (sys.prefix is then pimem's own, not the system's), in folders this
+    user owns, never through a symlink (safefs); other settings there are kept. None when
+    not in a venv, or when the file cannot be written safely: the prompt is then only shown.
     """
     if settings_dir is None:
         if sys.prefix == sys.base_prefix:
@@ -49,16 +52,24 @@ def quiet_news(settings_dir: Path | None = None) -> Path | None:
         settings_dir = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
     path = settings_dir / "overrides.json"
     try:
-        current = json.loads(path.read_text()) if path.exists() else {}
-        if not isinstance(current, dict):
+        for folder in [*reversed(settings_dir.parents[:3]), settings_dir]:
+            if not folder.exists() and not folder.is_symlink():
+                folder.mkdir()
+            st = os.lstat(folder)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                return None   # a symlink, or someone else's folder: leave it alone
+        try:
+            current = json.loads(safefs.read_regular(path))
+        except FileNotFoundError:
+            current = {}
+        if not isinstance(current, dict) or any(not isinstance(current.get(k, {}), dict) for k in LAB_OVERRIDES):
             return None
         merged = {**current, **{k: {**current.get(k, {}), **v} for k, v in LAB_OVERRIDES.items()}}
         if merged != current:
-            settings_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(merged, indent=2) + "\n")
+            safefs.write_atomic(path, (json.dumps(merged, indent=2) + "\n").encode())
     except (OSError, ValueError):
         return None
-    return path
+    return str(path)
 
 
 def is_loopback(ip: str) -> bool:
@@ -118,11 +129,11 @@ def run_lab(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, open_browser: bool =
     if not notebooks_dir().is_dir():   # jupyter's own message for a missing root_dir is a traceback
         raise UsageError(f"{notebooks_dir()} does not exist; pimem lab serves the course notebooks of a "
                          "full checkout of the repository (git clone, then bash scripts/start.sh)")
-    for line in sync(directory).lines():
+    for line in sync(directory).lines():   # as the user behind sudo, when there is one
         print(f"pimem lab: {line}", file=sys.stderr)
     print(f"pimem lab: serving your working copy {directory} (yours to change; notebooks/ stays the "
           "course as published)", file=sys.stderr)
-    quiet_news()
+    safefs.as_invoking_user(quiet_news)
     for line in advice(ip, port):
         print(line, file=sys.stderr)
     sys.stderr.flush()

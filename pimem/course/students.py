@@ -9,10 +9,12 @@ before and after the markers stays), a markdown answer region becomes
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import safefs
 from ..exc import UsageError
 from ..paths import LABS_DIR
 
@@ -79,15 +81,15 @@ class StudentCopies:
     skipped: list[Path]
 
 
+def is_graded(nb: dict) -> bool:
+    """A lab proper: a notebook with nbgrader cells (notebooks/labs/ also holds others, e.g. the class results)."""
+    return any("nbgrader" in c.get("metadata", {}) for c in nb.get("cells", []))
+
+
 def graded_labs(directory: str | Path | None = None) -> list[Path]:
-    """The labs proper: notebooks with nbgrader cells (the folder also holds others, e.g. the class results)."""
+    """The labs proper in ``directory`` (default notebooks/labs/), by name."""
     folder = Path(directory) if directory else labs_dir()
-    out = []
-    for path in sorted(folder.glob("*.ipynb")):
-        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
-        if any("nbgrader" in c.get("metadata", {}) for c in cells):
-            out.append(path)
-    return out
+    return [p for p in sorted(folder.glob("*.ipynb")) if is_graded(json.loads(p.read_text(encoding="utf-8")))]
 
 
 def write_student_copies(out: str | Path | None = None, source: str | Path | None = None, *,
@@ -103,18 +105,24 @@ def write_student_copies(out: str | Path | None = None, source: str | Path | Non
     notebooks = graded_labs(src)
     if not notebooks:
         raise UsageError(f"no lab notebooks (*.ipynb with nbgrader cells) in {src}")
-    dst.mkdir(parents=True, exist_ok=True)
+    safefs.private_dir(dst, "student copies folder", "choose another folder with --out")
     written, skipped = [], []
     for path in notebooks:
         text = json.dumps(student_notebook(json.loads(path.read_text(encoding="utf-8"))),
                           indent=1, ensure_ascii=False) + "\n"
         target = dst / path.name
+        if force:
+            safefs.write_atomic(target, text.encode("utf-8"))   # replaces a planted symlink, never follows it
+            written.append(target)
+            continue
         try:
-            # "x" creates or fails in one step: no window in which a file made meanwhile is overwritten.
-            with target.open("w" if force else "x", encoding="utf-8") as f:
-                f.write(text)
+            # O_EXCL creates or fails in one step (and never follows a symlink): no window in which a
+            # file made meanwhile is overwritten.
+            fd = safefs.open_file(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             skipped.append(target)
             continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         written.append(target)
     return StudentCopies(dst, written, skipped)

@@ -8,7 +8,7 @@ one measurement when the slider is let go, not one per pixel dragged.
 An explorer is one box: a line saying what the mode is and what moving a
 control does, the controls that do something in that mode, and one figure,
 redrawn in place. Widgets need a running kernel to react. A rendered notebook
-keeps their state but not their callbacks (FACTS.md section 6), so the
+keeps their state but not their callbacks (a saved widget has no kernel to call), so the
 explorer's display also carries a plain image of its figure, which readers
 without widgets see instead of the controls' text.
 """

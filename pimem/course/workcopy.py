@@ -8,8 +8,8 @@ without their solutions), never overwritten. `pimem update-notebooks` brings
 in notebooks that changed upstream: an untouched copy is replaced, one the
 student changed stays and the new version is put beside it.
 
-A manifest (`.pimem-copies.json`) records, for each copy, the hash of the
-source it came from and of the file as written, which is how "changed
+A manifest (`.pimem-copies.json`) records, for each copy, the hash of what
+pimem last delivered and of the file it wrote, which is how "changed
 upstream" and "changed by the student" are told apart.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import safefs
@@ -30,7 +30,6 @@ REFERENCE_DIR = NOTEBOOKS_DIR
 WORKING_DIR = REPO / "my-notebooks"
 MANIFEST = ".pimem-copies.json"
 UPDATED_SUFFIX = "-updated"
-_HINT = "or remove it and run 'pimem lab' again to make a fresh working copy"
 
 
 @dataclass
@@ -105,7 +104,8 @@ def _file_bytes(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read {path} in the working copy ({e}); move it away, {_HINT}") from None
+        raise UsageError(f"cannot read {path} in the working copy ({e}); move it away (your work is in it), "
+                         "then run the command again") from None
 
 
 def _free_name(directory: Path, rel: str) -> str:
@@ -119,52 +119,61 @@ def _free_name(directory: Path, rel: str) -> str:
 def sync(directory: Path | None = None, *, update: bool = False, reference: Path | None = None) -> CopyReport:
     """Make missing copies; with `update`, bring in notebooks that changed upstream.
 
-    Nothing a student has is ever overwritten: a copy is replaced only when
-    its bytes are still those pimem wrote. Folders are the user's own, 0700.
+    Nothing a student has is ever overwritten: a copy is replaced only when its bytes are
+    still those pimem wrote. Folders are the user's own, 0700; under sudo the work is done
+    as the user who ran sudo, so the copy stays theirs (safefs.as_invoking_user).
     """
     directory = Path(directory) if directory is not None else WORKING_DIR
     ref = reference or REFERENCE_DIR
+    done = safefs.as_invoking_user(lambda: asdict(_sync(directory, update, ref)))
+    return CopyReport(Path(done["directory"]), done["created"], done["replaced"],
+                      [tuple(b) for b in done["beside"]], done["stale"])
+
+
+def _sync(directory: Path, update: bool, ref: Path) -> CopyReport:
     items = sources(ref)
     if not items:
         raise UsageError(f"no course notebooks in {ref}; pimem lab needs a full checkout of the repository")
-    hint = f"the working copy is made by 'pimem lab'; {_HINT}"
+    hint = (f"if an earlier 'sudo pimem lab' made it, give it back to yourself (sudo chown -R $USER {directory}); "
+            f"else move it away and run 'pimem lab' again for a fresh working copy")
     safefs.private_dir(directory, "working copy", hint)
     manifest = _read_manifest(directory)
     report = CopyReport(directory)
     changed = False
     for rel, src, make in items:
-        src_bytes = src.read_bytes()
-        src_sha = _sha(src_bytes)
         target = directory / rel
         if "/" in rel:
             safefs.private_dir(target.parent, "working copy folder", hint)
+        new = make(src.read_bytes())
+        new_sha = _sha(new)
         have = _file_bytes(target)
         entry = manifest.get(rel, {})
+        # "delivered": what pimem last gave for this name; "copy": the bytes it wrote there. A new
+        # course notebook, or a change in how copies are made (the lab stripping), both show as
+        # a new delivery.
         if have is None:
-            new = make(src_bytes)
             safefs.write_atomic(target, new)
-            manifest[rel] = {"source": src_sha, "copy": _sha(new)}
+            manifest[rel] = {"delivered": new_sha, "copy": new_sha}
             report.created.append(rel)
-            changed = True
-        elif entry.get("source") == src_sha:
+        elif entry.get("delivered") == new_sha:
             continue
+        elif _sha(have) == new_sha:   # already what would be delivered (e.g. the manifest was lost)
+            manifest[rel] = {"delivered": new_sha, "copy": new_sha}
         elif not update:
             report.stale.append(rel)
+            continue
         elif entry.get("copy") == _sha(have):
-            new = make(src_bytes)
             safefs.write_atomic(target, new)
-            manifest[rel] = {"source": src_sha, "copy": _sha(new)}
+            manifest[rel] = {"delivered": new_sha, "copy": new_sha}
             report.replaced.append(rel)
-            changed = True
         else:
-            new = make(src_bytes)
             beside = _free_name(directory, rel)
             safefs.write_atomic(directory / beside, new)
             # The student's file stays theirs; the new version is recorded as delivered.
-            manifest[rel] = {"source": src_sha, "copy": entry.get("copy", "")}
-            manifest[beside] = {"source": src_sha, "copy": _sha(new)}
+            manifest[rel] = {"delivered": new_sha, "copy": entry.get("copy", "")}
+            manifest[beside] = {"delivered": new_sha, "copy": new_sha}
             report.beside.append((rel, beside))
-            changed = True
+        changed = True
     if changed:
         safefs.write_atomic(directory / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return report
@@ -176,5 +185,4 @@ def start_notebook() -> str:
     return next((n for n in names if n.startswith("00-")), names[0] if names else "")
 
 
-__all__ = ["CopyReport", "MANIFEST", "REFERENCE_DIR", "WORKING_DIR", "sources", "start_notebook",
-                          "sync"]
+__all__ = ["CopyReport", "MANIFEST", "REFERENCE_DIR", "WORKING_DIR", "sources", "start_notebook", "sync"]

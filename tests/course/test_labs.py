@@ -571,3 +571,18 @@ def test_lab5_verdicts_hold_with_a_fair_host_write_rate():
         {k: v for k, v in labs.qmkl_rates().items() if k != "write_host"}
     table = labs.verdicts({"qmkl": labs.qmkl_rates(), "fair": fair})
     assert table["qmkl"].to_dict() == table["fair"].to_dict() == {"A": "zero-copy", "B": "copy", "C": "zero-copy"}
+
+
+def test_student_copies_never_follow_a_planted_symlink(tmp_path):
+    from pimem.course.students import write_student_copies
+
+    out = tmp_path / "student"
+    out.mkdir(mode=0o700)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (out / NOTEBOOKS[0].name).symlink_to(victim)
+    first = write_student_copies(out)
+    assert (out / NOTEBOOKS[0].name) in first.skipped and victim.read_text() == "precious"
+    write_student_copies(out, force=True)
+    assert victim.read_text() == "precious", "--force replaced the symlink's target"
+    assert not (out / NOTEBOOKS[0].name).is_symlink()

@@ -96,14 +96,57 @@ def test_update_replaces_untouched_copies_and_puts_new_versions_beside_changed_o
     assert (work / "00-start-here-updated.ipynb").read_text() == "edited the delivered one too"
 
 
-def test_a_damaged_manifest_treats_every_file_as_the_students(course, tmp_path):
+def test_a_damaged_manifest_keeps_every_file_and_adopts_those_already_current(course, tmp_path):
     work = tmp_path / "work"
     workcopy.sync(work, reference=course)
     (work / workcopy.MANIFEST).write_text("{not json")
     (course / "01-wall.ipynb").write_text(json.dumps(_nb("# v2")))
+    assert workcopy.sync(work, reference=course).stale == ["01-wall.ipynb"], "only the changed one is announced"
     report = workcopy.sync(work, update=True, reference=course)
-    assert report.replaced == [] and len(report.beside) == 3
-    assert "v2" not in (work / "01-wall.ipynb").read_text()
+    assert report.replaced == [] and report.beside == [("01-wall.ipynb", "01-wall-updated.ipynb")]
+    assert "v2" not in (work / "01-wall.ipynb").read_text(), "without the manifest, no copy counts as untouched"
+    assert workcopy.sync(work, update=True, reference=course).lines() == []
+
+
+def test_a_change_in_how_lab_copies_are_made_reaches_untouched_copies(course, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    workcopy.sync(work, reference=course)
+    made = workcopy._student
+    monkeypatch.setattr(workcopy, "_student", lambda data: made(data).replace(b"NotImplementedError",
+                                                                               b"NotImplementedError  # new"))
+    report = workcopy.sync(work, update=True, reference=course)
+    assert report.replaced == ["labs/lab1.ipynb"]
+    assert "# new" in (work / "labs" / "lab1.ipynb").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as sudo does")
+def test_under_sudo_the_copy_belongs_to_the_user_who_ran_sudo(course, monkeypatch):
+    import tempfile
+
+    nobody = 65534
+    base = Path(tempfile.mkdtemp(prefix="pimem-sudo-"))
+    try:
+        os.chmod(base, 0o755)
+        ref = base / "notebooks"
+        shutil.copytree(course, ref)
+        for d in [ref, *[p for p in ref.rglob("*") if p.is_dir()]]:
+            os.chmod(d, 0o755)
+        work_parent = base / "checkout"
+        work_parent.mkdir()
+        os.chown(work_parent, nobody, nobody)
+        monkeypatch.setenv("SUDO_UID", str(nobody))
+        monkeypatch.setenv("SUDO_GID", str(nobody))
+        report = workcopy.sync(work_parent / "work", reference=ref)
+        assert report.created == ["00-start-here.ipynb", "01-wall.ipynb", "labs/lab1.ipynb"]
+        owners = {p.stat().st_uid for p in (work_parent / "work").rglob("*")} | {(work_parent / "work").stat().st_uid}
+        assert owners == {nobody}, "sudo pimem lab must leave the student's files theirs"
+        # A root-owned copy (an older sudo run) is refused with what to do, not "remove your work".
+        root_made = work_parent / "root-made"
+        root_made.mkdir(mode=0o700)
+        with pytest.raises(UnsafeDirectory, match="chown"):
+            workcopy.sync(root_made, reference=ref)
+    finally:
+        shutil.rmtree(base)
 
 
 def test_a_planted_symlink_is_refused(course, tmp_path):
@@ -148,7 +191,7 @@ def test_the_news_prompt_is_answered_in_overrides_keeping_other_settings(tmp_pat
                                                          "@jupyterlab/apputils-extension:notification":
                                                              {"doNotDisturbMode": True}}))
     path = lab.quiet_news(settings)
-    data = json.loads(path.read_text())
+    data = json.loads(Path(path).read_text())
     assert data["@jupyterlab/apputils-extension:themes"] == {"theme": "x"}
     assert data["@jupyterlab/apputils-extension:notification"] == {"doNotDisturbMode": True, "fetchNews": "false",
                                                                    "checkForUpdates": False}
@@ -161,3 +204,21 @@ def test_cli_update_notebooks(tmp_path, capsys):
     assert "copied" in capsys.readouterr().out
     assert cli.main(["update-notebooks", "--dir", str(tmp_path / "w")]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def test_the_news_override_never_follows_a_planted_symlink(tmp_path):
+    settings = tmp_path / "share" / "jupyter" / "lab" / "settings"
+    settings.mkdir(parents=True)
+    victim = tmp_path / "victim.json"
+    (settings / "overrides.json").symlink_to(victim)
+    assert lab.quiet_news(settings) is None
+    assert not victim.exists(), "a symlink at overrides.json was followed"
+    (settings / "overrides.json").unlink()
+    (settings / "overrides.json").write_text('{"@jupyterlab/apputils-extension:notification": []}')
+    assert lab.quiet_news(settings) is None, "a value of the wrong type is left alone, without a traceback"
+    linked = tmp_path / "elsewhere"
+    linked.mkdir()
+    (tmp_path / "share" / "jupyter" / "lab" / "settings").rename(tmp_path / "old-settings")
+    (tmp_path / "share" / "jupyter" / "lab" / "settings").symlink_to(linked)
+    assert lab.quiet_news(tmp_path / "share" / "jupyter" / "lab" / "settings") is None
+    assert list(linked.iterdir()) == []

@@ -5,7 +5,7 @@
  * One call times a whole region of `reps` operations on the same buffer and
  * returns its elapsed nanoseconds, so the cost of calling from Python is paid
  * once per region (milliseconds), not once per operation. pimem builds this
- * file into a shared library (pimem/core.py) and benchmarks/membench.c
+ * file into a shared library (pimem/bench/core.py) and benchmarks/membench.c
  * includes it: C and pimem time the very same loops.
  *
  * fill = memset and copy = memcpy (what C programs call), except where the
@@ -52,7 +52,7 @@ static uint64_t rotl64(uint64_t x, unsigned r)
 }
 
 /* Sum mod 2^64 of the buffer's little-endian 64-bit words counted from its
- * first byte, the last zero-padded (pimem.kernels' read contract).
+ * first byte, the last zero-padded (pimem.bench.kernels' read contract).
  * 16-byte aligned: vector types with four accumulators (-O2 before GCC 12
  * leaves a plain loop scalar). Otherwise naturally aligned volatile loads: a
  * word that starts k bytes before a logical word boundary is that word's
