@@ -126,22 +126,20 @@ def test_generate_assignment_releases_no_solution(course):
 
 def test_the_instructor_notebooks_get_full_marks(gradebook):
     gb = gradebook
-    if True:
-        for p in NOTEBOOKS:
-            nb = gb.find_submission_notebook(p.stem, ASSIGNMENT, "instructor")
-            assert nb.max_code_score > 0, p.name
-            failed = [g.name for g in nb.grades if g.cell.cell_type == "code" and g.score != g.max_score]
-            assert nb.code_score == nb.max_code_score, (p.name, f"cells not given full marks: {failed}")
+    for p in NOTEBOOKS:
+        nb = gb.find_submission_notebook(p.stem, ASSIGNMENT, "instructor")
+        assert nb.max_code_score > 0, p.name
+        failed = [g.name for g in nb.grades if g.cell.cell_type == "code" and g.score != g.max_score]
+        assert nb.code_score == nb.max_code_score, (p.name, f"cells not given full marks: {failed}")
 
 
 def test_an_untouched_release_copy_gets_zero(gradebook):
     gb = gradebook
-    if True:
-        for p in NOTEBOOKS:
-            nb = gb.find_submission_notebook(p.stem, ASSIGNMENT, "untouched")
-            assert nb.max_code_score > 0, p.name
-            scored = [g.name for g in nb.grades if g.score]
-            assert nb.score == 0, (p.name, f"cells scored for an unanswered lab: {scored}")
+    for p in NOTEBOOKS:
+        nb = gb.find_submission_notebook(p.stem, ASSIGNMENT, "untouched")
+        assert nb.max_code_score > 0, p.name
+        scored = [g.name for g in nb.grades if g.score]
+        assert nb.score == 0, (p.name, f"cells scored for an unanswered lab: {scored}")
 
 
 def test_autograde_ran_the_labs_on_the_emulator(course):
