@@ -36,12 +36,10 @@ def cmd_core(args: argparse.Namespace) -> int:
 
 
 def cmd_mountain(args: argparse.Namespace) -> int:
-    from .bench.data import data_dir
-    from pathlib import Path
-
     from .bench.mountain import DEFAULT_SIZES, DEFAULT_STRIDES, mountain, save_mountain
     from .bench.sweep import format_size, parse_size
 
+    folder = _user_folder(args, "mountain") if args.save else None
     sizes = [parse_size(t) for t in args.sizes] if args.sizes else list(DEFAULT_SIZES)
     strides = args.strides or list(DEFAULT_STRIDES)
     frame, meta = mountain(_backend(args), kind=args.kind, sizes=sizes, strides=strides,
@@ -53,9 +51,10 @@ def cmd_mountain(args: argparse.Namespace) -> int:
     for size, row in grid.iterrows():
         print(f"{format_size(int(size)):>9} " + " ".join(f"{v:6.2f}" for v in row))
     if args.save:
-        target = Path(args.dir) if args.dir else data_dir() / "mountain"
-        target.mkdir(exist_ok=True)
-        print(f"saved to {save_mountain(frame, meta, target / args.save)}")
+        from . import safefs
+
+        saved = safefs.as_invoking_user(lambda: str(save_mountain(frame, meta, folder() / args.save)))
+        print(f"saved to {saved}")
     return 0
 
 
@@ -121,10 +120,16 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
         if (args.backend or "emulator") != "emulator":
             raise UsageError("--reset-emulator resets the emulator's state; it cannot be combined with --backend pi")
+        from .memory.backend import close_backends
+
         state_dir = default_emulator_dir()
-        FirmwareEmulator.reset(state_dir)
-        print(f"Reset the emulator in {state_dir}: a freshly booted firmware, every emulated allocation gone.")
+        close_backends()   # this process's handle on the old state goes with it
+        fw = FirmwareEmulator.reset(state_dir, gpu_mem=None if args.gpu_mem is None else args.gpu_mem << 20)
+        print(f"Reset the emulator in {state_dir}: a freshly booted firmware with gpu_mem={fw.gpu_mem >> 20} MiB "
+              f"(a heap of {fw.heap_size >> 20} MiB), every emulated allocation gone.")
         return 0
+    if args.gpu_mem is not None:
+        raise UsageError("--gpu-mem sets the emulator's gpu_mem when it boots: use it with --reset-emulator")
     backend = _backend(args)
     # Opening the backend already reclaimed; report that, then look again.
     freed = list(backend.reclaimed) + backend.ledger.reclaim(backend.mailbox)
@@ -175,13 +180,9 @@ def _benchmarks(texts: Sequence[str] | None) -> list[str]:
 
 
 def _check_gpu_size(size: int, backend: Backend) -> None:
-    from .bench.sweep import format_size
-
-    heap = backend.mailbox.relocatable_heap()
-    if size > heap:
-        raise UsageError(f"{format_size(size)} is more than the firmware's GPU heap ({format_size(heap)} of "
-                         f"gpu_mem's {format_size(backend.mailbox.vc_memory().size)}); "
-                         "ask for less, or raise gpu_mem in /boot/firmware/config.txt")
+    problem = backend.mailbox.too_big(size)
+    if problem:
+        raise UsageError(problem)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -206,15 +207,13 @@ def _check_sweep_sizes(sizes: Sequence[int], names: Sequence[str], backend: Back
     those a board's GPU memory cannot hold.)
     """
     from .bench.benchmarks import BENCHMARKS
-    from .bench.sweep import format_size
 
     gpu_names = [n for n in names if BENCHMARKS[n].flags is not None]
-    heap = backend.mailbox.relocatable_heap()
-    too_big = [s for s in sizes if s > heap]
-    if gpu_names and too_big:
-        raise UsageError(f"size {format_size(too_big[0])} is more than the firmware's GPU heap "
-                         f"({format_size(heap)}), which {', '.join(gpu_names)} need; ask for less, choose "
-                         "only host benchmarks (baseline, read-host), or raise gpu_mem in /boot/firmware/config.txt")
+    if gpu_names:
+        problem = backend.mailbox.too_big(max(sizes), what=f", which {', '.join(gpu_names)} need",
+                                          less="ask for less or choose only host benchmarks (baseline, read-host)")
+        if problem:
+            raise UsageError(problem)
 
 
 def _run_sweep(args: argparse.Namespace):
@@ -285,10 +284,39 @@ def _destination(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: this user may not write in {p}; choose another folder")
 
 
-def cmd_record(args: argparse.Namespace) -> int:
-    from .bench.data import _NAME_RE, data_dir, save_recording
+def _user_folder(args: argparse.Namespace, sub: str = "") -> Any:
+    """Where a command saves: --dir, else with --contribute the course's data/, else this user's my-data/.
 
-    _destination(args.dir, "--dir")
+    Returns a function that makes the folder (my-data/ private to the user, as my-notebooks/ is).
+    Call it, and write there, inside safefs.as_invoking_user: under sudo the files are the user's.
+    """
+    from pathlib import Path
+
+    from . import safefs
+    from .bench.data import data_dir, user_data_dir
+
+    if args.dir:
+        if getattr(args, "contribute", False):
+            raise UsageError("--contribute saves into the course's data/; leave out --dir (or --contribute)")
+        _destination(args.dir, "--dir")
+        return lambda: Path(args.dir)
+    if getattr(args, "contribute", False):
+        return lambda: data_dir() / sub if sub else data_dir()
+
+    def mine() -> Path:
+        top = safefs.private_dir(user_data_dir(), "your data folder",
+                                 f"move it away, or save elsewhere with --dir")
+        return safefs.private_dir(top / sub, "your data folder", "move it away, or save elsewhere with --dir") \
+            if sub else top
+    return mine
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from . import safefs
+    from .bench.data import _NAME_RE
+    from .bench.data.save import recording_texts, write_recording
+
+    folder = _user_folder(args)
     if args.name is not None and (not _NAME_RE.match(args.name) or args.name.endswith((".csv", ".json"))):
         # Checked before the sweep, not after minutes of measuring (save_recording checks it too).
         raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-', starting with a "
@@ -302,37 +330,45 @@ def cmd_record(args: argparse.Namespace) -> int:
     if result.frame.empty:
         raise BenchmarkError("nothing was measured, so nothing was recorded: "
                              + "; ".join(result.notes or ["no point ran"]))
-    directory = args.dir or data_dir()
     name = args.name or ("pi-" if result.meta["machine"]["is_pi"] else "host-") + \
         result.meta["created"][:10] + "-" + result.meta["kernel_choice"] + (f"-{label_slug(label)}" if label else "")
     if label:
         result.meta["label"] = label
-    path = save_recording(result.frame, result.meta, directory, name)
+    from pathlib import Path
+
+    texts = recording_texts(result.frame, result.meta, name)   # checked here; only the writing moves to the user
+    path = Path(safefs.as_invoking_user(lambda: str(write_recording(folder(), *texts))))
     for note in result.notes:
         print("note:", note)
     print(f"Recorded {len(result.frame)} samples to {path} (metadata in {path.with_suffix('.json').name})")
+    if args.contribute:
+        print("It is in the course's data/ now: data/README.md says how a Pi run joins the course "
+              "(check-data, a commit, a pull request)")
     return _sweep_status(result.frame)
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
-    from .bench.data import check_data_dir, data_dir
+    from pathlib import Path
 
-    directory = args.dir or data_dir()
-    problems = check_data_dir(directory)
+    from .bench.data import check_data_dir, data_folders
+
+    folders = [Path(args.dir)] if args.dir else data_folders()
+    found = {str(d): check_data_dir(d) for d in folders}
     if args.json:
-        _print_json({"directory": str(directory), "problems": problems})
+        _print_json({"directories": found, "problems": [p for ps in found.values() for p in ps]})
     else:
-        for p in problems:
-            print(p)
-        print(f"{directory}: " + ("every recording follows the schema" if not problems
-                                   else f"{len(problems)} problem(s)"))
-    return 1 if problems else 0
+        for directory, problems in found.items():
+            for p in problems:
+                print(p)
+            print(f"{directory}: " + ("every recording follows the schema" if not problems
+                                       else f"{len(problems)} problem(s)"))
+    return 1 if any(found.values()) else 0
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
     from .course.lab import run_lab
 
-    return run_lab(args.ip, args.port, open_browser=args.browser, directory=args.dir)
+    return run_lab(args.ip, args.port, open_browser=args.browser, directory=args.dir, teacher=args.teacher)
 
 
 def cmd_update_notebooks(args: argparse.Namespace) -> int:
@@ -432,7 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strides", nargs="+", type=int, metavar="WORDS", help="strides in 8-byte words (default 1..12)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--save", metavar="NAME", help="save as NAME.csv/NAME.json (never overwrites)")
-    p.add_argument("--dir", help="where --save writes (default: the repository's data/mountain/)")
+    p.add_argument("--dir", help="where --save writes (default: your my-data/mountain/)")
+    p.add_argument("--contribute", action="store_true",
+                   help="save into the course's data/mountain/ instead (to add a Pi's mountain to the course)")
     add("core", cmd_core, "build (once) and load the compiled timing core; say where it is, or why not",
         backend=False)
     p = add("decode", cmd_decode, "decode bus addresses (hex) into alias and physical address", backend=False)
@@ -443,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("cleanup", cmd_cleanup, "release the GPU memory that dead processes left allocated")
     p.add_argument("--reset-emulator", action="store_true",
                    help="throw away the emulator's state (damaged or not) and boot it afresh")
+    p.add_argument("--gpu-mem", type=int, metavar="MIB",
+                   help="with --reset-emulator: boot the emulator with this gpu_mem in MiB, as config.txt's "
+                   "gpu_mem= (default: PIMEM_EMULATOR_GPU_MEM, else 76; the original lesson's Pi had 128)")
 
     def timing_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--iterations", type=int, default=5, help="timed iterations per point (default 5)")
@@ -456,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--statistic", choices=("median", "min", "mean"), default="median")
     timing_options(p)
     for name, func, text in (("sweep", cmd_sweep, "run benchmarks over a range of sizes"),
-                             ("record", cmd_record, "run a sweep and save it under data/ (never overwrites)")):
+                             ("record", cmd_record, "run a sweep and save it in your my-data/ (never overwrites)")):
         p = add(name, func, text)
         p.add_argument("--sizes", nargs="+", metavar="SIZE",
                        help="sizes in bytes or with units (64KiB 1MiB); default: powers of two 4 KiB..256 MiB")
@@ -468,19 +509,25 @@ def build_parser() -> argparse.ArgumentParser:
                            "then -LABEL with --label)")
             p.add_argument("--label", help="a student's or board's name, kept in the recording "
                            "(for pimem.course.classroom.load_class), e.g. alice or pi-07")
-            p.add_argument("--dir", help="directory (default: the repository's data/)")
+            p.add_argument("--dir", help="directory (default: your my-data/, beside my-notebooks/)")
+            p.add_argument("--contribute", action="store_true",
+                           help="save into the course's data/ instead (to add a Pi run to the course: "
+                           "data/README.md says how)")
     p = add("lab", cmd_lab, "start JupyterLab on your working copy, my-notebooks/ (made from notebooks/ on "
             "first start; loopback only, token kept; safe as root)", backend=False)
     p.add_argument("--dir", help="working copy folder (default: my-notebooks/ in the repository)")
     p.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8888)
     p.add_argument("--browser", action="store_true", help="open a browser on this machine")
+    p.add_argument("--teacher", action="store_true",
+                   help="also copy the teacher's notebooks (class results) into the working copy, under teacher/")
     p = add("update-notebooks", cmd_update_notebooks,
             "bring notebooks that changed in the course into your working copy (your changes are kept)",
             backend=False)
     p.add_argument("--dir", help="working copy folder (default: my-notebooks/ in the repository)")
-    p = add("check-data", cmd_check_data, "check every recording in data/ against the schema", backend=False)
-    p.add_argument("--dir", help="directory (default: the repository's data/)")
+    p = add("check-data", cmd_check_data, "check every recording in data/ and my-data/ against the schema",
+            backend=False)
+    p.add_argument("--dir", help="directory (default: the course's data/ and your my-data/)")
     p = add("student-copies", cmd_student_copies,
             "write the lab notebooks without their solutions and outputs (default notebooks/labs/student/)",
             backend=False)

@@ -30,10 +30,14 @@ def _git_status() -> str | None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _working_copy_untouched():
-    """The tests never touch a student's working copy (my-notebooks/) nor the committed course and data."""
-    before, status = _snapshot(WORKING_DIR), _git_status()
+    """The tests never touch a student's working copy (my-notebooks/), their data (my-data/), nor the
+    committed course and data."""
+    from pimem.paths import MY_DATA_DIR
+
+    before, mine, status = _snapshot(WORKING_DIR), _snapshot(MY_DATA_DIR), _git_status()
     yield
     assert _snapshot(WORKING_DIR) == before, f"a test changed the working copy {WORKING_DIR}"
+    assert _snapshot(MY_DATA_DIR) == mine, f"a test changed the user's data folder {MY_DATA_DIR}"
     assert _git_status() == status, "a test changed files of notebooks/ or data/ (git status differs)"
 
 
@@ -43,6 +47,9 @@ def _isolated_emulator(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PIMEM_BACKEND", "emulator")
     monkeypatch.setenv("PIMEM_EMULATOR_DIR", str(state))
     monkeypatch.delenv("PIMEM_LEDGER_DIR", raising=False)
+    monkeypatch.delenv("PIMEM_EMULATOR_GPU_MEM", raising=False)
+    # A user's own recordings (my-data/) never reach a test: each test has an empty folder of its own.
+    monkeypatch.setenv("PIMEM_USER_DATA_DIR", str(tmp_path_factory.mktemp("my-data") / "my-data"))
     backend_mod.close_backends()
     yield state
     backend_mod.close_backends()

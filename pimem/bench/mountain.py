@@ -91,10 +91,10 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
         if KINDS[kind] is None:
             buf = host_array(big, backend)
         else:
-            heap = backend.mailbox.relocatable_heap()
-            if big > heap:
-                raise UsageError(f"the mountain's largest size {format_size(big)} is more than the GPU heap "
-                                 f"({format_size(heap)}); give smaller --sizes or raise gpu_mem")
+            problem = backend.mailbox.too_big(big, what=", which the mountain's largest size needs",
+                                              less="give smaller --sizes")
+            if problem:
+                raise UsageError(problem)
             gpu = GpuBuffer(big, KINDS[kind], backend=backend)
             buf = gpu.array
         buf.view(np.uint8)[:] = 0xA5                      # touch every page before timing

@@ -19,15 +19,12 @@ from .benchmarks import LATENCY_MAX_BYTES, BENCHMARKS, PhaseResult, RunOptions, 
 from ..exc import GpuMemoryExhausted, UsageError
 from .kernels import KERNELS, get_kernel
 
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+from ..units import GiB, KiB, MiB, format_size, parse_size
 DEFAULT_SIZES: tuple[int, ...] = tuple(1 << p for p in range(12, 29))  # 4 KiB .. 256 MiB
 
 #: The tidy frame's columns, the same as a recording's CSV (data/README.md).
 COLUMNS = ("benchmark", "phase", "size_bytes", "statistic", "sample", "seconds", "bytes", "bus_bytes",
            "gb_per_s", "gib_per_s", "reps", "overhead_bound", "verified", "kernel", "flags", "alias")
-
-_UNITS = {"": 1, "b": 1, "k": KiB, "kb": 1000, "kib": KiB, "m": MiB, "mb": 10**6, "mib": MiB,
-          "g": GiB, "gb": 10**9, "gib": GiB}
 
 
 
@@ -51,31 +48,6 @@ def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> list[dict[st
         if n:
             caches.append({"level": level, "type": kind, "bytes": n})
     return caches
-
-def parse_size(text: str | int, *, default_unit: int = 1) -> int:
-    """Bytes from '4096', '64KiB', '1MiB', '1.5MB' (KB/MB = 10^3/10^6; KiB/MiB = 2^10/2^20)."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        value, unit = float(text), default_unit
-    else:
-        if str(text).strip().startswith("-"):
-            raise UsageError(f"size {text!r} is negative; give a positive size such as 4096, 64KiB or 1MiB")
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
-        if not m or m.group(2).lower() not in _UNITS:
-            raise UsageError(f"size {text!r} is not a size; write e.g. 4096, 64KiB, 1MiB or 1.5MB")
-        value = float(m.group(1))
-        unit = _UNITS[m.group(2).lower()] if m.group(2) else default_unit
-    size = int(value * unit)
-    if size <= 0 or size != value * unit:
-        raise UsageError(f"size {text!r} must be a positive whole number of bytes")
-    return size
-
-
-def format_size(n: int) -> str:
-    for unit, name in ((GiB, "GiB"), (MiB, "MiB"), (KiB, "KiB")):
-        if n >= unit and n % unit == 0:
-            return f"{n // unit} {name}"
-    return f"{n} B"
-
 
 def cpu_model() -> str:
     """The CPU's name from /proc/cpuinfo (x86 'model name', ARM 'Model' or the implementer line)."""
@@ -177,6 +149,7 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
     gpu_total = backend.mailbox.relocatable_heap()
     notes: list[str] = []
     plan = []
+    too_big: list[int] = []
     if any(s.phases == ("latency",) for s in specs) and "c-loop" not in KERNELS:
         from .core import status
 
@@ -189,9 +162,12 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
                              f"up to {format_size(LATENCY_MAX_BYTES)}, as the published tables are")
             elif spec.flags is not None and size > gpu_total:
                 notes.append(f"{spec.name} at {format_size(size)} skipped: more than the firmware's GPU heap "
-                             f"({format_size(gpu_total)}; raise gpu_mem to go further)")
+                             f"({format_size(gpu_total)} of gpu_mem's {format_size(backend.mailbox.vc_memory().size)})")
+                too_big.append(size)
             else:
                 plan.append((spec, size))
+    if too_big:   # once, for the largest: how to get a heap that holds it
+        notes.append(f"to go further: {backend.mailbox.too_big(max(too_big))}")
     results: list[PhaseResult] = []
     bar = _progress(len(plan), progress)
     try:

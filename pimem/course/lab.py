@@ -22,7 +22,8 @@ from pathlib import Path
 from .. import safefs
 from ..exc import UsageError
 from .workcopy import WORKING_DIR, start_notebook, sync
-from ..paths import NOTEBOOKS_DIR
+from ..firmware.transport import VCIO_PATH
+from ..paths import NOTEBOOKS_DIR, pimem_command
 
 DEFAULT_IP = "127.0.0.1"
 DEFAULT_PORT = 8888
@@ -72,6 +73,11 @@ def quiet_news(settings_dir: Path | None = None) -> str | None:
     return str(path)
 
 
+def _bound(ip: str) -> str:
+    # "localhost" may mean ::1 as well, where another local user can listen first: bind IPv4 loopback.
+    return "127.0.0.1" if ip == "localhost" else ip
+
+
 def is_loopback(ip: str) -> bool:
     if ip == "localhost":
         return True
@@ -87,6 +93,7 @@ def lab_command(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, *, root: bool | 
     if not 0 < port < 65536:
         raise UsageError(f"--port {port} is not a TCP port (1..65535)")
     is_loopback(ip)
+    ip = _bound(ip)
     root = os.geteuid() == 0 if root is None else root
     directory = directory or WORKING_DIR
     # The venv's own jupyter: `sudo` does not carry an activated venv's PATH.
@@ -101,27 +108,31 @@ def lab_command(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, *, root: bool | 
     return cmd
 
 
-def advice(ip: str, port: int) -> list[str]:
-    """What to tell the person starting it."""
+def advice(ip: str, port: int, on_pi: bool | None = None) -> list[str]:
+    """What to tell the person starting it (`on_pi`: default, whether this machine has /dev/vcio)."""
     lines = []
+    on_pi = os.path.exists(VCIO_PATH) if on_pi is None else on_pi
     if is_loopback(ip):
-        host = socket.gethostname()
-        lines += [f"pimem lab: JupyterLab listens on {ip}:{port} only (this machine).",
-                  "  From another computer, open a tunnel there, then browse to the URL with the token below:",
-                  f"    ssh -N -L {port}:localhost:{port} {os.environ.get('SUDO_USER') or 'pi'}@{host}"]
+        ip = _bound(ip)
+        lines.append(f"pimem lab: JupyterLab listens on {ip}:{port} only (this machine); open the URL with "
+                     "the token below in a browser here.")
+        if on_pi:   # a Pi is usually reached from a laptop: the tunnel, to the address the server binds
+            target = f"[{ip}]" if ":" in ip else ip
+            lines += ["  From another computer, open a tunnel there, then browse to the same URL:",
+                      f"    ssh -N -L {port}:{target}:{port} {os.environ.get('SUDO_USER') or 'pi'}@{socket.gethostname()}"]
     else:
         bar = "!" * 72
         lines += [bar, f"WARNING: listening on {ip}: anyone who can reach this address and gets the token",
                   "runs code on this machine" + (" AS ROOT" if os.geteuid() == 0 else "") +
                   ". Prefer the default (127.0.0.1) and an SSH tunnel.", bar]
-    if os.geteuid() != 0 and os.path.exists("/dev/vcio"):
+    if os.geteuid() != 0 and on_pi:
         lines.append("  Not root: the notebooks can read the board but not map GPU memory (/dev/mem). "
-                     "Start with: sudo .venv/bin/python -m pimem lab")
+                     f"Start with: sudo {pimem_command('lab')}")
     return lines
 
 
 def run_lab(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, open_browser: bool = False,
-            directory: Path | None = None) -> int:
+            directory: Path | None = None, teacher: bool = False) -> int:
     directory = Path(directory) if directory is not None else WORKING_DIR
     cmd = lab_command(ip, port, open_browser=open_browser, directory=directory, start=start_notebook())
     if not _has_module("jupyterlab"):
@@ -129,7 +140,7 @@ def run_lab(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, open_browser: bool =
     if not notebooks_dir().is_dir():   # jupyter's own message for a missing root_dir is a traceback
         raise UsageError(f"{notebooks_dir()} does not exist; pimem lab serves the course notebooks of a "
                          "full checkout of the repository (git clone, then bash scripts/start.sh)")
-    for line in sync(directory).lines():   # as the user behind sudo, when there is one
+    for line in sync(directory, teacher=teacher).lines():   # as the user behind sudo, when there is one
         print(f"pimem lab: {line}", file=sys.stderr)
     print(f"pimem lab: serving your working copy {directory} (yours to change; notebooks/ stays the "
           "course as published)", file=sys.stderr)

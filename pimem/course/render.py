@@ -81,12 +81,14 @@ def _read(path: Path) -> "NotebookNode":
 def render_environment(scratch: Path) -> dict[str, str]:
     """The kernel's environment: the same on every machine (see the module docstring)."""
     env = dict(os.environ)
-    for name in ("MPLBACKEND", "PIMEM_DATA_DIR", "PYTHONSTARTUP", "JUPYTER_CONFIG_DIR"):
+    for name in ("MPLBACKEND", "PIMEM_DATA_DIR", "PYTHONSTARTUP", "JUPYTER_CONFIG_DIR", "PIMEM_EMULATOR_GPU_MEM"):
         env.pop(name, None)   # MPLBACKEND=Agg would hide every inline figure
     env.update({
         "PIMEM_MODE": "recorded",
         "PIMEM_BACKEND": "emulator",
         "PIMEM_EMULATOR_DIR": str(scratch / "firmware"),
+        # The course's data/ only: never the recordings a user keeps in my-data/.
+        "PIMEM_USER_DATA_DIR": str(scratch / "no-user-data"),
         "PIMEM_LEDGER_DIR": str(scratch / "ledger"),
         "PYTHONHASHSEED": "0",
         "TQDM_DISABLE": "1",          # progress bars carry timings: never in committed outputs
@@ -116,6 +118,15 @@ def _kernel_manager(scratch: Path) -> Any:
                               ip=str(scratch / "kernel"), connection_file=str(scratch / "kernel.json"))
 
 
+def _stop(km: Any) -> None:
+    """Stop the kernel now. nbclient stops only kernels it made itself; a kernel left running
+    would notice this process exit and warn "Parent appears to have exited" on stderr."""
+    from jupyter_core.utils import run_sync
+
+    if run_sync(km.is_alive)():
+        run_sync(km.shutdown_kernel)(now=True)
+
+
 def _cell_label(nb: "NotebookNode", index: int) -> str:
     src = nb.cells[index].source.strip().splitlines() if 0 <= index < len(nb.cells) else []
     first = src[0] if src else ""
@@ -138,8 +149,9 @@ def execute_notebook(path: Path, *, timeout: int = 180) -> "NotebookNode":
     current = {"index": -1}
     with tempfile.TemporaryDirectory(prefix="pimem-render-") as tmp:
         scratch = Path(tmp)
+        km = _kernel_manager(scratch)
         client = NotebookClient(
-            nb, km=_kernel_manager(scratch), timeout=timeout, kernel_name=KERNEL_NAME,
+            nb, km=km, timeout=timeout, kernel_name=KERNEL_NAME,
             resources={"metadata": {"path": str(path.parent)}},
             store_widget_state=True,    # the HTML edition shows the controls
             record_timing=False,        # timestamps would change every render
@@ -160,6 +172,8 @@ def execute_notebook(path: Path, *, timeout: int = 180) -> "NotebookNode":
                 "make it faster (smaller sizes in recorded mode) or raise the timeout") from None
         except DeadKernelError as e:
             raise NotebookError(f"{path.name}: the kernel died in {_cell_label(nb, current['index'])}: {e}") from None
+        finally:
+            _stop(km)
     if kernelspec is not None:   # keep the author's kernelspec, not our private one
         nb.metadata["kernelspec"] = kernelspec
     return clean_notebook(nb, name=path.stem)

@@ -27,6 +27,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import plots
+from .plots.style import LIVE_RECORDING
 from ..bench.benchmarks import BENCHMARKS
 from ..exc import UsageError
 from ..bench.report import BENCH_SET
@@ -36,7 +37,6 @@ from ..bench.sweep import DEFAULT_SIZES, MiB, format_size
 Progress = Callable[[int, int, str], None]
 
 DEFAULT_RECORDING = "host-2026-12-02-libc"
-LIVE_RECORDING = "this run (live)"
 MAX_ITERATIONS = 20
 
 
@@ -47,7 +47,7 @@ class LiveRunner:
     """Measures now: benchmarks x sizes x iterations -> a frame in the recording schema with 'provenance'."""
 
     kernel: str | None = None
-    backend: Any = None
+    backend: Any = None   # a Backend, or its name ("pi", "emulator"), or None: the default backend
     notes: list[str] = field(default_factory=list)   # what the last call skipped, and why
 
     @property
@@ -55,8 +55,8 @@ class LiveRunner:
         """Measuring this computer (the emulator backend), not a Pi."""
         from ..memory.backend import default_backend_name
 
-        name = getattr(self.backend, "name", None) or default_backend_name()
-        return name != "pi"
+        name = self.backend if isinstance(self.backend, str) else getattr(self.backend, "name", None)
+        return (name or default_backend_name()) != "pi"
 
     def __call__(self, benchmarks: Sequence[str], sizes: Sequence[int], iterations: int,
                  progress: Progress | None = None) -> pd.DataFrame:
@@ -64,7 +64,8 @@ class LiveRunner:
         from ..bench.benchmarks import RunOptions
         from ..bench.sweep import sweep
 
-        result = sweep(self.backend or get_backend(), list(benchmarks), list(sizes), kernel=self.kernel,
+        backend = get_backend(self.backend) if self.backend is None or isinstance(self.backend, str) else self.backend
+        result = sweep(backend, list(benchmarks), list(sizes), kernel=self.kernel,
                        options=RunOptions(iterations=int(iterations)), progress=progress or False,
                        command="pimem.course.widgets explorer")
         self.notes = list(result.notes)
@@ -97,7 +98,8 @@ def recorded_source(recording: str = DEFAULT_RECORDING) -> pd.DataFrame:
 
 def source_for(run: Any, recording: str = DEFAULT_RECORDING, kernel: str | None = None) -> Source:
     """A live runner when ``run`` (a ``pimem.course.mode.RunMode``) is live, else the recorded frame."""
-    return live_runner(kernel) if run.live else recorded_source(recording)
+    # The run's own backend by name: the mode line already said which, so no second notice on stderr.
+    return live_runner(kernel, run.backend) if run.live else recorded_source(recording)
 
 
 def mode_line(source: Source) -> str:

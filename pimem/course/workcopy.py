@@ -24,7 +24,7 @@ from pathlib import Path
 from .. import safefs
 from ..exc import UsageError
 from .students import student_notebook
-from ..paths import NOTEBOOKS_DIR, REPO
+from ..paths import NOTEBOOKS_DIR, REPO, pimem_command
 
 REFERENCE_DIR = NOTEBOOKS_DIR
 WORKING_DIR = REPO / "my-notebooks"
@@ -53,13 +53,33 @@ class CopyReport:
             out.append(f"kept your {mine} (you changed it); the new version is {new}")
         if self.stale:
             out.append(f"{len(self.stale)} notebook(s) changed in the course since your copy was made: "
-                       + ", ".join(self.stale) + ". Run 'pimem update-notebooks' to get them "
+                       + ", ".join(self.stale) + f". Run '{pimem_command('update-notebooks')}' to get them "
                        "(your changes are kept)")
         return out
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _written(data: bytes) -> str:
+    """A hash of what a person wrote in a notebook: each cell's type and source, nothing else.
+
+    Running and saving a notebook changes its outputs, execution counts and metadata, not this,
+    so a copy that was only run still counts as untouched. Bytes that are not a notebook hash as they are.
+    """
+    try:
+        cells = json.loads(data.decode("utf-8"))["cells"]
+        text = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+                for c in cells]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return _sha(data)
+    return "cells:" + _sha(json.dumps(text, ensure_ascii=False).encode("utf-8"))
+
+
+def _untouched(entry: dict[str, str], have: bytes) -> bool:
+    """The student wrote nothing in this copy since pimem made it (an older manifest kept a bytes hash)."""
+    return entry.get("copy") in (_written(have), _sha(have))
 
 
 def _as_is(data: bytes) -> bytes:
@@ -71,12 +91,22 @@ def _student(data: bytes) -> bytes:
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def sources(reference: Path | None = None) -> list[tuple[str, Path, Callable[[bytes], bytes]]]:
+def is_for_teachers(path: Path) -> bool:
+    """A notebook of labs/ meant for the teacher (e.g. class results): metadata pimem.audience = "teacher"."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(meta.get("pimem"), dict) and meta["pimem"].get("audience") == "teacher"
+
+
+def sources(reference: Path | None = None, *, teacher: bool = False) -> list[tuple[str, Path, Callable[[bytes], bytes]]]:
     """(path in the working copy, source file, how it is made) for each notebook of the course.
 
     Course notebooks are copied as they are (with their rendered outputs, so
     they read well before they are run); labs become student copies, so the
-    working copy never shows a lab's solution.
+    working copy never shows a lab's solution. The teacher's notebooks of labs/
+    go only into a teacher's copy, under teacher/.
     """
     ref = reference or REFERENCE_DIR
     out: list[tuple[str, Path, Callable[[bytes], bytes]]] = []
@@ -84,7 +114,11 @@ def sources(reference: Path | None = None) -> list[tuple[str, Path, Callable[[by
         out.append((path.name, path, _as_is))
     labs = ref / "labs"
     for path in sorted(labs.glob("*.ipynb")) if labs.is_dir() else []:
-        out.append((f"labs/{path.name}", path, _student))
+        if is_for_teachers(path):
+            if teacher:
+                out.append((f"teacher/{path.name}", path, _as_is))
+        else:
+            out.append((f"labs/{path.name}", path, _student))
     return out
 
 
@@ -116,27 +150,30 @@ def _free_name(directory: Path, rel: str) -> str:
     return candidate
 
 
-def sync(directory: Path | None = None, *, update: bool = False, reference: Path | None = None) -> CopyReport:
+def sync(directory: Path | None = None, *, update: bool = False, reference: Path | None = None,
+         teacher: bool = False) -> CopyReport:
     """Make missing copies; with `update`, bring in notebooks that changed upstream.
 
-    Nothing a student has is ever overwritten: a copy is replaced only when its bytes are
-    still those pimem wrote. Folders are the user's own, 0700; under sudo the work is done
+    Nothing a student has is ever overwritten: a copy is replaced only when the student wrote
+    nothing in it (its cells' sources are still those pimem delivered; running and saving is fine).
+    `teacher` adds the teacher's notebooks (class results) under teacher/. Folders are the user's own, 0700; under sudo the work is done
     as the user who ran sudo, so the copy stays theirs (safefs.as_invoking_user).
     """
     directory = Path(directory) if directory is not None else WORKING_DIR
     ref = reference or REFERENCE_DIR
-    done = safefs.as_invoking_user(lambda: asdict(_sync(directory, update, ref)))
+    done = safefs.as_invoking_user(lambda: asdict(_sync(directory, update, ref, teacher)))
     return CopyReport(Path(done["directory"]), done["created"], done["replaced"],
                       [tuple(b) for b in done["beside"]], done["stale"])
 
 
-def _sync(directory: Path, update: bool, ref: Path) -> CopyReport:
-    items = sources(ref)
-    if not items:
+def _sync(directory: Path, update: bool, ref: Path, teacher: bool) -> CopyReport:
+    if not sources(ref):
         raise UsageError(f"no course notebooks in {ref}; pimem lab needs a full checkout of the repository")
     hint = (f"if an earlier 'sudo pimem lab' made it, give it back to yourself (sudo chown -R $USER {directory}); "
-            f"else move it away and run 'pimem lab' again for a fresh working copy")
+            f"else move it away and run '{pimem_command('lab')}' again for a fresh working copy")
     safefs.private_dir(directory, "working copy", hint)
+    # A teacher's copy stays one: its teacher/ folder is kept up to date as the rest is.
+    items = sources(ref, teacher=teacher or (directory / "teacher").is_dir())
     manifest = _read_manifest(directory)
     report = CopyReport(directory)
     changed = False
@@ -153,25 +190,25 @@ def _sync(directory: Path, update: bool, ref: Path) -> CopyReport:
         # a new delivery.
         if have is None:
             safefs.write_atomic(target, new)
-            manifest[rel] = {"delivered": new_sha, "copy": new_sha}
+            manifest[rel] = {"delivered": new_sha, "copy": _written(new)}
             report.created.append(rel)
         elif entry.get("delivered") == new_sha:
             continue
         elif _sha(have) == new_sha:   # already what would be delivered (e.g. the manifest was lost)
-            manifest[rel] = {"delivered": new_sha, "copy": new_sha}
+            manifest[rel] = {"delivered": new_sha, "copy": _written(new)}
         elif not update:
             report.stale.append(rel)
             continue
-        elif entry.get("copy") == _sha(have):
+        elif _untouched(entry, have):   # run and saved, perhaps, but nothing written in it
             safefs.write_atomic(target, new)
-            manifest[rel] = {"delivered": new_sha, "copy": new_sha}
+            manifest[rel] = {"delivered": new_sha, "copy": _written(new)}
             report.replaced.append(rel)
         else:
             beside = _free_name(directory, rel)
             safefs.write_atomic(directory / beside, new)
             # The student's file stays theirs; the new version is recorded as delivered.
             manifest[rel] = {"delivered": new_sha, "copy": entry.get("copy", "")}
-            manifest[beside] = {"delivered": new_sha, "copy": new_sha}
+            manifest[beside] = {"delivered": new_sha, "copy": _written(new)}
             report.beside.append((rel, beside))
         changed = True
     if changed:

@@ -46,7 +46,9 @@ _JOURNAL_LIMIT = 64 * 1024
 # Two states of the fullest heap the board allows (a block in every page of 1 GiB, about
 # 100 bytes each): compaction waits for the next request, so the journal may hold two.
 _JOURNAL_READ_LIMIT = 2 * (2**30 // 4096) * 128
-DEFAULT_GPU_MEM = 76 * 2**20  # what Raspberry Pi OS gives a board with 1 GB
+DEFAULT_GPU_MEM = 76 * 2**20  # the firmware's default gpu_mem on a board with 1 GB (config_txt/memory.adoc)
+#: The emulator's gpu_mem in MiB, as config.txt's `gpu_mem=` gives a Pi's: read when a state boots.
+ENV_GPU_MEM = "PIMEM_EMULATOR_GPU_MEM"
 
 _RAM = 2**30  # a Pi 3B has 1 GiB
 _MIB = 2**20
@@ -175,20 +177,43 @@ def _parse(view: memoryview) -> list[tuple[int, int, int]] | None:
     return None  # no end tag
 
 
+def gpu_mem_setting() -> int | None:
+    """PIMEM_EMULATOR_GPU_MEM in bytes (the variable is in MiB, like config.txt's gpu_mem), or None if unset."""
+    text = os.environ.get(ENV_GPU_MEM, "").strip()
+    if not text:
+        return None
+    digits = text[:-1] if text[-1:] in "Mm" else text   # config.txt's own style, 128 or 128M
+    if not digits.isdigit() or len(digits) > 4:
+        raise UsageError(f"{ENV_GPU_MEM}={text!r}: give the emulator's gpu_mem in MiB, as config.txt does, "
+                         "e.g. 128 (the original lesson's Pi) or 76 (the firmware's default)")
+    return int(digits) * _MIB
+
+
+def reset_command(gpu_mem: int | None = None) -> str:
+    """The command that boots the emulator afresh (with `gpu_mem` bytes, if given)."""
+    from ..paths import pimem_command
+
+    return pimem_command("cleanup --reset-emulator" + (f" --gpu-mem {gpu_mem // _MIB}" if gpu_mem else ""))
+
+
 class FirmwareEmulator:
     """The VideoCore firmware of a Raspberry Pi 3B (1 GiB), kept in `state_dir`.
 
-    If `state_dir` already holds state, the firmware "has already booted":
-    the state is reused and `gpu_mem` is ignored.
+    If `state_dir` already holds state, the firmware "has already booted" and keeps the
+    gpu_mem it booted with, as a Pi keeps its gpu_mem until it reboots: `gpu_mem=None`
+    takes it, and any other value is refused with the command that boots it again.
+    A fresh state boots with `gpu_mem`, else PIMEM_EMULATOR_GPU_MEM, else 76 MiB.
     """
 
-    def __init__(self, state_dir: str | os.PathLike, gpu_mem: int = DEFAULT_GPU_MEM,
+    def __init__(self, state_dir: str | os.PathLike, gpu_mem: int | None = None,
                  board_revision: int = 0xA02082,
                  # 0x68A60009: the revision a real Pi 3B printed in the
                  # original lesson's run.
                  firmware_revision: int = 0x68A60009,
                  firmware_reserve: int = FIRMWARE_RESERVE_MIB * _MIB) -> None:
-        if not isinstance(gpu_mem, int) or gpu_mem % _MIB or not _MIB <= gpu_mem < _RAM:
+        asked = gpu_mem if gpu_mem is not None else gpu_mem_setting()
+        gpu_mem = asked if asked is not None else DEFAULT_GPU_MEM
+        if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int) or gpu_mem % _MIB or not _MIB <= gpu_mem < _RAM:
             raise UsageError(
                 f"gpu_mem={gpu_mem!r}: give a whole number of MiB from 1 MiB to "
                 f"1023 MiB (the emulated board has 1 GiB), e.g. 76 * 2**20")
@@ -215,9 +240,15 @@ class FirmwareEmulator:
                 # process: booting over it would hand out the same memory twice.
                 raise CorruptState(f"the emulator's state in {self.state_dir} was written by an older pimem "
                                    "(state.json); stop the processes that use it, then run "
-                                   "'python -m pimem cleanup --reset-emulator'")
+                                   f"'{reset_command()}'")
             state = (self._load() if os.path.lexists(self._state_path)
                      else self._boot(gpu_mem, gpu_mem - firmware_reserve))
+        if asked is not None and asked != state["gpu_mem"]:
+            raise UsageError(
+                f"the emulator in {self.state_dir} booted with gpu_mem={state['gpu_mem'] // _MIB} MiB and keeps it, "
+                f"as a Pi keeps its gpu_mem until it reboots; {asked // _MIB} MiB was asked "
+                f"({ENV_GPU_MEM} or gpu_mem=). To boot it again with {asked // _MIB} MiB (every emulated "
+                f"allocation is lost): {reset_command(asked)}")
         self.gpu_mem: int = state["gpu_mem"]
         #: The relocatable heap the mailbox allocates from: the bottom of the GPU's
         #: memory; the firmware's own part is the top `gpu_mem - heap_size` bytes.
@@ -475,7 +506,7 @@ class FirmwareEmulator:
 
     def _corrupt(self, what: str) -> CorruptState:
         return CorruptState(f"the emulator's state in {self.state_dir} is damaged: {what}. Run "
-                            f"'python -m pimem cleanup --reset-emulator' (or delete {self.state_dir})")
+                            f"'{reset_command()}' (or delete {self.state_dir})")
 
     def _locked(self) -> AbstractContextManager[None]:
         # One exclusive lock per request: processes sharing a state dir take
@@ -590,9 +621,12 @@ class FirmwareEmulator:
         return max((end - start for start, end in self._holes(state)), default=0)
 
     @classmethod
-    def reset(cls, state_dir: str | os.PathLike, gpu_mem: int = DEFAULT_GPU_MEM,
+    def reset(cls, state_dir: str | os.PathLike, gpu_mem: int | None = None,
               firmware_reserve: int = FIRMWARE_RESERVE_MIB * _MIB) -> "FirmwareEmulator":
-        """Throw away the state in `state_dir` (damaged or not) and boot afresh."""
+        """Throw away the state in `state_dir` (damaged or not) and boot afresh.
+
+        With `gpu_mem` (bytes), else PIMEM_EMULATOR_GPU_MEM, else the default 76 MiB.
+        """
         state_dir = private_dir(state_dir, "the emulator's state directory",
                                 "set PIMEM_EMULATOR_DIR to a directory of your own")
         with FileLock(state_dir / "lock").held():

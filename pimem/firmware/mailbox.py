@@ -1,6 +1,7 @@
 """The mailbox property calls, one method per tag, over any transport."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import re
@@ -12,7 +13,7 @@ from .memflags import MemFlag
 from .protocol import Clock, Tag, answered_bytes, build_request, parse_response, tag_name
 from .transport import Transport
 
-MiB = 1 << 20
+from ..units import MiB, format_size
 
 #: gpu_mem values worth suggesting, in MiB (config.txt accepts any multiple of 16).
 _GPU_MEM_STEPS = (128, 192, 256, 320, 384, 448, 512)
@@ -136,7 +137,25 @@ class Mailbox:
 
     def exhausted(self, asked: int) -> GpuMemoryExhausted:
         """The error for an allocation of `asked` bytes the firmware refused."""
-        return GpuMemoryExhausted(exhausted_message(asked, self.vc_memory().size, self.relocatable_heap()))
+        return GpuMemoryExhausted(exhausted_message(asked, self.vc_memory().size, self.relocatable_heap(),
+                                                    self.transport.gpu_mem_advice))
+
+    def too_big(self, asked: int, *, what: str = "", less: str = "ask for less") -> str | None:
+        """Why `asked` bytes can never come from this firmware's heap, and what to do; None if they can.
+
+        For checking a request before any work is done (the heap may still be partly in use).
+        `what` follows the heap's size ("which zerocopy needs"); `less` is how to ask for less.
+        """
+        heap = self.relocatable_heap()
+        if asked <= heap:
+            return None
+        gpu_mem = self.vc_memory().size
+        head = (f"{format_size(asked)} is more than the firmware's GPU heap ({format_size(heap)} of gpu_mem's "
+                f"{format_size(gpu_mem)}){what}")
+        hint = suggest_gpu_mem(asked, gpu_mem, heap)
+        if hint is None:
+            return head + f"; {less} (no gpu_mem setting fits this on a 1 GB board)"
+        return head + f"; {less}, or {self.transport.gpu_mem_advice(hint)}"
 
     def lock(self, handle: int) -> int:
         """Pin the block and return its bus address (the firmware answers 0 on failure)."""
@@ -169,16 +188,19 @@ def suggest_gpu_mem(asked: int, gpu_mem: int, heap: int | None = None) -> int | 
     return next((m for m in _GPU_MEM_STEPS if m >= need), None)
 
 
-def exhausted_message(asked: int, gpu_mem: int, heap: int) -> str:
+def exhausted_message(asked: int, gpu_mem: int, heap: int, advice: Callable[[int], str] | None = None) -> str:
+    """Why an allocation failed and what to do; `advice(mib)` says how to set gpu_mem (default: config.txt)."""
+    from ..paths import pimem_command
+
     head = (f"GPU memory exhausted: asked {asked / MiB:g} MiB; the firmware allocates from a "
             f"{heap / MiB:g} MiB heap (gpu_mem is {gpu_mem / MiB:g} MiB, and the firmware keeps the rest), "
             "some of it perhaps in use")
+    cleanup = f"'{pimem_command('cleanup')}' frees what dead processes left"
     hint = suggest_gpu_mem(asked, gpu_mem, heap)
     if hint is None:
-        return (head + "; ask for less: no gpu_mem setting fits this on a 1 GB board, "
-                "and run 'python -m pimem cleanup' to free what dead processes left")
-    return (head + f"; set gpu_mem={hint} in /boot/firmware/config.txt and reboot, "
-            "or run 'python -m pimem cleanup' to free what dead processes left")
+        return head + f"; ask for less: no gpu_mem setting fits this on a 1 GB board; {cleanup}"
+    advice = advice or (lambda mib: f"set gpu_mem={mib} in /boot/firmware/config.txt and reboot")
+    return head + f"; {advice(hint)}; or {cleanup}"
 
 
 __all__ = ["Clock", "Mailbox", "MemoryRange", "MailboxError", "exhausted_message", "suggest_gpu_mem"]

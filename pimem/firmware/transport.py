@@ -123,6 +123,10 @@ class Transport(abc.ABC):
         """Why this transport's firmware leaves `tag` unanswered, if it knows (else None)."""
         return None
 
+    def gpu_mem_advice(self, mib: int) -> str:
+        """How to give this firmware gpu_mem=`mib`, said as the advice that ends an error message."""
+        return f"set gpu_mem={mib} in /boot/firmware/config.txt and reboot"
+
     def host_memory(self, size: int) -> mmap.mmap | None:
         """Host memory backed as this transport's GPU memory is, or None for ordinary process memory.
 
@@ -217,13 +221,12 @@ class EmulatorTransport(Transport):
     name = "emulator"
 
     def __init__(self, state_dir: str | os.PathLike | None = None, gpu_mem: int | None = None) -> None:
-        from .emulator import DEFAULT_GPU_MEM, FirmwareEmulator
+        from .emulator import FirmwareEmulator
 
         self._named: set[int] = set()
-        self.firmware = FirmwareEmulator(
-            state_dir if state_dir is not None else default_emulator_dir(),
-            gpu_mem=gpu_mem if gpu_mem is not None else DEFAULT_GPU_MEM,
-        )
+        # gpu_mem None: what the state booted with (a fresh one: PIMEM_EMULATOR_GPU_MEM, else 76 MiB).
+        self.firmware = FirmwareEmulator(state_dir if state_dir is not None else default_emulator_dir(),
+                                         gpu_mem=gpu_mem)
 
     def _ioctl(self, buf: bytearray) -> None:
         # What the kernel does around the firmware (raspberrypi/linux,
@@ -286,6 +289,12 @@ class EmulatorTransport(Transport):
             self._named.add(tag)
             with contextlib.suppress(OSError, ValueError):   # a closed or full stderr
                 print(f"pimem: {self.why_unanswered(tag)}", file=sys.stderr)
+
+    def gpu_mem_advice(self, mib: int) -> str:
+        from .emulator import reset_command
+
+        return (f"give the emulator gpu_mem={mib} (what a Pi's config.txt sets): {reset_command(mib << 20)} "
+                "(it forgets every emulated allocation)")
 
     def why_unanswered(self, tag: int) -> str | None:
         from .emulator import UNMODELLED_TAGS

@@ -9,6 +9,7 @@ import json
 import math
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ import pytest
 
 from pimem.bench import data
 from pimem.bench.data import (
-    BENCHMARKS, COLUMNS, SCHEMA, check_data_dir, data_dir, list_recordings, load_all,
-    load_recording, save_recording, validate_frame,
+    BENCHMARKS, COLUMNS, SCHEMA, check_data_dir, data_dir, data_folders, list_recordings, load_all,
+    load_recording, save_recording, user_data_dir, validate_frame,
 )
 from pimem.exc import DataError, UsageError
 
@@ -591,7 +592,8 @@ def test_provenance_never_says_pi_for_a_host_run(tmp_path: Path) -> None:
 
 def test_load_all_adds_recording_and_provenance() -> None:
     df = load_all(DATA)
-    assert list(df.columns) == ["recording", "provenance", *COLUMNS]
+    assert list(df.columns) == ["recording", "provenance", "mine", *COLUMNS]
+    assert not df["mine"].any()
     assert set(df["recording"]) == {r.name for r in list_recordings(DATA)} >= set(SHIPPED)
     assert len(df) == sum(len(r.frame) for r in list_recordings(DATA))
     lesson = df[df["recording"] == "original-lesson-pi3b"]
@@ -600,7 +602,7 @@ def test_load_all_adds_recording_and_provenance() -> None:
 
 def test_empty_and_missing_folders(tmp_path: Path) -> None:
     assert check_data_dir(tmp_path) == [] and list_recordings(tmp_path) == []
-    assert list(load_all(tmp_path).columns) == ["recording", "provenance", *COLUMNS]
+    assert list(load_all(tmp_path).columns) == ["recording", "provenance", "mine", *COLUMNS]
     assert "no such directory" in check_data_dir(tmp_path / "nope")[0]
     with pytest.raises(DataError, match="no such directory"):
         list_recordings(tmp_path / "nope")
@@ -760,3 +762,53 @@ def test_cells_keep_the_forms_they_were_read_in(good: Path) -> None:
     r = load_recording(make_bad(good, rows=rows))
     assert r.frame.loc[1, "overhead_bound"] == True and r.frame.loc[1, "kernel"] == "numpy"  # noqa: E712
     assert (r.frame.loc[r.frame.benchmark == "baseline", "flags"] == "").all()
+
+
+# --- the user's own recordings (my-data/) -----------------------------------------
+
+def _user_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    mine = tmp_path / "my-data"
+    mine.mkdir()
+    monkeypatch.setenv("PIMEM_USER_DATA_DIR", str(mine))
+    return mine
+
+
+def test_the_users_recordings_are_read_after_the_courses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = _user_folder(monkeypatch, tmp_path)
+    course = load_all()
+    save_recording(valid_frame(), pi_meta(), mine, "pi-mine")
+    save_recording(valid_frame(), pi_meta(), mine, "tinymembench-pi3b")   # named like a course recording
+    both = load_all()
+    # The course's rows come first and unchanged: nothing the course shows depends on my-data/.
+    pd.testing.assert_frame_equal(both.iloc[:len(course)], course)
+    added = both.iloc[len(course):]
+    assert added["mine"].all() and set(added["recording"]) == {"pi-mine", "tinymembench-pi3b (yours)"}
+    assert [d.name for d in data_folders()] == [DATA.name, "my-data"]
+
+
+def test_a_broken_user_recording_is_skipped_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    mine = _user_folder(monkeypatch, tmp_path)
+    save_recording(valid_frame(), pi_meta(), mine, "good")
+    (mine / "bad.csv").write_text("not,a,recording\n")
+    names = [r.name for r in list_recordings() if r.mine]
+    assert names == ["good"]
+    err = capsys.readouterr().err
+    assert "skipped your recording" in err and "bad.csv" in err and "check-data" in err
+    # check-data (the default: every folder) names it; the course's own folder is clean.
+    assert any("bad.csv" in p for p in check_data_dir()) and check_data_dir(DATA) == []
+
+
+def test_a_broken_course_recording_still_stops_the_load(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_text("not,a,recording\n")
+    with pytest.raises(DataError, match="bad"):
+        list_recordings(tmp_path)
+
+
+def test_user_data_dir_is_my_data_beside_the_working_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pimem.paths import MY_DATA_DIR, REPO
+
+    monkeypatch.delenv("PIMEM_USER_DATA_DIR")
+    assert user_data_dir() == MY_DATA_DIR == REPO / "my-data"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "my-data/x.csv"], cwd=REPO)
+    assert ignored.returncode == 0, "my-data/ must be git-ignored"

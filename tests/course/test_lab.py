@@ -55,10 +55,16 @@ def test_loud_warning_off_loopback(monkeypatch, ip, euid):
     assert ("AS ROOT" in text) is (euid == 0)
 
 
-@pytest.mark.parametrize("ip", ["127.0.0.1", "localhost", "::1"])
-def test_loopback_shows_the_tunnel_and_no_warning(ip):
-    text = "\n".join(lab.advice(ip, 9999))
-    assert "WARNING" not in text and "ssh -N -L 9999:localhost:9999" in text
+@pytest.mark.parametrize("ip, target", [("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1"), ("::1", "[::1]")])
+def test_on_a_pi_loopback_shows_the_tunnel_to_the_bound_address(ip, target):
+    # Never "localhost" in the tunnel: a client may resolve it to ::1, where another user can listen first.
+    text = "\n".join(lab.advice(ip, 9999, on_pi=True))
+    assert "WARNING" not in text and f"ssh -N -L 9999:{target}:9999 " in text and "localhost:9999" not in text
+
+
+def test_off_a_pi_there_is_no_tunnel_advice():
+    text = "\n".join(lab.advice("127.0.0.1", 9999, on_pi=False))
+    assert "ssh" not in text and "127.0.0.1:9999 only" in text and "browser here" in text
 
 
 # --- one real start -------------------------------------------------------------
@@ -118,7 +124,8 @@ def test_real_start_is_loopback_only_with_a_token(tmp_path):
             else:
                 time.sleep(0.5)
         assert token, "JupyterLab did not answer with its token within 60 s:\n" + "".join(output)
-        assert "ssh -N -L" in "".join(output), "the tunnel advice was not printed"
+        assert "browser here" in "".join(output) and "ssh -N -L" not in "".join(output), \
+            "off a Pi there is no tunnel advice"
         assert f"serving your working copy {work}" in "".join(output)
         assert (work / "00-start-here.ipynb").is_file(), "the working copy is made on first start"
         assert "/lab/tree/00-start-here.ipynb?token=" in "".join(output), "JupyterLab opens on 00-start-here"
@@ -140,3 +147,7 @@ def test_real_start_is_loopback_only_with_a_token(tmp_path):
             proc.wait(timeout=10)
             pytest.fail("pimem lab did not stop within 30 s of SIGTERM")
     assert proc.returncode is not None
+
+
+def test_localhost_binds_the_ipv4_loopback_only():
+    assert "--ServerApp.ip=127.0.0.1" in lab.lab_command("localhost", 8888, root=False)

@@ -6,6 +6,8 @@ in the controlled environment of pimem.course.render (recorded data, fresh emula
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -232,6 +234,17 @@ def test_timeout_is_reported(tmp_path):
     path = _example(tmp_path / "03-slow.ipynb", "import time\ntime.sleep(30)")
     with pytest.raises(render.NotebookError, match=r"03-slow.ipynb: cell 2 .* longer than 2 s"):
         render.execute_notebook(path, timeout=2)
+
+
+def test_render_stops_its_kernels_and_ends_quietly(tmp_path):
+    # A kernel left running warned "Parent appears to have exited" once per notebook at exit.
+    _example(tmp_path / "05-quiet.ipynb", "x = 1", "print(x)")
+    done = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                           "from pimem.course.render import render; "
+                           f"render([Path({str(tmp_path / '05-quiet.ipynb')!r})], progress=False)"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Parent appears to have exited" not in done.stderr and "WARNING" not in done.stderr, done.stderr
 
 
 def test_render_refuses_labs(tmp_path):

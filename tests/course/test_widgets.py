@@ -127,6 +127,28 @@ def test_live_runner_measures_on_the_emulator_and_labels_a_host_run(backend):
     assert prov.startswith("host run") and "Raspberry Pi" not in prov
 
 
+def test_live_off_a_pi_says_host_run_once_and_prints_no_notice(capsys, monkeypatch):
+    # Live mode off a Pi: the mode line says "host run"; no "(data/this run (live))", no stderr notice.
+    from pimem.course import plots
+    from pimem.course.mode import RunMode
+    from pimem.memory import backend as backend_mod
+
+    monkeypatch.delenv("PIMEM_BACKEND")
+    backend_mod.close_backends()
+    runner = widgets.source_for(RunMode(True, "emulator", "live asked, not a Pi"))
+    frame = runner(["baseline"], [64 << 10], 2)
+    label = plots.data_label(frame)
+    assert label.startswith("host run:") and "data/" not in label and "this run" not in label
+    assert capsys.readouterr().err == ""
+
+
+def test_a_recorded_host_run_is_named_by_its_folder():
+    from pimem.course import plots
+
+    frame = pd.DataFrame({"recording": ["h1", "h2"], "provenance": ["host run: X", "host run: Y"], "mine": [False, True]})
+    assert plots.data_label(frame) == "host run (data/h1); host run (my-data/h2)"
+
+
 def _shown(box):
     """Every widget in the explorer's box, depth first."""
     out = []

@@ -96,6 +96,46 @@ def test_update_replaces_untouched_copies_and_puts_new_versions_beside_changed_o
     assert (work / "00-start-here-updated.ipynb").read_text() == "edited the delivered one too"
 
 
+def test_a_copy_that_was_only_run_and_saved_is_updated_in_place(course, tmp_path):
+    # Run All + save changes outputs, execution counts and metadata, never what the student wrote.
+    work = tmp_path / "work"
+    workcopy.sync(work, reference=course)
+    for rel in ("01-wall.ipynb", "labs/lab1.ipynb"):
+        nb = json.loads((work / rel).read_text())
+        for cell in nb["cells"]:
+            cell["metadata"] = {"trusted": True}
+            cell["id"] = "abc123"
+            if cell["cell_type"] == "code":
+                cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "ran it\n"}]
+                cell["execution_count"] = 7
+        nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        (work / rel).write_text(json.dumps(nb, indent=1))
+    (course / "01-wall.ipynb").write_text(json.dumps(_nb("# 01 v2")))
+    (course / "labs" / "lab1.ipynb").write_text(json.dumps(_nb("x = 2\n", code=True)))
+    report = workcopy.sync(work, update=True, reference=course)
+    assert sorted(report.replaced) == ["01-wall.ipynb", "labs/lab1.ipynb"] and report.beside == []
+    assert "v2" in (work / "01-wall.ipynb").read_text()
+    # A change to a cell's source is the student's work: kept, and the new version goes beside it.
+    nb = json.loads((work / "01-wall.ipynb").read_text())
+    nb["cells"][0]["source"] = "# 01 v2, with my notes"
+    (work / "01-wall.ipynb").write_text(json.dumps(nb))
+    (course / "01-wall.ipynb").write_text(json.dumps(_nb("# 01 v3")))
+    report = workcopy.sync(work, update=True, reference=course)
+    assert report.beside == [("01-wall.ipynb", "01-wall-updated.ipynb")]
+    assert "with my notes" in (work / "01-wall.ipynb").read_text()
+
+
+def test_the_teachers_notebook_is_not_copied_for_students(course, tmp_path):
+    teachers = _nb("# class results") | {"metadata": {"pimem": {"audience": "teacher"}}}
+    (course / "labs" / "class-results.ipynb").write_text(json.dumps(teachers))
+    work = tmp_path / "work"
+    report = workcopy.sync(work, reference=course)
+    assert "labs/class-results.ipynb" not in report.created and not (work / "labs" / "class-results.ipynb").exists()
+    teacher = workcopy.sync(tmp_path / "teacher", reference=course, teacher=True)
+    assert "teacher/class-results.ipynb" in teacher.created
+    assert "# class results" in (tmp_path / "teacher" / "teacher" / "class-results.ipynb").read_text()
+
+
 def test_a_damaged_manifest_keeps_every_file_and_adopts_those_already_current(course, tmp_path):
     work = tmp_path / "work"
     workcopy.sync(work, reference=course)
@@ -222,3 +262,10 @@ def test_the_news_override_never_follows_a_planted_symlink(tmp_path):
     (tmp_path / "share" / "jupyter" / "lab" / "settings").symlink_to(linked)
     assert lab.quiet_news(tmp_path / "share" / "jupyter" / "lab" / "settings") is None
     assert list(linked.iterdir()) == []
+
+
+def test_the_real_class_results_notebook_is_marked_for_teachers():
+    from pimem.paths import LABS_DIR
+
+    assert workcopy.is_for_teachers(LABS_DIR / "class-results.ipynb")
+    assert not any(workcopy.is_for_teachers(p) for p in LABS_DIR.glob("lab*.ipynb"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import signal
 import struct
 import subprocess
@@ -413,7 +414,7 @@ def test_compaction_cannot_move_locked_blocks(emu):
 def test_two_instances_share_one_state_dir(tmp_path):
     first = FirmwareEmulator(tmp_path, gpu_mem=2 * MIB, firmware_reserve=0)
     handle = allocate(first, 4096)
-    second = FirmwareEmulator(tmp_path, gpu_mem=8 * MIB, firmware_reserve=0)  # already booted
+    second = FirmwareEmulator(tmp_path, firmware_reserve=0)  # already booted: its gpu_mem stays
     assert (second.gpu_mem, second.vc_base) == (2 * MIB, first.vc_base)
     assert second.allocations() == first.allocations()
     assert lock(second, handle) == first.vc_base
@@ -699,3 +700,34 @@ def test_code_running_tags_stay_unanswered_and_are_named(tmp_path, capsys, tag, 
     assert "cannot run code on the VideoCore" in capsys.readouterr().err
     with pytest.raises(MailboxError, match="cannot run code on the VideoCore"):
         Mailbox(t).call(tag, *values)
+
+
+# --- gpu_mem is a setting of the emulated board ------------------------------
+
+def test_a_booted_emulator_refuses_another_gpu_mem_and_names_the_reset(tmp_path):
+    FirmwareEmulator(tmp_path, gpu_mem=76 * MIB)
+    with pytest.raises(UsageError) as info:
+        FirmwareEmulator(tmp_path, gpu_mem=128 * MIB)
+    message = str(info.value)
+    assert "gpu_mem=76 MiB" in message and "128 MiB was asked" in message
+    assert "cleanup --reset-emulator --gpu-mem 128" in message
+    assert FirmwareEmulator(tmp_path, gpu_mem=76 * MIB).gpu_mem == 76 * MIB   # the same value is fine
+
+
+def test_gpu_mem_comes_from_the_environment_when_a_state_boots(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIMEM_EMULATOR_GPU_MEM", "128")
+    emu = FirmwareEmulator(tmp_path / "a")
+    assert (emu.gpu_mem, emu.heap_size, emu.vc_base) == (128 * MIB, 108 * MIB, 1024 * MIB - 128 * MIB)
+    # An existing state keeps what it booted with: another value in the variable is refused.
+    monkeypatch.setenv("PIMEM_EMULATOR_GPU_MEM", "76M")
+    with pytest.raises(UsageError, match="booted with gpu_mem=128 MiB.*--gpu-mem 76"):
+        FirmwareEmulator(tmp_path / "a")
+    # reset() boots with the variable's value.
+    assert FirmwareEmulator.reset(tmp_path / "a").gpu_mem == 76 * MIB
+
+
+@pytest.mark.parametrize("text", ["lots", "-5", "12.5", "99999", "0x80"])
+def test_a_bad_gpu_mem_variable_is_named(tmp_path, monkeypatch, text):
+    monkeypatch.setenv("PIMEM_EMULATOR_GPU_MEM", text)
+    with pytest.raises(UsageError, match=f"PIMEM_EMULATOR_GPU_MEM={re.escape(repr(text))}|gpu_mem="):
+        FirmwareEmulator(tmp_path)

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ...exc import DataError, UsageError
-from ...paths import DATA_DIR
+from ...paths import DATA_DIR, MY_DATA_DIR
 from .rules import _check_rows, _parse_time
 from .schema import _FIELDS, COLUMNS
 from .sidecar import _check_meta, _kind
@@ -28,16 +28,35 @@ _MAX_REPORTED = 20
 _TMP_SUFFIXES = (".csv.tmp", ".json.tmp")
 
 ENV_DATA_DIR = "PIMEM_DATA_DIR"
+ENV_USER_DATA_DIR = "PIMEM_USER_DATA_DIR"
 
 
 # --- locating the data ------------------------------------------------------
 
 def data_dir() -> Path:
-    """The repository's data/ folder (beside the pimem package), or $PIMEM_DATA_DIR."""
+    """The course's recordings: the repository's data/ folder (beside the pimem package), or $PIMEM_DATA_DIR."""
     env = os.environ.get(ENV_DATA_DIR, "").strip()
     if env:
         return Path(env).expanduser()
     return DATA_DIR
+
+
+def user_data_dir() -> Path:
+    """This user's own recordings: my-data/ beside my-notebooks/ (git-ignored), or $PIMEM_USER_DATA_DIR.
+
+    `pimem record` and `pimem mountain --save` write here unless told otherwise, so using
+    the course never changes the committed data/.
+    """
+    env = os.environ.get(ENV_USER_DATA_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return MY_DATA_DIR
+
+
+def data_folders() -> list[Path]:
+    """Where recordings are read from by default: the course's data/, then this user's folder if it exists."""
+    mine = user_data_dir()
+    return [data_dir()] + ([mine] if mine.is_dir() and mine != data_dir() else [])
 
 
 def _folder(directory: str | os.PathLike[str] | None) -> Path:
@@ -54,6 +73,7 @@ class Recording:
     path: Path          # the CSV
     frame: pd.DataFrame
     meta: dict[str, Any]
+    mine: bool = False  # from this user's my-data/, not the course's data/
 
     @property
     def kind(self) -> str:
@@ -244,8 +264,10 @@ def _visible(directory: Path, suffix: str) -> list[Path]:
 
 
 def check_data_dir(directory: str | os.PathLike[str] | None = None) -> list[str]:
-    """Every problem with the recordings in a folder (default: data_dir()); empty means all good."""
-    folder = _folder(directory)
+    """Every problem with the recordings in a folder (default: every folder of data_folders()); empty means all good."""
+    if directory is None:
+        return [p for folder in data_folders() for p in check_data_dir(folder)]
+    folder = Path(directory)
     if not folder.is_dir():
         return [f"{folder}: " + ("not a directory" if os.path.lexists(folder) else "no such directory")
                 + f"; give the folder of recordings (--dir, or {ENV_DATA_DIR})"]
@@ -270,25 +292,55 @@ def check_data_dir(directory: str | os.PathLike[str] | None = None) -> list[str]
 
 
 def list_recordings(directory: str | os.PathLike[str] | None = None) -> list[Recording]:
-    """Every recording in a folder (default: data_dir()), by name; DataError if one is broken.
+    """Every recording in a folder, by name; DataError if one is broken.
 
-    A recording is a CSV with its sidecar: a sidecar alone (what an
-    interrupted save can leave) is not listed; check_data_dir reports it.
+    Default: the course's data/, then this user's my-data/ (data_folders()). The user's own
+    recordings come last and never stop the course: a broken one is skipped with a one-line
+    note (pimem check-data names every problem), and one named like a course recording is
+    listed as "NAME (yours)". A recording is a CSV with its sidecar: a sidecar alone (what
+    an interrupted save can leave) is not listed; check_data_dir reports it.
     """
-    folder = _folder(directory)
+    if directory is None:
+        course = list_recordings(data_dir())
+        mine = user_data_dir()
+        if mine not in data_folders()[1:]:
+            return course
+        return course + _user_recordings(mine, {r.name for r in course})
+    folder = Path(directory)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such directory (set {ENV_DATA_DIR} to the folder of recordings)")
     return [load_recording(p) for p in _visible(folder, ".csv")]
 
 
+def _user_recordings(folder: Path, taken: set[str]) -> list[Recording]:
+    import sys
+
+    from ...paths import pimem_command
+
+    out = []
+    for p in _visible(folder, ".csv"):
+        recording, problems = _inspect(*_pair(p))
+        if recording is None:
+            print(f"pimem: skipped your recording {p} ({problems[0]}); "
+                  f"'{pimem_command('check-data')}' lists every problem", file=sys.stderr)
+            continue
+        if recording.name in taken:
+            recording.name = f"{recording.name} (yours)"
+        recording.mine = True
+        out.append(recording)
+    return out
+
+
 def load_all(directory: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """All recordings in one frame, with `recording` (its name) and `provenance` columns first."""
+    """All recordings in one frame, with `recording` (its name), `provenance` and `mine` (a recording
+    of this user's, from my-data/) columns first. Default folders: those of list_recordings()."""
     frames = []
     for r in list_recordings(directory):
         f = r.frame.copy()
+        f.insert(0, "mine", r.mine)
         f.insert(0, "provenance", r.provenance())
         f.insert(0, "recording", r.name)
         frames.append(f)
     if not frames:
-        return pd.DataFrame(columns=["recording", "provenance", *COLUMNS])
+        return pd.DataFrame(columns=["recording", "provenance", "mine", *COLUMNS])
     return pd.concat(frames, ignore_index=True)

@@ -114,6 +114,14 @@ def save_recording(frame: pd.DataFrame, meta: Mapping[str, Any], directory: str 
     (which no listing shows and check_data_dir reports) and never a CSV
     without its provenance.
     """
+    return write_recording(directory, *recording_texts(frame, meta, name))
+
+
+def recording_texts(frame: pd.DataFrame, meta: Mapping[str, Any], name: str) -> tuple[str, str, str]:
+    """(name, CSV text, sidecar text) of a valid recording, or UsageError/DataError saying what is wrong.
+
+    The checking half of save_recording: it can run before the writing half moves to another user.
+    """
     if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith((".csv", ".json")):
         raise UsageError(f"recording name {name!r}: use letters, digits, '.', '_' and '-', "
                          "starting with a letter or digit, without .csv/.json")
@@ -123,8 +131,11 @@ def save_recording(frame: pd.DataFrame, meta: Mapping[str, Any], directory: str 
         meta_text = json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     except (TypeError, ValueError) as e:
         raise DataError(f"{name} (meta): cannot be written as JSON: {e}") from None
-    csv_text = _csv_text(rows)
+    return name, _csv_text(rows), meta_text
 
+
+def write_recording(directory: str | os.PathLike[str], name: str, csv_text: str, meta_text: str) -> Path:
+    """The writing half of save_recording (texts from recording_texts)."""
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
     tmp_json = _write_temp(folder, name, ".json.tmp", meta_text)

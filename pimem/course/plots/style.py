@@ -23,6 +23,8 @@ GB = 1e9
 FOOTER_GID = "pimem-footer"
 STATISTICS = ("median", "min", "mean", "best")
 _HOST_PREFIX = "host run"
+#: The `recording` of rows measured now (a live run), rather than read from a data folder.
+LIVE_RECORDING = "this run (live)"
 #: The smallest text in any figure (points): footer, legends, labels of points and references.
 MIN_FONT = 8.0
 FOOTER_FONT = MIN_FONT
@@ -135,8 +137,13 @@ def data_label(frame: pd.DataFrame) -> str:
     it was recorded on, and is in every figure's footer); a live one by its provenance.
     """
     provs = _provenances(frame, None)
-    labels = {f"host run (data/{rec})" if is_host(p) and rec and rec != p else p for rec, p in provs.items()}
-    return "; ".join(sorted(labels))
+    mine = set(frame.loc[frame["mine"].astype(bool), "recording"]) if "mine" in frame.columns else set()
+
+    def label(rec: str, p: str) -> str:
+        if not (is_host(p) and rec and rec != p) or rec == LIVE_RECORDING:
+            return p   # a live run's provenance says "host run" and what was measured
+        return f"host run ({'my-data' if rec in mine else 'data'}/{rec})"
+    return "; ".join(sorted(label(rec, p) for rec, p in provs.items()))
 
 
 def _footer_lines(provs: Mapping[str, str]) -> list[str]:
