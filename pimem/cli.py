@@ -401,6 +401,20 @@ def cmd_student_copies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grading_folder(args: argparse.Namespace) -> int:
+    from . import safefs
+    from .course.students import ASSIGNMENT, make_grading_folder
+
+    made = safefs.as_invoking_user(lambda: str(make_grading_folder(args.folder).folder))
+    if args.json:
+        _print_json({"folder": made, "assignment": ASSIGNMENT})
+        return 0
+    print(f"Made the grading folder {made}: nbgrader_config.py, source/{ASSIGNMENT}/ (the labs with their "
+          f"solutions) and exchange/. Next, from that folder: nbgrader generate_assignment {ASSIGNMENT} "
+          "(notebooks/labs/INSTRUCTOR.md has every step)")
+    return 0
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -533,6 +547,10 @@ def build_parser() -> argparse.ArgumentParser:
             backend=False)
     p.add_argument("--out", help="output folder (default: notebooks/labs/student/)")
     p.add_argument("--force", action="store_true", help="overwrite copies that exist (default: skip them)")
+    p = add("grading-folder", cmd_grading_folder,
+            "make a folder to grade the labs with nbgrader (its config, the labs as the source, an exchange)",
+            backend=False)
+    p.add_argument("folder", metavar="FOLDER", help="a new folder, e.g. ~/pimem-grading")
     p = add("render", cmd_render, "execute the course notebooks (recorded data, emulator) and save their outputs",
             backend=False)
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="default: every notebooks/NN-*.ipynb")

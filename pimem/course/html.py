@@ -122,6 +122,26 @@ def vendor_assets(out_dir: Path, cache: Path = VENDOR_CACHE) -> tuple[dict[str, 
     return urls, notes
 
 
+def static_widgets(nb: "NotebookNode") -> "NotebookNode":
+    """The notebook with its saved widgets made true for a page without a kernel.
+
+    An explorer's mode line says what moving a control does in JupyterLab; in a static page
+    nothing redraws, so the line says so instead, and every control is shown disabled.
+    """
+    from .widgets import MODE_LINE_CLASS, STATIC_MODE_LINE
+
+    from .render import WIDGET_STATE
+
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for model in state.values():
+        s = model.get("state", {})
+        if MODE_LINE_CLASS in s.get("_dom_classes", []):
+            s["value"] = STATIC_MODE_LINE
+        if "disabled" in s:
+            s["disabled"] = True
+    return nb
+
+
 def notebook_title(nb: "NotebookNode", default: str) -> str:
     """The first markdown heading of the notebook, else ``default``."""
     for cell in nb.cells:
@@ -166,6 +186,7 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
                 import nbformat
 
                 nb = nbformat.from_dict(student_notebook(nb))
+        nb = static_widgets(nb)
         rel = f"labs/{path.stem}.html" if is_lab else f"{path.stem}.html"
         up = "../" if is_lab else ""
         title = notebook_title(nb, path.stem)
@@ -202,8 +223,8 @@ def _index_page(entries: list[tuple[str, str, str]], notes: list[str]) -> str:
 <body>
 <h1>pimem: the memory wall and zero-copy on the Raspberry Pi</h1>
 <p>The course notebooks with their outputs, rendered from recorded data and the firmware emulator.
-Interactive controls show their rendered state; moving them needs a running kernel
-(<code>bash scripts/start.sh</code>).</p>
+Interactive controls are shown as they were rendered, greyed out: in these pages nothing can redraw a
+figure. To move them, run the notebooks in JupyterLab (<code>bash scripts/start.sh</code>).</p>
 <h2>Notebooks</h2>
 <ol>
 {items("course")}

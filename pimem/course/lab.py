@@ -26,6 +26,8 @@ from ..firmware.transport import VCIO_PATH
 from ..paths import NOTEBOOKS_DIR, pimem_command
 
 DEFAULT_IP = "127.0.0.1"
+#: Extra Jupyter config for the server pimem lab starts (on JUPYTER_CONFIG_PATH).
+JUPYTER_CONFIG = Path(__file__).resolve().parent / "jupyter_config"
 DEFAULT_PORT = 8888
 
 
@@ -73,6 +75,38 @@ def quiet_news(settings_dir: Path | None = None) -> str | None:
     return str(path)
 
 
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: The server option that runs keep_fallback_images before every save.
+SAVE_HOOK = "--ContentsManager.pre_save_hook=pimem.course.lab.keep_fallback_images"
+
+
+def keep_fallback_images(model: dict, **_: object) -> None:
+    """A save hook: drop each widget view whose widget's state the notebook does not keep.
+
+    A saved explorer output holds the widget's view and a plain image of its figure. JupyterLab
+    shows the view, and when the widget's state is not saved with the notebook (JupyterLab does
+    not save it by default) a reopened notebook shows "Error displaying widget: model not
+    found" instead of the image. Without the view the image shows; the live session in the
+    browser is not touched, only the file.
+    """
+    if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
+        return
+    nb = model["content"]
+    widgets = nb.get("metadata", {}).get("widgets", {})
+    state = widgets.get(WIDGET_STATE, {}).get("state", {}) if isinstance(widgets, dict) else {}
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            data = out.get("data")
+            if not isinstance(data, dict) or WIDGET_VIEW not in data:
+                continue
+            view = data[WIDGET_VIEW]
+            if not isinstance(view, dict) or view.get("model_id") not in state:
+                del data[WIDGET_VIEW]
+                if not data:
+                    data["text/plain"] = "(a widget: run the cell again to show it)"
+
+
 def _bound(ip: str) -> str:
     # "localhost" may mean ::1 as well, where another local user can listen first: bind IPv4 loopback.
     return "127.0.0.1" if ip == "localhost" else ip
@@ -98,7 +132,7 @@ def lab_command(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, *, root: bool | 
     directory = directory or WORKING_DIR
     # The venv's own jupyter: `sudo` does not carry an activated venv's PATH.
     cmd = [sys.executable, "-m", "jupyter", "lab", f"--ServerApp.ip={ip}", f"--ServerApp.port={port}",
-           f"--ServerApp.root_dir={directory}", "--ServerApp.port_retries=0"]
+           f"--ServerApp.root_dir={directory}", "--ServerApp.port_retries=0", SAVE_HOOK]
     if start:
         cmd.append(f"--LabApp.default_url=/lab/tree/{start}")
     if not open_browser:
@@ -145,6 +179,9 @@ def run_lab(ip: str = DEFAULT_IP, port: int = DEFAULT_PORT, open_browser: bool =
     print(f"pimem lab: serving your working copy {directory} (yours to change; notebooks/ stays the "
           "course as published)", file=sys.stderr)
     safefs.as_invoking_user(quiet_news)
+    # The course's nbgrader config (see jupyter_config/nbgrader_config.py): no warning at every start.
+    os.environ["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        p for p in (str(JUPYTER_CONFIG), os.environ.get("JUPYTER_CONFIG_PATH", "")) if p)
     for line in advice(ip, port):
         print(line, file=sys.stderr)
     sys.stderr.flush()

@@ -126,3 +126,52 @@ def write_student_copies(out: str | Path | None = None, source: str | Path | Non
             f.write(text)
         written.append(target)
     return StudentCopies(dst, written, skipped)
+
+
+#: The assignment name the grading folder gives the labs (one assignment, one notebook per lab).
+ASSIGNMENT = "labs"
+
+_NBGRADER_CONFIG = """\
+# nbgrader's settings for grading pimem's labs (made by `pimem grading-folder`; see notebooks/labs/INSTRUCTOR.md).
+import os
+
+c = get_config()  # noqa: F821 - nbgrader's config loader provides it
+here = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.root = here
+c.CourseDirectory.course_id = "pimem-labs"
+c.ExecutePreprocessor.timeout = 300          # seconds per cell: the labs' checks run sweeps on the emulator
+c.Exchange.root = os.path.join(here, "exchange")   # release/collect on this computer, without a system folder
+"""
+
+
+@dataclass(frozen=True)
+class GradingFolder:
+    """What make_grading_folder made: the folder, its config, and the instructor labs in source/labs/."""
+
+    folder: Path
+    config: Path
+    labs: list[Path]
+
+
+def make_grading_folder(folder: str | Path, source: str | Path | None = None) -> GradingFolder:
+    """A folder to grade the labs with nbgrader: nbgrader_config.py, source/labs/ (the instructor
+    versions, with their solutions) and exchange/. The folder is new, or empty, and the user's own.
+    """
+    folder = Path(folder).expanduser()
+    if folder.exists() and (not folder.is_dir() or folder.is_symlink() or any(folder.iterdir())):
+        raise UsageError(f"{folder} exists and is not an empty folder; give a new folder for grading "
+                         "(it gets nbgrader's gradebook, the release and every submission)")
+    notebooks = graded_labs(source)
+    if not notebooks:
+        raise UsageError(f"no lab notebooks (*.ipynb with nbgrader cells) in {source or labs_dir()}")
+    hint = "give a new folder of your own"
+    safefs.private_dir(folder, "grading folder", hint)
+    labs = safefs.private_dir(safefs.private_dir(folder / "source", "grading folder", hint) / ASSIGNMENT,
+                              "grading folder", hint)
+    safefs.private_dir(folder / "exchange", "grading folder", hint)
+    safefs.write_atomic(folder / "nbgrader_config.py", _NBGRADER_CONFIG.encode("utf-8"))
+    copied = []
+    for path in notebooks:
+        safefs.write_atomic(labs / path.name, path.read_bytes())
+        copied.append(labs / path.name)
+    return GradingFolder(folder, folder / "nbgrader_config.py", copied)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ipywidgets as W
+import traitlets
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
@@ -37,6 +38,12 @@ from ..bench.sweep import DEFAULT_SIZES, MiB, format_size
 Progress = Callable[[int, int, str], None]
 
 DEFAULT_RECORDING = "host-2026-12-02-libc"
+#: The CSS class of an explorer's mode line (pimem.course.html rewrites it for a page without a kernel).
+MODE_LINE_CLASS = "pimem-mode"
+#: What the mode line says in a page with no kernel behind it (the HTML edition).
+STATIC_MODE_LINE = ("<b>A saved page</b>: no Python runs here, so the controls cannot redraw the figure; "
+                    "it shows the values you see. Open the notebook in JupyterLab (bash scripts/start.sh) "
+                    "to move them.")
 MAX_ITERATIONS = 20
 
 
@@ -105,15 +112,16 @@ def source_for(run: Any, recording: str = DEFAULT_RECORDING, kernel: str | None 
 def mode_line(source: Source) -> str:
     """One line: what the explorer's mode is and what moving a control does."""
     if callable(source):
+        grows = " The scale grows to the largest value measured so far."
         if getattr(source, "host_run", False):
             return ("<b>Live, a host run</b>: letting go of a control measures this computer again "
-                    "(a few seconds; the emulator stands in for the GPU firmware, so this is not a Pi).")
-        return "<b>Live on this Raspberry Pi</b>: letting go of a control measures again (a few seconds)."
+                    "(a few seconds; the emulator stands in for the GPU firmware, so this is not a Pi)." + grows)
+        return "<b>Live on this Raspberry Pi</b>: letting go of a control measures again (a few seconds)." + grows
     names = ", ".join(sorted({str(r) for r in source.get("recording", pd.Series(dtype=str)).dropna()})) or "data/"
     host = any(plots.is_host(str(p)) for p in source.get("provenance", pd.Series(dtype=str)).dropna())
     kind = "a host run, not a Pi" if host else "recorded on a Pi"
     return (f"<b>Recorded</b> ({html.escape(names)}, {kind}): moving a control picks other points of that "
-            "recording; nothing is measured. Set MODE = \"live\" to measure.")
+            "recording on the same scale; nothing is measured. Set MODE = \"live\" to measure.")
 
 
 # --- controls ---------------------------------------------------------------------
@@ -188,6 +196,7 @@ class Explorer:
 
     def __post_init__(self) -> None:
         self.status = W.HTML(self.mode, layout=W.Layout(width="100%"))
+        self.status.add_class(MODE_LINE_CLASS)   # so the HTML edition can say what is true in a static page
         self.progress = W.IntProgress(value=0, min=0, max=1, description="measuring", style=_WIDE,
                                       layout=W.Layout(visibility="hidden", width="60%"))
         rows = self.rows or list(self.controls.values())
@@ -248,10 +257,43 @@ def _iterations(value: int) -> W.IntSlider:
                        continuous_update=False)
 
 
-def _benchmark_list(source: Source, benchmarks: Sequence[str], phases: Sequence[str] | None) -> W.SelectMultiple:
+class CheckList(W.VBox):
+    """A caption and one checkbox per option; `value` is the tuple of ticked options, in their order.
+
+    Picking several from a list box needs Ctrl-click, and nothing on the screen says so: a row of
+    checkboxes needs no explaining.
+    """
+
+    value = traitlets.Tuple()
+
+    def __init__(self, options: Sequence[str], value: Sequence[str], caption: str) -> None:
+        self._setting = False
+        self.options = tuple(options)
+        self._boxes = [W.Checkbox(value=o in value, description=o, indent=False, style=_WIDE,
+                                  layout=W.Layout(width="13em")) for o in self.options]
+        grid = W.GridBox(self._boxes, layout=W.Layout(grid_template_columns="repeat(3, 13em)"))
+        super().__init__([W.HTML(caption), grid])
+        self.value = tuple(o for o in self.options if o in value)
+        for box in self._boxes:
+            box.observe(self._ticked, names="value")
+        self.observe(self._set, names="value")
+
+    def _ticked(self, _change: dict[str, Any]) -> None:
+        if not self._setting:
+            self.value = tuple(b.description for b in self._boxes if b.value)
+
+    def _set(self, change: dict[str, Any]) -> None:   # value set from Python: tick the boxes to match
+        self._setting = True
+        try:
+            for b in self._boxes:
+                b.value = b.description in change["new"]
+        finally:
+            self._setting = False
+
+
+def _benchmark_list(source: Source, benchmarks: Sequence[str], phases: Sequence[str] | None) -> CheckList:
     options = _benchmark_options(source, benchmarks, phases)
-    return W.SelectMultiple(options=options, value=tuple(benchmarks), description="benchmarks", style=_WIDE,
-                            rows=min(9, len(options)), layout=W.Layout(width="26em"))
+    return CheckList(options, benchmarks, "benchmarks (tick one or more):")
 
 
 def _pick(frame: pd.DataFrame, benchmarks: Sequence[str], sizes: Sequence[int]) -> pd.DataFrame:
@@ -282,6 +324,38 @@ def _recorded_sizes(source: Source, sizes: Sequence[int]) -> list[int]:
     return [s for s in sizes if s in have] or list(sizes)
 
 
+class _Scale:
+    """The top of an explorer's value axis, the same for every choice of its controls.
+
+    Recorded: the largest value the recording holds for any benchmark the explorer offers, so
+    moving a control never rescales the axis (a bar's length can be compared across sizes).
+    Live: nothing is known before it is measured, so the axis grows to the largest value
+    measured so far and never shrinks.
+    """
+
+    def __init__(self, source: Source, offered: Sequence[str], value: str,
+                 phases: Sequence[str] | None = None) -> None:
+        self.fixed: float | None = None
+        self.seen = 0.0
+        self.value = value
+        if not callable(source):
+            f = source[source["benchmark"].isin(list(offered)) & (source["verified"] == "pass")]
+            if phases is not None:
+                f = f[f["phase"].isin(list(phases))]
+            values = self._values(f)
+            self.fixed = float(values.max()) if len(values) and values.max() > 0 else None
+
+    def _values(self, frame: pd.DataFrame) -> pd.Series:
+        return frame["seconds"] * 1e3 if self.value == "ms" else frame["gb_per_s"]
+
+    def top(self, frame: pd.DataFrame) -> float | None:
+        if self.fixed is not None:
+            return self.fixed
+        values = self._values(frame[frame["verified"] == "pass"])
+        self.seen = max(self.seen, float(values.max()) if len(values) else 0.0)
+        return self.seen or None
+
+
 def size_explorer(source: Source, *, benchmarks: Sequence[str] = BENCH_SET, size: int = 64 * MiB,
                   iterations: int = 5, sizes: Sequence[int] = DEFAULT_SIZES, value: str = "gb_per_s",
                   static: bool = True) -> Explorer:
@@ -296,9 +370,11 @@ def size_explorer(source: Source, *, benchmarks: Sequence[str] = BENCH_SET, size
         "benchmarks": _benchmark_list(source, benchmarks, None),
     }
 
+    scale = _Scale(source, controls["benchmarks"].options, value)
+
     def draw(v: dict[str, Any], progress: Progress | None) -> Figure:
         frame = fetch(source, v["benchmarks"], [v["size"]], v["iterations"], progress)
-        return plots.report_bars(frame, value=value, size=v["size"])
+        return plots.report_bars(frame, value=value, size=v["size"], limit=scale.top(frame))
 
     return _explorer(source, controls, draw, static)
 
@@ -327,14 +403,21 @@ def curve_explorer(source: Source, *, benchmarks: Sequence[str] = ("baseline", "
         "benchmarks": _benchmark_list(source, benchmarks, phases),
     }
 
+    scale = _Scale(source, controls["benchmarks"].options, "gb_per_s", phases)
+
     def draw(v: dict[str, Any], progress: Progress | None) -> Figure:
         lo, hi = v["sizes"]
         chosen = [s for s in values if lo <= s <= hi]
         frame = fetch(source, v["benchmarks"], chosen, v["iterations"], progress)
         fig = plots.bandwidth_curve(frame, phases=phases)
+        # One scale for every choice: the whole size range on x, the largest value on y.
+        ax = fig.axes[0]
+        plots.size_axis(ax, values)
+        top = scale.top(frame) or ax.get_ylim()[1]
         if overlays:
-            plots.cache_regions(fig.axes[0])
-            plots.peak_line(fig.axes[0])
+            plots.cache_regions(ax)
+            top = max(top, float(plots.peak_line(ax).get_ydata()[0]))
+        ax.set_ylim(0, top * 1.08)
         return fig
 
     return _explorer(source, controls, draw, static, first_row=W.HBox([slider, readout]))

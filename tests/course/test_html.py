@@ -9,6 +9,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 nbformat = pytest.importorskip("nbformat", reason="the HTML tests need the test extras: pip install -e '.[test]'")
@@ -219,3 +220,43 @@ def test_pages_work_offline_in_chromium(edition, server, tmp_path):
             problems.append(f"{rel}: the widget manager drew no control (no lm-Widget element in the DOM)")
     problems += [f"server: {f}" for f in failures if not f.endswith("/favicon.ico")]
     assert not problems, "\n".join(problems)
+
+
+def test_a_static_page_says_its_controls_cannot_redraw():
+    from pimem.course import widgets
+
+    data = pd.concat([_rows("baseline", "fill"), _rows("zerocopy", "write")])
+    ex = widgets.size_explorer(data, benchmarks=["baseline"], size=1 << 20, sizes=(4096, 1 << 20))
+    state = {m.model_id: {"state": m.get_state()} for m in [ex.status, *_descendants(ex.box)]}
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {render.WIDGET_STATE: {"state": state}}
+    html.static_widgets(nb)
+    saved = nb.metadata["widgets"][render.WIDGET_STATE]["state"]
+    assert saved[ex.status.model_id]["state"]["value"] == widgets.STATIC_MODE_LINE
+    controls = [m for m in saved.values() if "disabled" in m["state"]]
+    assert controls and all(m["state"]["disabled"] for m in controls)
+
+
+def test_the_explorer_pages_say_what_is_true_without_a_kernel(edition):
+    from pimem.course import widgets
+
+    out, notebooks = edition
+    for nb_path in notebooks:
+        page = _page(out, nb_path).read_text(encoding="utf-8")
+        if "pimem-mode" in page:
+            assert "A saved page" in page and "moving a control picks" not in page, nb_path.name
+
+
+def _rows(bench: str, phase: str):
+    sizes = (4096, 1 << 20)
+    return pd.DataFrame([{"recording": "r", "provenance": "host run: x", "benchmark": bench, "phase": phase,
+                          "size_bytes": s, "statistic": "sample", "sample": 0, "seconds": s / 1e9, "bytes": s,
+                          "bus_bytes": s, "gb_per_s": 1.0, "gib_per_s": 0.93, "reps": 1, "overhead_bound": False,
+                          "verified": "pass", "kernel": "libc", "flags": "", "alias": ""} for s in sizes])
+
+
+def _descendants(box):
+    out = []
+    for child in getattr(box, "children", ()):
+        out += [child, *_descendants(child)]
+    return out

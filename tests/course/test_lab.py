@@ -127,6 +127,7 @@ def test_real_start_is_loopback_only_with_a_token(tmp_path):
         assert "browser here" in "".join(output) and "ssh -N -L" not in "".join(output), \
             "off a Pi there is no tunnel advice"
         assert f"serving your working copy {work}" in "".join(output)
+        assert "No nbgrader_config.py" not in "".join(output), "the course gives nbgrader a config"
         assert (work / "00-start-here.ipynb").is_file(), "the working copy is made on first start"
         assert "/lab/tree/00-start-here.ipynb?token=" in "".join(output), "JupyterLab opens on 00-start-here"
         # The token is also in the runtime dir, as `jupyter server list` reads it.
@@ -134,6 +135,9 @@ def test_real_start_is_loopback_only_with_a_token(tmp_path):
         assert any(i.get("token") == token and i.get("port") == port for i in info), info
         assert _get(f"{base}/api/contents") == 403, "a request without the token must be refused"
         assert _get(f"{base}/api/contents", token) == 200
+        # Saving through the server keeps an explorer's image whenever its widget state is not saved.
+        saved = _put_and_get_notebook(base, token, "saved.ipynb", _explorer_notebook(with_state=False))
+        assert [sorted(o["data"]) for o in saved["cells"][0]["outputs"]] == [["image/png"]], saved
         for addr in _other_addresses():
             with socket.socket() as s:
                 s.settimeout(2)
@@ -147,6 +151,43 @@ def test_real_start_is_loopback_only_with_a_token(tmp_path):
             proc.wait(timeout=10)
             pytest.fail("pimem lab did not stop within 30 s of SIGTERM")
     assert proc.returncode is not None
+
+
+def _explorer_notebook(with_state: bool) -> dict:
+    view = {"model_id": "a" * 32, "version_major": 2, "version_minor": 0}
+    out = {"output_type": "display_data", "metadata": {},
+           "data": {lab.WIDGET_VIEW: view, "image/png": "iVBORw0KGgo="}}
+    meta: dict = {}
+    if with_state:
+        meta["widgets"] = {lab.WIDGET_STATE: {"state": {"a" * 32: {"model_name": "VBoxModel"}},
+                                              "version_major": 2, "version_minor": 0}}
+    return {"cells": [{"cell_type": "code", "metadata": {}, "source": "explorer", "execution_count": 1,
+                       "outputs": [out]}], "metadata": meta, "nbformat": 4, "nbformat_minor": 5}
+
+
+def _put_and_get_notebook(base: str, token: str, name: str, nb: dict) -> dict:
+    body = json.dumps({"type": "notebook", "format": "json", "content": nb}).encode()
+    headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+    req = urllib.request.Request(f"{base}/api/contents/{name}", data=body, headers=headers, method="PUT")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 201)
+    with urllib.request.urlopen(urllib.request.Request(f"{base}/api/contents/{name}?content=1",
+                                                       headers=headers), timeout=10) as r:
+        return json.loads(r.read())["content"]
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_the_save_hook_keeps_the_image_when_the_widget_state_is_not_saved(with_state):
+    model = {"type": "notebook", "content": _explorer_notebook(with_state)}
+    lab.keep_fallback_images(model=model, path="x.ipynb")
+    data = model["content"]["cells"][0]["outputs"][0]["data"]
+    assert sorted(data) == (sorted([lab.WIDGET_VIEW, "image/png"]) if with_state else ["image/png"])
+
+
+def test_the_save_hook_leaves_other_files_alone():
+    model = {"type": "file", "content": "x"}
+    lab.keep_fallback_images(model=model, path="x.txt")
+    assert model == {"type": "file", "content": "x"}
 
 
 def test_localhost_binds_the_ipv4_loopback_only():

@@ -147,6 +147,35 @@ def test_student_copies_have_no_solutions_and_no_outputs(student_dir):
                     src.split(stub, 1)[0].rstrip().splitlines()[-1:] or not isrc.split(BEGIN, 1)[0].strip()
 
 
+def _expressions(solution: str) -> list[str]:
+    """The computing parts of a code solution: each line without `return`, where it holds an operator."""
+    out = []
+    for line in solution.strip().splitlines():
+        expr = re.sub(r"^\s*return\s+", "", line).split("#")[0].strip()
+        if len(expr) >= 8 and re.search(r"[&|^~*/+-]|>>|<<", expr):
+            out.append(re.sub(r"\s+", "", expr))
+    return out
+
+
+def test_nothing_a_student_reads_gives_an_exercise_away(student_dir):
+    # Not in the summary, not in the text around the exercises: a solution's computation, or a verdict.
+    for inst in NOTEBOOKS:
+        cells = json.loads(inst.read_text())["cells"]
+        student = json.loads((student_dir / inst.name).read_text())["cells"]
+        text = re.sub(r"\s+", "", "".join("".join(c["source"]) for c in student))
+        for cell in cells:
+            src = "".join(cell["source"])
+            if BEGIN in src and cell["cell_type"] == "code":
+                for expr in _expressions(src.split(BEGIN, 1)[1].split(END, 1)[0]):
+                    assert expr not in text, (inst.name, expr)
+    lab5 = "".join("".join(c["source"]) for c in json.loads(
+        (student_dir / "lab5-when-zero-copy-hurts.ipynb").read_text())["cells"])
+    assert not re.search(r"\((A, C|B)\)", lab5), "lab 5's verdicts must not be stated to students"
+    lab1 = "".join("".join(c["source"]) for c in json.loads((student_dir / "lab1-addresses.ipynb").read_text())["cells"]
+                   if "Summary" in "".join(c["source"]))
+    assert "CONFIG_STRICT_DEVMEM" not in lab1, "lab 1's summary must not answer its multiple choice"
+
+
 def test_student_copies_run_and_every_check_says_not_answered(executed_students):
     assert executed_students
     for name, nb in executed_students.items():
@@ -340,7 +369,7 @@ WRONG = [
     (labs.check_region, lambda p, a, g: "ARM" if p <= a else "GPU" if p < a + g else "none", "boundary"),
     (labs.check_wrong_conversion, lambda: "a", "768 MiB"),
     (labs.check_wrong_conversion, lambda: "b", "page aligned"),
-    (labs.check_wrong_conversion, lambda: "c", "CONFIG_STRICT_DEVMEM"),   # right on some kernels only
+    (labs.check_wrong_conversion, lambda: "c", "range_is_allowed"),   # right on some kernels only
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * bits / 8, "both clock edges"),
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits / 8 / 2**30, "GiB"),
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits, "bits"),
@@ -423,6 +452,23 @@ def test_hint_2_explains_more(check, answer, words):
     assert one != two and len(two) > len(one)
     assert words in two   # the same case, with more said about it
     assert "more:" in two and "hint=2" not in two
+
+
+# Hints that were the code in words, or that named another option's verdict: never again.
+GIVEAWAYS = [
+    (labs.check_alias, lambda b: b >> 28, ["clear the lower two", "keep the upper two bits", "Which hex digit has"]),
+    (labs.check_alias, lambda b: b & 0xC0000000, ["right shift by 4", "move the top hex digit down"]),
+    (labs.check_bus_to_phys, lambda b: b & 0x0FFFFFFF, ["clear only bits 31..30", "Python's ~", "mask whose 1s"]),
+    (labs.check_wrong_conversion, lambda: "c", ["depends on the kernel", "depend on how the kernel",
+                                                "CONFIG_STRICT_DEVMEM"]),
+]
+
+
+@pytest.mark.parametrize("check, answer, phrases", GIVEAWAYS, ids=[f"{c.__name__}-{p[0]}" for c, _, p in GIVEAWAYS])
+def test_hints_teach_the_method_not_the_line_of_code(check, answer, phrases):
+    for level in (1, 2):
+        shown = str(check(answer, **_kw(check), hint=level))
+        assert not [p for p in phrases if p in shown], shown
 
 
 def test_hint_must_be_1_or_2():

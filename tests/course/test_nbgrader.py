@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import shutil
 import subprocess
 import sys
@@ -43,54 +45,70 @@ def _path() -> str:
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
-def _run(course: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "nbgrader", *args]
-    try:
-        done = subprocess.run(cmd, cwd=course, env=env, capture_output=True, text=True, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{' '.join(cmd[2:])} took more than {TIMEOUT} s")
-    assert done.returncode == 0, f"{' '.join(cmd[2:])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-    return done
+INSTRUCTOR = LABS / "INSTRUCTOR.md"
+REPO = LABS.parents[1]
+
+
+def grading_commands() -> list[str]:
+    """The shell lines of INSTRUCTOR.md's "Grading with nbgrader" section, in order."""
+    section = INSTRUCTOR.read_text(encoding="utf-8").split("## Grading with nbgrader", 1)[1].split("\n## ", 1)[0]
+    return [line.strip() for block in re.findall(r"```sh\n(.*?)```", section, re.S)
+            for line in block.splitlines() if line.strip()]
+
+
+def test_the_grading_steps_are_the_ones_this_module_runs():
+    lines = grading_commands()
+    assert lines[:4] == [".venv/bin/pip install 'nbgrader>=0.9'", ". .venv/bin/activate",
+                         "pimem grading-folder ~/pimem-grading", "cd ~/pimem-grading"], lines
+    assert [ln for ln in lines if ln.startswith(("nbgrader", "PIMEM_MODE"))] == [
+        "nbgrader generate_assignment labs",
+        "PIMEM_MODE=recorded PIMEM_BACKEND=emulator nbgrader autograde labs",
+        "nbgrader generate_feedback labs", "nbgrader export"], lines
+    assert "formgrade" not in "\n".join(lines), "nbgrader 0.9 has no `nbgrader formgrade` command"
+
+
+def _script(scratch: Path) -> str:
+    """INSTRUCTOR.md's grading commands as one bash script, run from the repository's folder as written.
+
+    The pip line is skipped (the test extras installed nbgrader already); after generate_assignment the
+    test plays the students: alice's untouched release copy lands in ~/Downloads/alice/ (the doc then
+    collects it as written), and an "instructor" submission holds the solutions.
+    """
+    out = ["set -euo pipefail", f"cd {REPO}"]
+    for line in grading_commands():
+        if line.startswith(".venv/bin/pip install"):
+            continue
+        if line == ". .venv/bin/activate" and not (REPO / ".venv" / "bin" / "activate").exists():
+            line = f"export PATH={Path(sys.executable).parent}:$PATH   # (no .venv here: this Python's scripts)"
+        out.append(line)
+        if line == "nbgrader generate_assignment labs":
+            out += ["mkdir -p ~/Downloads/alice && cp release/labs/*.ipynb ~/Downloads/alice/",
+                    "mkdir -p submitted/instructor/labs && cp source/labs/*.ipynb submitted/instructor/labs/"]
+    return "\n".join(out) + "\n"
 
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    """A course directory after generate_assignment and autograde of two submissions."""
-    root = tmp_path_factory.mktemp("course")
+    """The grading folder after INSTRUCTOR.md's grading steps, run as written."""
     scratch = tmp_path_factory.mktemp("nbgrader-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "IPYTHON", "PIMEM_"))}
     env.update(HOME=str(scratch), JUPYTER_CONFIG_DIR=str(scratch / "jupyter-config"),
                JUPYTER_DATA_DIR=str(scratch / "jupyter-data"), JUPYTER_RUNTIME_DIR=str(scratch / "jupyter-run"),
-               IPYTHONDIR=str(scratch / "ipython"), PIMEM_MODE="recorded", PIMEM_BACKEND="emulator",
+               IPYTHONDIR=str(scratch / "ipython"),
                PIMEM_EMULATOR_DIR=str(scratch / "emu"), PIMEM_LEDGER_DIR=str(scratch / "ledger"),
                PYTHONWARNINGS="ignore",   # a warning is stderr, and nbgrader scores a cell with stderr 0
                PATH=_path())
-    (root / "nbgrader_config.py").write_text(
-        "c = get_config()\n"
-        f"c.CourseDirectory.root = {str(root)!r}\n"
-        "c.CourseDirectory.course_id = 'pimem-labs'\n"
-        "c.ExecutePreprocessor.timeout = 300\n", encoding="utf-8")
-    source = root / "source" / ASSIGNMENT
-    source.mkdir(parents=True)
-    for p in NOTEBOOKS:
-        shutil.copy(p, source / p.name)
-    timings = {}
     t = time.monotonic()
-    _run(root, env, "generate_assignment", ASSIGNMENT, "--force")
-    timings["generate_assignment"] = time.monotonic() - t
-    release = root / "release" / ASSIGNMENT
-    for student, folder in (("instructor", source), ("untouched", release)):
-        dest = root / "submitted" / student / ASSIGNMENT
-        dest.mkdir(parents=True)
-        for p in NOTEBOOKS:
-            shutil.copy(folder / p.name, dest / p.name)
-        # nbgrader reads the submission time from this file; without it, it warns on every notebook.
-        (dest / "timestamp.txt").write_text("2024-01-01 12:00:00.000000 UTC", encoding="utf-8")
-    t = time.monotonic()
-    _run(root, env, "autograde", ASSIGNMENT, "--force")
-    timings["autograde"] = time.monotonic() - t
-    print(f"\nnbgrader timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-    return {"root": root, "release": release, "emu": scratch / "emu", "timings": timings}
+    try:
+        done = subprocess.run(["bash", "-c", _script(scratch)], env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the grading steps took more than {TIMEOUT} s")
+    assert done.returncode == 0, f"the grading steps failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}"
+    root = scratch / "pimem-grading"
+    print(f"\nINSTRUCTOR.md's grading steps: {time.monotonic() - t:.1f} s")
+    return {"root": root, "release": root / "release" / ASSIGNMENT, "emu": scratch / "emu", "env": env,
+            "timings": {"all steps": time.monotonic() - t}}
 
 
 @pytest.fixture
@@ -136,14 +154,14 @@ def test_the_instructor_notebooks_get_full_marks(gradebook):
 def test_an_untouched_release_copy_gets_zero(gradebook):
     gb = gradebook
     for p in NOTEBOOKS:
-        nb = gb.find_submission_notebook(p.stem, ASSIGNMENT, "untouched")
+        nb = gb.find_submission_notebook(p.stem, ASSIGNMENT, "alice")
         assert nb.max_code_score > 0, p.name
         scored = [g.name for g in nb.grades if g.score]
         assert nb.score == 0, (p.name, f"cells scored for an unanswered lab: {scored}")
 
 
 def test_autograde_ran_the_labs_on_the_emulator(course):
-    for student, passed in (("instructor", True), ("untouched", False)):
+    for student, passed in (("instructor", True), ("alice", False)):
         for p in NOTEBOOKS:
             path = course["root"] / "autograded" / student / ASSIGNMENT / p.name
             nb = nbformat.read(path, as_version=4)
@@ -166,3 +184,45 @@ def test_autograde_ran_the_labs_on_the_emulator(course):
 def test_nbgrader_is_quick_enough(course):
     # Reported by the fixture; here only a guard against a lab that starts measuring for minutes.
     assert sum(course["timings"].values()) < TIMEOUT
+
+
+def test_feedback_and_export_as_the_steps_say(course):
+    root = course["root"]
+    for student in ("alice", "instructor"):
+        pages = sorted(p.name for p in (root / "feedback" / student / ASSIGNMENT).glob("*.html"))
+        assert pages == sorted(f"{p.stem}.html" for p in NOTEBOOKS), (student, pages)
+    rows = (root / "grades.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("assignment,") and {r.split(",")[3] for r in rows[1:]} == {"alice", "instructor"}
+    config = (root / "nbgrader_config.py").read_text(encoding="utf-8")
+    assert "course_id" in config and "Exchange.root" in config and (root / "exchange").is_dir()
+
+
+def test_the_formgrader_runs_in_jupyterlab_started_in_the_grading_folder(course):
+    # Step 7: `jupyter lab` in the grading folder; its Nbgrader > Formgrader lists the assignment.
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.port_retries=0",
+           "--IdentityProvider.token=formgrader-test", *(["--allow-root"] if os.geteuid() == 0 else [])]
+    proc = subprocess.Popen(cmd, cwd=course["root"], env=course["env"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline, answer = time.monotonic() + 90, None
+        while time.monotonic() < deadline and answer is None:
+            assert proc.poll() is None, proc.stdout.read()
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/formgrader/api/assignments",
+                                         headers={"Authorization": "token formgrader-test"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    answer = json.loads(r.read())
+            except OSError:
+                time.sleep(0.5)
+        assert answer is not None, "the formgrader did not answer within 90 s"
+        (labs,) = [a for a in answer if a["name"] == ASSIGNMENT]
+        assert labs["num_submissions"] == 2 and labs["max_written_score"] > 0, labs
+    finally:
+        os.killpg(proc.pid, 15)
+        log = proc.communicate(timeout=30)[0]
+    assert "exchange directory" not in log.lower() and "No nbgrader_config.py" not in log, log[-2000:]

@@ -213,13 +213,60 @@ def test_only_drawable_benchmarks_are_offered():
 
 def test_labels_and_readouts_are_not_cut():
     ex = widgets.curve_explorer(Runner(), benchmarks=["baseline"], sizes=SIZES, size_range=(4096, 64 * MiB))
-    for c in ex.controls.values():
+    for c in [*ex.controls.values(), *ex.controls["benchmarks"].children[1].children]:
+        if isinstance(c, widgets.CheckList):
+            continue
         assert c.style.description_width == "initial", c.description
     assert ex.controls["sizes"].readout is False
     labels = [w.value for w in _shown(ex.box) if isinstance(w, widgets.W.Label)]
     assert labels == ["4 KiB to 64 MiB"]
     ex.controls["sizes"].value = (8192, MiB)
     assert [w.value for w in _shown(ex.box) if isinstance(w, widgets.W.Label)] == ["8 KiB to 1 MiB"]
+
+
+def test_benchmarks_are_checkboxes_that_redraw_once_per_tick():
+    run = Runner()
+    ex = widgets.size_explorer(run, benchmarks=["baseline"], size=MiB, sizes=SIZES)
+    choice = ex.controls["benchmarks"]
+    boxes = {b.description: b for b in choice.children[1].children}
+    assert all(isinstance(b, widgets.W.Checkbox) for b in boxes.values()) and "tick" in choice.children[0].value
+    assert [n for n, b in boxes.items() if b.value] == ["baseline"]
+    boxes["zerocopy"].value = True                        # a click
+    assert run.calls[-1][0] == ["baseline", "zerocopy"] and ex.recomputes == 1
+    choice.value = ("standard",)                          # set from Python: one redraw, boxes follow
+    assert ex.recomputes == 2 and run.calls[-1][0] == ["standard"]
+    assert [n for n, b in boxes.items() if b.value] == ["standard"]
+
+
+def test_recorded_axes_stay_put_across_every_control():
+    # 31 GB/s at 64 MiB and 92 GB/s at 2 MiB must not draw bars of the same length.
+    data = pd.concat([rows(sizes=SIZES), rows(bench="zerocopy", phase="write", sizes=SIZES[:3], samples=(30, 60, 90)),
+                      rows(bench="zerocopy", phase="write", sizes=SIZES[3:])])
+    ex = widgets.size_explorer(data, benchmarks=["baseline"], size=MiB, sizes=SIZES)
+    limits = set()
+    for size in (4096, MiB):
+        for choice in (("baseline",), ("zerocopy",), ("baseline", "zerocopy")):
+            ex.controls["size"].value, ex.controls["benchmarks"].value = size, choice
+            limits.add(ex.figure.axes[0].get_xlim())
+    assert len(limits) == 1, limits
+    cx = widgets.curve_explorer(data, benchmarks=["baseline"], sizes=SIZES, size_range=(4096, MiB))
+    seen = set()
+    for rng in ((4096, 8192), (16384, MiB), (4096, MiB)):
+        cx.controls["sizes"].value = rng
+        seen.add((cx.figure.axes[0].get_xlim(), cx.figure.axes[0].get_ylim()))
+    assert len(seen) == 1, seen
+
+
+def test_live_axes_only_grow():
+    def run(benchmarks, sizes, iterations):   # 4 KiB is fast, 1 MiB slow
+        return rows(sizes=sizes, samples=(90.0,) if sizes == [4096] else (1.0,)).drop(columns=["recording"])
+
+    ex = widgets.size_explorer(run, benchmarks=["baseline"], size=MiB, sizes=SIZES)
+    tops = []
+    for size in (4096, MiB, 4096):
+        ex.controls["size"].value = size
+        tops.append(ex.figure.axes[0].get_xlim()[1])
+    assert tops == sorted(tops)
 
 
 def test_recorded_size_slider_offers_only_recorded_sizes():

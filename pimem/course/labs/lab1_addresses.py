@@ -41,26 +41,30 @@ def check_alias(fn: Callable[[int], int], *, seed: int | None = None, hint: int 
                          "the caller format it (hex(x), or f'{x:X}').", rank=2)
             elif got == bus >> 30:
                 rep.fail(*args, f"you returned bits 31..30 as a plain number ({got}); " + _alias_why(bus),
-                         "aliases are named by the top hex digit of their base address (0xC0000000 is 'the 0xC "
-                         "alias'): bits 31..30 must become the upper two bits of that digit, not the lowest bits "
-                         "of the number",
-                         "The top hex digit of a 32-bit address is bits 31..28. The alias uses its upper two bits "
-                         "(31..30) and leaves the lower two (29..28) to the physical address. So the answer is that "
-                         "digit, moved down to the bottom, with its two lower bits cleared. Printing the raw bits is "
-                         "how a program ends up saying 'Alias: 0x3' for a DIRECT address.", rank=2)
+                         "an alias is named by the top hex digit of its base address (0xC0000000 is 'the 0xC "
+                         "alias'): the two bits keep their place inside that digit",
+                         "The top hex digit of a 32-bit address is bits 31..28, and bits 31..30 are its upper "
+                         "half. Write the DIRECT base address 0xC0000000 in binary and read its top digit: that "
+                         "digit, not the two bits counted on their own, is the alias's name. Counting the two "
+                         "bits on their own is how a program ends up printing 'Alias: 0x3' for a DIRECT "
+                         "address.", rank=2)
             elif got == bus >> 28:
                 rep.fail(*args, f"0x{got:X} is the whole top hex digit; only bits 31..30 pick the alias, "
                          "bits 29..28 are part of the physical address",
-                         "keep the upper two bits of that digit and clear the lower two",
-                         "An AND with a mask keeps the bits that are 1 in the mask and clears the rest. Which "
-                         "hex digit has its two upper bits set and its two lower bits clear? (Write it in binary.) "
-                         f"Here 0x{bus >> 28:X} is {bus >> 28:04b} in binary: keep the first two bits.", rank=2)
+                         "the top hex digit holds two things: the alias in its upper two bits, and the top of "
+                         "the physical address (up to 1 GiB, 30 bits) in its lower two",
+                         f"Here the digit is 0x{bus >> 28:X}, {bus >> 28:04b} in binary. The alias is the part of "
+                         "it that does not depend on where the block lies in RAM: the same digit with the "
+                         "address's two bits at zero. Which bitwise operator keeps some bits of a number and "
+                         "sets the others to zero?", rank=2)
             elif got == bus & ALIAS_MASK:
                 rep.fail(*args, f"0x{got:08X} is the alias bits where they sit in the address; the alias is "
                          "that as one hex digit",
-                         "move the top hex digit down to the bottom of the number",
-                         "A right shift by 4 bits moves a number down by one hex digit. The top digit of a "
-                         "32-bit address is 8 hex digits from the bottom: count how many bits it must move.", rank=2)
+                         "the alias's name is a single hex digit: the top digit of the address, brought down "
+                         "to be a number of its own",
+                         "Each hex digit is 4 bits. The top digit of a 32-bit address has seven digits below "
+                         "it: think of how far it must move to become the lowest digit, and which operator "
+                         "moves bits.", rank=2)
             else:
                 rep.fail(*args, _alias_why(bus),
                          "look at the top hex digit: bits 31..30 choose the alias, bits 29..28 do not",
@@ -73,11 +77,12 @@ def check_alias(fn: Callable[[int], int], *, seed: int | None = None, hint: int 
 
 def check_bus_to_phys(fn: Callable[[int], int], *, seed: int | None = None, hint: int = 1) -> CheckResult:
     """fn(bus) must return the ARM physical address: the alias bits cleared."""
-    clear = ("clear the two alias bits, bits 31..30, whatever they are, and keep every other bit",
-             "Clearing bits is an AND with a mask whose 1s are the bits to keep: here bits 29..0. Python's ~ "
-             "turns a mask of the bits to clear into a mask of the bits to keep. Try your function on the "
-             "address of each alias (0x3AAA8000, 0x7AAA8000, 0xBAAA8000, 0xFAAA8000): all four must give "
-             "the same physical address.")
+    clear = ("the four aliases are four views of the same RAM: the physical address is what they share, "
+             "bits 29..0 (a Pi has at most 1 GiB, 2^30 bytes), and the alias is all the rest",
+             "Two questions: which bits of a bus address are the same in all four aliases of one block, and "
+             "which bitwise operator keeps some bits of a number and sets the others to zero? Try your "
+             "function on the address of each alias (0x3AAA8000, 0x7AAA8000, 0xBAAA8000, 0xFAAA8000): all "
+             "four must give the same physical address.")
 
     def body(rep: _Report) -> None:
         for bus in _fresh_buses(_rng(seed)):
@@ -105,7 +110,8 @@ def check_bus_to_phys(fn: Callable[[int], int], *, seed: int | None = None, hint
             elif got == bus & 0x0FFFFFFF:
                 rep.fail(*args, "masking with 0x0FFFFFFF also clears bits 29..28, which belong to the physical "
                          "address, so the result can be hundreds of MiB lower, in memory Linux uses",
-                         "clear only bits 31..30", clear[1], rank=2)
+                         "count the bits a physical address needs on a 1 GiB board: the alias is only what lies "
+                         "above them", clear[1], rank=2)
             elif got == bus & ALIAS_MASK:
                 rep.fail(*args, f"you kept the alias and dropped the address; {same}",
                          "keep the other bits instead: the mask's 1s must be the bits you keep", clear[1], rank=2)
@@ -164,9 +170,9 @@ WRONG_CONVERSION_OPTIONS: dict[str, tuple[bool, str]] = {
     "a": (False, "an alias is another view of the same physical address, but this mask changed the address "
                  "itself: 0xBAAA8000 & 0x0FFFFFFF = 0x0AAA8000, 768 MiB below 0x3AAA8000"),
     "b": (False, "the low 12 bits are untouched, so 0x0AAA8000 is page aligned and mmap accepts it"),
-    "c": (False, "half of it: that is what happens on a kernel without CONFIG_STRICT_DEVMEM (raspberrypi/firmware#423 "
-                 "shows a wrong conversion hanging one). With it (the arm64 default, and 64-bit Raspberry Pi OS), "
-                 "/dev/mem refuses to map System RAM and mmap fails with EPERM: the answer depends on the kernel"),
+    "c": (False, "it can happen (raspberrypi/firmware#423 shows a wrong conversion hanging a Pi), but it does not "
+                 "happen on every Pi: before you choose, read what the kernel checks when a process maps "
+                 "/dev/mem (Linux drivers/char/mem.c, range_is_allowed) and which Raspberry Pi kernels check it"),
     "d": (False, "the GPU never sees these writes: they land 768 MiB away from its buffer, in Linux's memory"),
     "e": (True, "0x0AAA8000 lies in the memory Linux manages. A kernel built with CONFIG_STRICT_DEVMEM (the arm64 "
                 "default, and 64-bit Raspberry Pi OS) refuses to map System RAM through /dev/mem (drivers/char/mem.c, "
@@ -178,9 +184,9 @@ WRONG_CONVERSION_OPTIONS: dict[str, tuple[bool, str]] = {
 def check_wrong_conversion(fn: Callable[[], str], *, hint: int = 1) -> CheckResult:
     """fn() returns the letter of the answer to lab 1's wrong-conversion question."""
     more = ("Work it through: the cell above the question prints where the wrong address lands (which memory "
-            "region). Then ask what stands between a root process and that memory: is mapping it through "
-            "/dev/mem allowed on every kernel, or does it depend on how the kernel was built? Pick the option "
-            "that holds on every Pi kernel.")
+            "region). Then find out what stands between a root process and that memory: Linux's "
+            "drivers/char/mem.c decides what /dev/mem may map. Choose the option that is true on every "
+            "Raspberry Pi.")
 
     def body(rep: _Report) -> None:
         call = f"{_name(fn)}()"

@@ -70,12 +70,14 @@ def report_provenance(report: Any) -> str:
 
 
 def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median", size: int | None = None,
-                ax: Axes | None = None, title: str | None = None, provenance: str | None = None) -> Figure:
+                ax: Axes | None = None, title: str | None = None, provenance: str | None = None,
+                limit: float | None = None) -> Figure:
     """Horizontal bars, one per benchmark phase, of bandwidth (GB/s) or time (ms), marked PASS/FAIL.
 
     ``data``: a ``BenchReport``, a list of ``PhaseResult``, or a frame in the
     recording schema (one size, or pass ``size=``). A FAIL has no bandwidth:
-    its bar is empty and says FAIL.
+    its bar is empty and says FAIL. ``limit``: the largest value the axis must hold (default:
+    these bars'), so that figures drawn one after another share one scale.
     """
     if value not in ("gb_per_s", "ms"):
         raise UsageError(f"value {value!r} is not 'gb_per_s' or 'ms'")
@@ -107,7 +109,7 @@ def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median"
         if b.status == "not checked":
             rect.set_hatch("//")
             rect.set_alpha(0.6)
-    top = max(vals) if vals and max(vals) > 0 else 1.0
+    top = limit if limit else max(vals) if vals and max(vals) > 0 else 1.0
     for rect, b, v in zip(rects, bars, vals):
         shown = "-" if value == "gb_per_s" and b.gb_per_s is None else (f"{v:.3g} GB/s" if value == "gb_per_s"
                                                                         else f"{v:.3g} ms")
