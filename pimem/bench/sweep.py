@@ -128,6 +128,18 @@ class SweepResult:
     results: list[PhaseResult] = field(default_factory=list)
 
 
+def _skip_notes(skipped: dict[str, dict[str, list[int]]]) -> list[str]:
+    """One line per reason and set of sizes: 'standard, zerocopy at 128 MiB, 256 MiB skipped: WHY'."""
+    notes = []
+    for why, by_name in skipped.items():
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for name, sizes in by_name.items():
+            groups.setdefault(tuple(sizes), []).append(name)
+        for sizes, names in groups.items():
+            notes.append(f"{', '.join(names)} at {', '.join(format_size(s) for s in sizes)} skipped: {why}")
+    return notes
+
+
 def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes: Sequence[int] = DEFAULT_SIZES,
           *, kernel: str | None = None, options: RunOptions | None = None,
           progress: bool | Callable[[int, int, str], None] = True, command: str | None = None) -> SweepResult:
@@ -155,17 +167,21 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
 
         notes.append(f"latency benchmarks skipped: they need the compiled timing core ({status().message})")
         specs = [s for s in specs if s.phases != ("latency",)]
+    skipped: dict[str, dict[str, list[int]]] = {}   # why -> benchmark -> sizes, in order
     for spec in specs:
         for size in sizes:
             if spec.phases == ("latency",) and size > LATENCY_MAX_BYTES:
-                notes.append(f"{spec.name} at {format_size(size)} skipped: latency is chased through blocks of "
-                             f"up to {format_size(LATENCY_MAX_BYTES)}, as the published tables are")
+                why = (f"latency is chased through blocks of up to {format_size(LATENCY_MAX_BYTES)}, "
+                       "as the published tables are")
             elif spec.flags is not None and size > gpu_total:
-                notes.append(f"{spec.name} at {format_size(size)} skipped: more than the firmware's GPU heap "
-                             f"({format_size(gpu_total)} of gpu_mem's {format_size(backend.mailbox.vc_memory().size)})")
+                why = (f"more than the firmware's GPU heap ({format_size(gpu_total)} of gpu_mem's "
+                       f"{format_size(backend.mailbox.vc_memory().size)})")
                 too_big.append(size)
             else:
                 plan.append((spec, size))
+                continue
+            skipped.setdefault(why, {}).setdefault(spec.name, []).append(size)
+    notes += _skip_notes(skipped)
     if too_big:   # once, for the largest: how to get a heap that holds it
         notes.append(f"to go further: {backend.mailbox.too_big(max(too_big))}")
     results: list[PhaseResult] = []

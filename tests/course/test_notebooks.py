@@ -320,3 +320,27 @@ def test_kernel_is_this_python_in_the_controlled_environment(tmp_path, monkeypat
     assert lines == [sys.executable, "PIMEM_MODE recorded", "PIMEM_BACKEND emulator",
                      "MPLBACKEND module://matplotlib_inline.backend_inline",   # ipykernel sets it when unset
                      "True", str(tmp_path.resolve())], lines
+
+
+@pytest.mark.parametrize("name", ["00-start-here.ipynb", "02-unified-memory-and-aliases.ipynb", "03-the-mailbox.ipynb"])
+def test_tables_of_words_show_no_index_and_left_aligned_text(name):
+    nb = nbformat.read(str(render.NOTEBOOKS_DIR / name), as_version=4)
+    tables = ["".join(o["data"]["text/html"]) for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "<table" in "".join(o.get("data", {}).get("text/html", ""))]
+    assert tables, f"{name} shows no table"
+    for t in tables:
+        assert "row_heading" not in t and "<th></th>" not in t, "a 0..n index column is shown"
+        assert "text-align: left" in t, "text is right-aligned"
+
+
+def test_show_keeps_the_frame_and_hides_only_the_index():
+    import pandas as pd
+
+    from pimem.course.tables import show
+
+    frame = pd.DataFrame({"what": ["board", "revision"], "value": ["Pi 3B", "a02082"]}, index=[5, 9])
+    t = show(frame)
+    html_text = t._repr_html_()
+    assert "row_heading" not in html_text and ">board<" in html_text and "text-align: left" in html_text
+    assert html_text == show(frame)._repr_html_(), "the same table renders the same HTML (stable outputs)"
+    assert repr(t).splitlines()[0].split() == ["what", "value"] and list(frame.index) == [5, 9]
