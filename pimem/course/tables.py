@@ -2,14 +2,17 @@
 
 pandas' own display right-aligns every column and prints a 0..n index, which is noise in a table
 of words (a course outline, a message annotated word by word). `show(frame)` keeps the frame as it
-is and displays it cleanly, through pandas' Styler.
+is and displays it cleanly. The alignment is written on each cell (a style attribute), because
+JupyterLab drops the <style> blocks of a notebook it does not trust, and a student's copy is not.
 """
 from __future__ import annotations
 
-import hashlib
+import re
 
 import pandas as pd
 from pandas.api.types import is_numeric_dtype
+
+_CELL = re.compile(r"<(td|th)>")
 
 
 class Table:
@@ -20,13 +23,13 @@ class Table:
         self.precision = precision
 
     def _repr_html_(self) -> str:
-        text = [c for c in self.frame.columns if not is_numeric_dtype(self.frame[c])]
-        styler = self.frame.style.hide(axis="index").format(precision=self.precision)
-        styler = styler.set_properties(subset=text, **{"text-align": "left"})
-        styler = styler.set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
-        # The Styler's element ids are random by default; from the content, a re-render gives the same HTML.
-        digest = hashlib.sha1(self.frame.to_csv().encode("utf-8")).hexdigest()[:10]
-        return styler.set_uuid(f"pimem{digest}").to_html()
+        align = ["right" if is_numeric_dtype(self.frame[c]) else "left" for c in self.frame.columns]
+        text = self.frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.{self.precision}g}")
+        rows = text.split("<tr")
+        for i, row in enumerate(rows[1:], start=1):
+            cells = iter(align)
+            rows[i] = _CELL.sub(lambda m: f'<{m.group(1)} style="text-align: {next(cells, "left")}">', row)
+        return "<tr".join(rows)
 
     def __repr__(self) -> str:
         return self.frame.to_string(index=False)
