@@ -1,4 +1,4 @@
-"""The command line: python -m pimem COMMAND (also installed as `pimem`)."""
+"""The command line: the `pimem` console script (`.venv/bin/pimem COMMAND`; also `python -m pimem`)."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +39,10 @@ def cmd_mountain(args: argparse.Namespace) -> int:
     from .bench.mountain import DEFAULT_SIZES, DEFAULT_STRIDES, mountain, save_mountain
     from .bench.sweep import format_size, parse_size
 
+    if args.save:   # before measuring: a bad name must not cost the measurement
+        from .bench.mountain import check_name
+
+        check_name(args.save)
     folder = _user_folder(args, "mountain") if args.save else None
     sizes = [parse_size(t) for t in args.sizes] if args.sizes else list(DEFAULT_SIZES)
     strides = args.strides or list(DEFAULT_STRIDES)
@@ -115,17 +119,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     if args.reset_emulator:
-        from .firmware.emulator import FirmwareEmulator
-        from .firmware.transport import default_emulator_dir
+        from .memory.backend import reset_emulator
 
         if (args.backend or "emulator") != "emulator":
             raise UsageError("--reset-emulator resets the emulator's state; it cannot be combined with --backend pi")
-        from .memory.backend import close_backends
-
-        state_dir = default_emulator_dir()
-        close_backends()   # this process's handle on the old state goes with it
-        fw = FirmwareEmulator.reset(state_dir, gpu_mem=None if args.gpu_mem is None else args.gpu_mem << 20)
-        print(f"Reset the emulator in {state_dir}: a freshly booted firmware with gpu_mem={fw.gpu_mem >> 20} MiB "
+        fw = reset_emulator(None if args.gpu_mem is None else args.gpu_mem << 20)
+        print(f"Reset the emulator in {fw.state_dir}: a freshly booted firmware with gpu_mem={fw.gpu_mem >> 20} MiB "
               f"(a heap of {fw.heap_size >> 20} MiB), every emulated allocation gone.")
         return 0
     if args.gpu_mem is not None:
@@ -313,14 +312,12 @@ def _user_folder(args: argparse.Namespace, sub: str = "") -> Any:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from . import safefs
-    from .bench.data import _NAME_RE
+    from .bench.data import check_name
     from .bench.data.save import recording_texts, write_recording
 
     folder = _user_folder(args)
-    if args.name is not None and (not _NAME_RE.match(args.name) or args.name.endswith((".csv", ".json"))):
-        # Checked before the sweep, not after minutes of measuring (save_recording checks it too).
-        raise UsageError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-', starting with a "
-                         "letter or digit, without .csv/.json")
+    if args.name is not None:   # before the sweep, not after minutes of measuring (the save checks it too)
+        check_name(args.name, what="--name")
     label = None
     if args.label is not None:
         from .course.classroom import check_label, label_slug
@@ -350,9 +347,15 @@ def cmd_record(args: argparse.Namespace) -> int:
 def cmd_check_data(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .bench.data import check_data_dir, data_folders
+    from . import safefs
+
+    from .bench.data import check_data_dir, data_folders, remove_data_leftovers
 
     folders = [Path(args.dir)] if args.dir else data_folders()
+    if args.remove_leftovers:
+        for d in folders:
+            for p in safefs.as_invoking_user(lambda: [str(p) for p in remove_data_leftovers(d)]):
+                print(f"removed {p} (left by an interrupted save)")
     found = {str(d): check_data_dir(d) for d in folders}
     if args.json:
         _print_json({"directories": found, "problems": [p for ps in found.values() for p in ps]})
@@ -542,6 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check-data", cmd_check_data, "check every recording in data/ and my-data/ against the schema",
             backend=False)
     p.add_argument("--dir", help="directory (default: the course's data/ and your my-data/)")
+    p.add_argument("--remove-leftovers", action="store_true",
+                   help="first delete what interrupted saves left: temporaries, and sidecars without their CSV")
     p = add("student-copies", cmd_student_copies,
             "write the lab notebooks without their solutions and outputs (default notebooks/labs/student/)",
             backend=False)

@@ -41,6 +41,14 @@ class CorruptState(PimemError):
     """The emulator's state files are damaged or missing."""
 
 
+class FolderError(PimemError):
+    """A folder pimem must write in cannot take the file: full, read-only, or not this user's to write."""
+
+
+class DiskFull(FolderError):
+    """The folder's file system has no room left (ENOSPC, or a quota)."""
+
+
 # --- GPU memory -----------------------------------------------------------
 
 class GpuMemoryError(PimemError):

@@ -7,12 +7,12 @@ directories other users may be able to name in advance (/tmp/pimem-UID). So:
   is not owned by us, or is writable by group or others;
 - files are opened with O_NOFOLLOW (a planted symlink is never followed) and
   only regular files are read (a FIFO cannot hang a reader);
-- `write_atomic` writes a temporary with O_EXCL under an unpredictable name,
-  then renames it into place;
-- `FileLock` is an flock on one file, counted per process: a finalizer that
-  runs (from the garbage collector) while this process holds any pimem lock
-  must not take one, or it deadlocks against itself. `locks_held()` tells it,
-  and `call_when_unlocked` runs deferred work once the last lock is dropped.
+- `write_file` is the one way pimem writes a file: a temporary with O_EXCL under an
+  unpredictable name, then renamed into place (or linked, never replacing); a full or
+  read-only folder is a FolderError that names it;
+- `FileLock` is an flock on one file, counted per thread: a signal handler that
+  lands while its thread holds a pimem lock must not take one, or it deadlocks
+  against itself; `call_when_unlocked` runs its work once the last lock is dropped.
 
 - `as_invoking_user` runs work as the user behind `sudo`, so what they keep stays theirs.
 
@@ -21,8 +21,10 @@ This module is at the bottom of the package: it imports nothing of pimem but exc
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import re
 import secrets
 import stat
 import threading
@@ -30,7 +32,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from pathlib import Path
 
-from .exc import UnsafeDirectory
+from .exc import DiskFull, FolderError, UnsafeDirectory
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -113,27 +115,119 @@ def read_regular(path: str | os.PathLike, limit: int = 1 << 20) -> bytes:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path`: a new temporary (O_EXCL, random name), then rename.
+def folder_error(e: OSError, folder: str | os.PathLike, what: str) -> FolderError:
+    """pimem's error for an OSError met writing `what` in `folder`: it names the folder and what to do."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"no room left in {folder} to write {what} ({e.strerror}); free some space there, "
+                        "or choose another folder")
+    if e.errno == errno.EROFS:
+        return FolderError(f"{folder} is on a read-only file system, so {what} cannot be written there; "
+                           "choose another folder")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return FolderError(f"this user may not write {what} in {folder} ({e.strerror}); choose a folder of your own")
+    if e.errno == errno.ELOOP:
+        return FolderError(f"{Path(folder) / what} is a symbolic link, and pimem never writes through one "
+                           "(another user may have planted it): remove it")
+    if e.errno == errno.ENAMETOOLONG:
+        return FolderError(f"the name of {what} is too long for the file system of {folder}; choose a shorter one")
+    return FolderError(f"cannot write {what} in {folder}: {e.strerror or e}")
 
-    A process killed mid-write leaves the old file (and a `.tmp` named
-    `.NAME.RANDOM.tmp`); a symlink at the temporary's name cannot exist in
-    advance because the name is unpredictable, and O_EXCL refuses one anyway.
+
+def tmp_name(path: Path) -> Path:
+    """A temporary beside `path`: hidden, unpredictable, and naming the process that wrote it."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
+
+
+def write_file(path: str | os.PathLike, data: bytes | str, *, replace: bool = True, mode: int = 0o600,
+               durable: bool = False) -> Path:
+    """Write `data` to `path`, the one way pimem writes a file: a new temporary, then its name.
+
+    The temporary is created with O_EXCL under an unpredictable name beside `path` (no symlink
+    can wait there, and none is followed), written whole, then given its name:
+    - replace=True: renamed over whatever `path` is (a planted symlink is replaced, not followed);
+    - replace=False: hard-linked to `path`, which fails with FileExistsError on any existing name.
+    A process killed midway leaves the old file and a `.NAME.PID-RANDOM.tmp` (remove_leftovers).
+    `mode` passes through the umask as for any new file. `durable` syncs the file and the folder.
+    Errors the user can act on (a full disk, a read-only folder) are FolderError naming the folder.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    tmp = tmp_name(path)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    except BaseException:
-        os.close(fd)
+        fd = open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as e:
+        raise folder_error(e, path.parent, path.name) from None
+    try:
+        try:
+            view = memoryview(raw)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            os.unlink(tmp)
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, FileExistsError):
+            raise folder_error(e, path.parent, path.name) from None
         raise
-    os.close(fd)
-    os.replace(tmp, path)
+    if durable:
+        sync_folder(path.parent)
+    return path
+
+
+def sync_folder(folder: str | os.PathLike) -> None:
+    """Make a folder's new names durable (where the platform allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_TMP_RE = re.compile(r"^\..+\.([0-9]+)-[0-9a-f]{12}\.tmp$")
+
+
+def leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Temporaries of write_file in `folder` whose writer is dead: what an interrupted write left."""
+    found = []
+    for p in sorted(Path(folder).iterdir()) if os.path.isdir(folder) else []:
+        m = _TMP_RE.match(p.name)
+        if m and not _pid_alive(int(m.group(1))) and p.is_file() and not p.is_symlink():
+            found.append(p)
+    return found
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Delete the leftovers of interrupted writes in `folder` (this user's own only); returns them."""
+    removed = []
+    for p in leftovers(folder):
+        with contextlib.suppress(OSError):
+            if os.lstat(p).st_uid == os.geteuid():
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != 0
 
 
 def invoking_user() -> tuple[int, int] | None:
@@ -198,55 +292,40 @@ def as_invoking_user(work: Callable[[], Any]) -> Any:
     raise cls(reply.get("message", f"the work as uid {who[0]} ended without a word"))
 
 
-# --- locks, and what a finalizer may do --------------------------------------------
+# --- locks, and a signal handler that needs them --------------------------------------
 
-_count_guard = threading.Lock()   # held only to change the counters, never while blocking
-_held = 0                          # pimem file locks held by any thread of this process
-_deferred: list[Callable[[], None]] = []
-_draining = threading.local()
+_local = threading.local()   # per thread: how many pimem locks it holds, and work waiting for none
 
 
 def locks_held() -> int:
-    """How many pimem file locks this process holds now (any thread)."""
-    return _held
+    """How many pimem file locks this thread holds now."""
+    return getattr(_local, "held", 0)
 
 
 def call_when_unlocked(work: Callable[[], None]) -> bool:
-    """Run `work` now if this process holds no pimem lock, else when the last one is dropped.
+    """Run `work` now if this thread holds no pimem lock, else when it drops its last one.
 
-    For finalizers: returns True if it ran now. Work deferred while a lock is held
-    runs in the thread that drops the last lock, outside every lock.
+    For a signal handler (SIGTERM: release everything, then die), which runs in the main thread
+    wherever it was: taking a lock that thread already holds would deadlock. Returns True if it ran now.
     """
-    with _count_guard:
-        if _held:
-            _deferred.append(work)
-            return False
+    if locks_held():
+        _local.__dict__.setdefault("deferred", []).append(work)
+        return False
     work()
     return True
 
 
-def run_deferred() -> None:
-    """Run work that finalizers deferred (also called at exit)."""
-    if getattr(_draining, "active", False):
-        return
-    _draining.active = True
-    try:
-        while True:
-            with _count_guard:
-                if _held or not _deferred:
-                    return
-                work = _deferred.pop(0)
-            work()
-    finally:
-        _draining.active = False
+def _run_deferred() -> None:
+    deferred = _local.__dict__.get("deferred")
+    while deferred and not locks_held():
+        deferred.pop(0)()
 
 
 class FileLock:
-    """An exclusive flock on `path`, taken per call and counted for this process.
+    """An exclusive flock on `path`, taken per call and counted for the thread that holds it.
 
-    Not re-entrant by design: pimem never nests the same lock, and a finalizer
-    that would (the garbage collector firing inside a locked section) defers
-    its work with `call_when_unlocked` instead of deadlocking on it.
+    Not re-entrant by design: pimem never nests the same lock; a signal handler that would
+    (SIGTERM landing inside a locked section) defers its work with `call_when_unlocked`.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -258,8 +337,6 @@ class FileLock:
 
 
 class _Held:
-    # A class rather than a generator context manager: it is released straight
-    # after a firmware request commits, where every microsecond counts (see GpuBuffer).
     __slots__ = ("path", "fd")
 
     def __init__(self, path: Path) -> None:
@@ -267,25 +344,23 @@ class _Held:
         self.fd = -1
 
     def __enter__(self) -> None:
-        global _held
-        fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
-        with _count_guard:
-            _held += 1
+        try:
+            fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
+        except OSError as e:
+            raise folder_error(e, self.path.parent, self.path.name) from None
+        _local.held = locks_held() + 1
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
         except BaseException:
-            with _count_guard:
-                _held -= 1
+            _local.held -= 1
             os.close(fd)
             raise
         self.fd = fd
 
     def __exit__(self, *exc: object) -> None:
-        global _held
         try:
             os.close(self.fd)   # closing drops the flock
         finally:
-            with _count_guard:
-                _held -= 1
-        if _deferred:
-            run_deferred()
+            _local.held -= 1
+        if not _local.held:
+            _run_deferred()

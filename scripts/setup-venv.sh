@@ -67,4 +67,4 @@ fi
 echo "pimem: .venv ready in $((SECONDS - t0)) s: $(.venv/bin/python -c 'import numpy, pandas, matplotlib; print(f"numpy {numpy.__version__}, pandas {pandas.__version__}, matplotlib {matplotlib.__version__}")')"
 # The compiled timing core (pimem/bench/csrc/pimem_core.c): built once into this user's
 # private cache; without a C compiler pimem still works, with per-call timing.
-.venv/bin/python -m pimem core 2>/dev/null || echo "pimem: (install gcc for the compiled timing core; pimem works without it)"
+.venv/bin/pimem core 2>/dev/null || echo "pimem: (install gcc for the compiled timing core; pimem works without it)"

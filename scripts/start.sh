@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-venv.sh
 echo "pimem: starting JupyterLab (Ctrl-C stops it)"
-exec .venv/bin/python -m pimem lab "$@"
+exec .venv/bin/pimem lab "$@"

@@ -189,10 +189,10 @@ else
         .venv/bin/python -m pip install --quiet pytest hypothesis tqdm
         .venv/bin/python -m pip install --quiet --no-deps -e .   # no Jupyter: not used by these tests
         export PIMEM_BACKEND=emulator
-        .venv/bin/python -m pimem info
-        .venv/bin/python -m pimem decode FAAA8000
-        .venv/bin/python -m pimem selftest
-        .venv/bin/python -m pimem bench 4
+        .venv/bin/pimem info
+        .venv/bin/pimem decode FAAA8000
+        .venv/bin/pimem selftest
+        .venv/bin/pimem bench 4
         .venv/bin/python -m pytest -q -p no:cacheprovider tests/firmware/test_protocol.py tests/firmware/test_transport.py \
             tests/memory/test_buffer.py tests/bench/test_kernels.py tests/bench/test_timing.py tests/bench/test_benchmarks.py \
             tests/firmware/test_emulator.py tests/memory/test_ledger.py tests/firmware/test_memflags.py tests/firmware/test_mailbox.py tests/firmware/test_board.py'

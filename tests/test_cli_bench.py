@@ -297,31 +297,16 @@ _CHILD = textwrap.dedent("""
         marker.write_text("stopped")
         time.sleep(120)
 
-    if stage == "csv-temp":
-        # Write half of the CSV's temp file, then hang: killed mid-write.
-        real_fdopen = os.fdopen
+    from pimem import safefs
+    real_write = data.save.write_file
 
-        class Half:
-            def __init__(self, f): self.f = f
-            def __enter__(self): return self
-            def __exit__(self, *exc): return self.f.__exit__(*exc)
-            def __getattr__(self, name): return getattr(self.f, name)
-            def write(self, text):
-                if text.startswith("benchmark,"):
-                    self.f.write(text[: len(text) // 2]); self.f.flush()
-                    stop_here()
-                return self.f.write(text)
-
-        data.save.os.fdopen = lambda *a, **kw: Half(real_fdopen(*a, **kw))
-    else:
-        # The sidecar has its final name; hang before the CSV gets its own.
-        real_place = data.save._place
-
-        def place(src, dst):
-            if dst.suffix == ".csv":
-                stop_here()
-            return real_place(src, dst)
-        data.save._place = place
+    def write(path, text, **kw):
+        if Path(path).suffix == ".csv":
+            if stage == "csv-temp":   # half of the CSV in its temporary, then killed mid-write
+                safefs.tmp_name(Path(path)).write_text(text[: len(text) // 2])
+            stop_here()               # before-csv-name: the sidecar has its name, the CSV not yet
+        return real_write(path, text, **kw)
+    data.save.write_file = write
 
     from pimem.cli import main
     sys.exit(main(sys.argv[3:]))
@@ -369,7 +354,7 @@ def test_sigkill_mid_record_leaves_earlier_recording_intact(capsys, tmp_path, em
         assert any(str(p) in problem for problem in problems), (p, problems)
     assert not any(problem.startswith(str(rec_dir / "t.")) for problem in problems), problems
     if stage == "csv-temp":
-        assert any(p.name.endswith(".csv.tmp") for p in leftovers)
+        assert any(".csv." in p.name and p.name.endswith(".tmp") for p in leftovers)
     else:
         assert (rec_dir / "t-2.json").exists() and not (rec_dir / "t-2.csv").exists()
 
@@ -378,10 +363,16 @@ def test_check_data_command_reports_leftover_temp_files(capsys, tmp_path):
     assert _record(capsys, tmp_path)[0] == 0
     code, out, _ = run(capsys, "check-data", "--dir", str(tmp_path))
     assert code == 0 and "every recording follows the schema" in out
-    (tmp_path / ".t.0123456789ab.csv.tmp").write_text("benchmark,pha")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()          # the pid of a writer that is gone
+    leftover = f".t.csv.{dead}-0123456789ab.tmp"
+    (tmp_path / leftover).write_text("benchmark,pha")
     code, out, _ = run(capsys, "check-data", "--dir", str(tmp_path), "--json")
     d = json.loads(out)
-    assert code == 1 and len(d["problems"]) == 1 and ".t.0123456789ab.csv.tmp" in d["problems"][0]
+    assert code == 1 and len(d["problems"]) == 1 and leftover in d["problems"][0]
+    assert "--remove-leftovers" in d["problems"][0]
+    code, out, _ = run(capsys, "check-data", "--dir", str(tmp_path), "--remove-leftovers")
+    assert code == 0 and f"removed {tmp_path / leftover}" in out and not (tmp_path / leftover).exists()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as sudo does")

@@ -449,5 +449,5 @@ def get_kernel(name: str) -> Kernel:
     except (KeyError, TypeError):
         valid = ", ".join(repr(k) for k in sorted(KERNELS))
         hint = {"libc": " (no C library could be loaded here)",
-                "c-loop": " (the compiled core did not build here: see `pimem core`)"}.get(name, "")
+                "c-loop": " (the compiled core did not build here: see `.venv/bin/pimem core`)"}.get(name, "")
         raise UsageError(f"unknown kernel {name!r}{hint}; valid names: {valid}") from None

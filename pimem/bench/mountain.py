@@ -14,6 +14,7 @@ pass over 16 KiB.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -61,13 +62,52 @@ def estimate_seconds(core: "CompiledKernel", buf: np.ndarray, sizes: Sequence[in
     return sum(regions * max(MIN_SAMPLE_S, one_pass * s / big) for s in sizes for _ in strides)
 
 
+def _measure(core: "CompiledKernel", buf: np.ndarray, kind: str, sizes: Sequence[int], strides: Sequence[int],
+             iterations: int, progress: bool, announce: Callable[[str], None]) -> list[dict]:
+    """The mountain's rows: every size and stride, read in ``buf`` by the compiled core."""
+    from .sweep import format_size
+
+    lib = core._lib
+    buf.view(np.uint8)[:] = 0xA5                      # touch every page before timing
+    est = estimate_seconds(core, buf, sizes, strides, iterations)
+    announce(f"pimem mountain: {len(sizes)} sizes x {len(strides)} strides in {kind} memory; "
+             f"about {est:.0f} s here (estimated from one timed pass over {format_size(max(sizes))})")
+    rows = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(sizes) * len(strides), desc="pimem mountain", unit="point")
+    addr = buf.ctypes.data
+    try:
+        for size in sizes:
+            for stride in strides:
+                def region(reps: int, size: int = size, stride: int = stride) -> int:
+                    return lib.pimem_time_read_stride(addr, size, stride, reps)
+                expected = int(buf[:size].view(np.uint64)[::stride].sum(dtype=np.uint64))
+                got = int(lib.pimem_sum_stride(addr, size, stride))
+                if got != expected:
+                    raise BenchmarkError(f"the strided read at {size} bytes, stride {stride} summed "
+                                         f"0x{got:x}, expected 0x{expected:x}: the core is broken; rebuild it")
+                t = time_op(lambda: None, region=region, iterations=iterations, warmup=1,
+                            min_sample_s=MIN_SAMPLE_S)
+                nbytes = 8 * _words_read(size, stride)
+                rows.append({"size_bytes": size, "stride_words": stride, "seconds": t.median_s,
+                             "bytes": nbytes, "gb_per_s": nbytes / t.median_s / 1e9, "reps": t.reps})
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows
+
+
 def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Sequence[int] = DEFAULT_SIZES,
              strides: Sequence[int] = DEFAULT_STRIDES,
              iterations: int = ITERATIONS, progress: bool = True,
              announce: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict]:
     """Measure the mountain in a buffer of ``kind`` ("host" or "direct"); (table, sidecar)."""
     from .benchmarks import RunOptions, chase_kernel
-    from .sweep import format_size, run_metadata
+    from .sweep import run_metadata
 
     if kind not in KINDS:
         raise UsageError(f"kind {kind!r} is not a kind of buffer for the mountain; use one of: {', '.join(KINDS)}")
@@ -81,56 +121,20 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
         raise UsageError(f"stride {max(strides)} words is longer than the smallest size ({min(sizes)} bytes, "
                          f"{min(sizes) // 8} words); give strides of at most {min(sizes) // 8}")
     core = chase_kernel("the memory mountain")
-    lib = core._lib
     if backend is None:
         from ..memory.backend import get_backend
         backend = get_backend()
     big = max(sizes)
-    gpu = None
-    try:
-        if KINDS[kind] is None:
-            buf = host_array(big, backend)
-        else:
-            problem = backend.mailbox.too_big(big, what=", which the mountain's largest size needs",
-                                              less="give smaller --sizes")
-            if problem:
-                raise UsageError(problem)
-            gpu = GpuBuffer(big, KINDS[kind], backend=backend)
-            buf = gpu.array
-        buf.view(np.uint8)[:] = 0xA5                      # touch every page before timing
-        est = estimate_seconds(core, buf, sizes, strides, iterations)
-        announce(f"pimem mountain: {len(sizes)} sizes x {len(strides)} strides in {kind} memory; "
-                 f"about {est:.0f} s here (estimated from one timed pass over {format_size(big)})")
-        rows = []
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(sizes) * len(strides), desc="pimem mountain", unit="point")
-        addr = buf.ctypes.data
-        try:
-            for size in sizes:
-                for stride in strides:
-                    def region(reps: int, size: int = size, stride: int = stride) -> int:
-                        return lib.pimem_time_read_stride(addr, size, stride, reps)
-                    expected = int(buf[:size].view(np.uint64)[::stride].sum(dtype=np.uint64))
-                    got = int(lib.pimem_sum_stride(addr, size, stride))
-                    if got != expected:
-                        raise BenchmarkError(f"the strided read at {size} bytes, stride {stride} summed "
-                                             f"0x{got:x}, expected 0x{expected:x}: the core is broken; rebuild it")
-                    t = time_op(lambda: None, region=region, iterations=iterations, warmup=1,
-                                min_sample_s=MIN_SAMPLE_S)
-                    nbytes = 8 * _words_read(size, stride)
-                    rows.append({"size_bytes": size, "stride_words": stride, "seconds": t.median_s,
-                                 "bytes": nbytes, "gb_per_s": nbytes / t.median_s / 1e9, "reps": t.reps})
-                    if bar is not None:
-                        bar.update(1)
-        finally:
-            if bar is not None:
-                bar.close()
-    finally:
-        buf = None
-        if gpu is not None:
-            gpu.close()
+    if KINDS[kind] is None:
+        rows = _measure(core, host_array(big, backend), kind, sizes, strides, iterations, progress, announce)
+    else:
+        problem = backend.mailbox.too_big(big, what=", which the mountain's largest size needs",
+                                          less="give smaller --sizes")
+        if problem:
+            raise UsageError(problem)
+        # A with-block: interrupted (Ctrl-C in a notebook), the buffer is released at once.
+        with GpuBuffer(big, KINDS[kind], backend=backend) as gpu:
+            rows = _measure(core, gpu.array, kind, sizes, strides, iterations, progress, announce)
     meta = run_metadata(backend, core.name, RunOptions(iterations=iterations, warmup=1))
     meta.update({"title": f"memory mountain, {kind} memory", "buffer_kind": kind,
                  "statistic_note": "median of the timed regions; bytes = the 8-byte words read per pass"})
@@ -139,27 +143,44 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
 
 
 def save_mountain(frame: pd.DataFrame, meta: dict, path: str | Path) -> Path:
-    """Write NAME.csv and NAME.json (refusing to overwrite)."""
-    from ..safefs import write_atomic
+    """Write NAME.csv and NAME.json (refusing to overwrite): the sidecar first, as a recording's."""
+    from ..safefs import remove_leftovers, write_file
 
-    path = Path(path).with_suffix("")
-    csv_path, json_path = path.with_suffix(".csv"), path.with_suffix(".json")
+    path = Path(path)
+    check_name(path.name)
+    csv_path, json_path = path.with_name(path.name + ".csv"), path.with_name(path.name + ".json")
+    remove_leftovers(path.parent)   # what an interrupted save of ours left here
     for p in (csv_path, json_path):
-        if p.exists():
+        if os.path.lexists(p):
             raise UsageError(f"{p} exists; pimem never overwrites a recording: choose another name")
-    write_atomic(csv_path, frame.to_csv(index=False).encode())
-    write_atomic(json_path, (json.dumps(meta, indent=1) + "\n").encode())
+    write_file(json_path, json.dumps(meta, indent=1) + "\n", replace=False, mode=0o644, durable=True)
+    try:
+        write_file(csv_path, frame.to_csv(index=False), replace=False, mode=0o644, durable=True)
+    except BaseException:
+        json_path.unlink(missing_ok=True)   # ours: no sidecar without its table
+        raise
     return csv_path
 
 
+def check_name(name: str) -> str:
+    """A mountain's name: a plain file name (no folder, no suffix), as a recording's."""
+    from .data import check_name as check_recording_name
+
+    return check_recording_name(name, what="mountain name")
+
+
 def load_mountain(name: str | Path) -> tuple[pd.DataFrame, dict]:
-    """A saved mountain (a bare name is looked up in data/mountain/), checked: columns, positive
-    numbers, and GB/s = bytes / seconds."""
-    from .data import data_dir
+    """A saved mountain, checked: columns, positive numbers, and GB/s = bytes / seconds.
+
+    A bare name is looked up in the course's data/mountain/, then in this user's my-data/mountain/.
+    """
+    from .data import data_folders
 
     path = Path(name)
     if path.parent == Path("."):
-        path = data_dir() / "mountain" / path
+        found = [d / "mountain" / path for d in data_folders()
+                 if (d / "mountain" / path).with_suffix(".csv").exists()]
+        path = found[0] if found else data_folders()[0] / "mountain" / path
     path = path.with_suffix("")
     try:
         frame = pd.read_csv(path.with_suffix(".csv"))

@@ -28,7 +28,6 @@ import hashlib
 import math
 import os
 import re
-import shutil
 import tempfile
 import unicodedata
 from collections.abc import Sequence
@@ -38,6 +37,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..paths import pimem_command
+from .. import safefs
 from ..bench import data
 from . import plots
 from ..bench.data import Recording
@@ -361,7 +362,7 @@ def _published_frame(published: pd.DataFrame | bool | None, notes: list[str]) ->
     if published is None:
         published = published_pi3()
         if published.empty:
-            notes.append("no published Raspberry Pi 3 figures found in data/ (python -m pimem check-data)")
+            notes.append(f"no published Raspberry Pi 3 figures found in data/ ({pimem_command('check-data')})")
     elif published is False:
         return None
     elif not isinstance(published, pd.DataFrame):
@@ -524,8 +525,7 @@ def make_example_class(out: str | os.PathLike[str] | None = None,
     data/). Replaces only the files it writes (README.md stays); returns their paths.
     """
     src = Path(source) if source is not None else DATA_DIR
-    dst = resolve_folder(out)
-    dst.mkdir(parents=True, exist_ok=True)
+    dst = safefs.private_dir(resolve_folder(out), "example class folder", "give a folder of your own")
     names = [f"{n}-{label}" for n, label in EXAMPLE_BOARDS] + [_EXAMPLE_DUPLICATE]
     targets = [dst / f"{n}{ext}" for n in names for ext in (".csv", ".json")]
     targets.append(dst / f"{_EXAMPLE_NO_SIDECAR[0]}-{_EXAMPLE_NO_SIDECAR[1]}.csv")
@@ -551,14 +551,14 @@ def make_example_class(out: str | os.PathLike[str] | None = None,
         written += [made, made.with_suffix(".json")]
     first = written[0]
     for ext in (".csv", ".json"):
-        shutil.copyfile(first.with_suffix(ext), dst / f"{_EXAMPLE_DUPLICATE}{ext}")
+        safefs.write_file(dst / f"{_EXAMPLE_DUPLICATE}{ext}", first.with_suffix(ext).read_bytes(), mode=0o644)
         written.append(dst / f"{_EXAMPLE_DUPLICATE}{ext}")
     name, label = _EXAMPLE_NO_SIDECAR
     frame, meta = subset(name, ("baseline",))
     meta["label"] = label
     with tempfile.TemporaryDirectory() as tmp:
         made = data.save_recording(frame, meta, tmp, f"{name}-{label}")
-        shutil.copyfile(made, dst / made.name)   # the CSV only: its sidecar "was not sent"
+        safefs.write_file(dst / made.name, made.read_bytes(), mode=0o644)   # the CSV only: its sidecar "was not sent"
     written.append(dst / made.name)
     return sorted(written)
 

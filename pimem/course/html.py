@@ -1,6 +1,6 @@
 """Build the HTML edition: every committed notebook as a page that loads nothing from the internet.
 
-    python -m pimem html                   # build/html/index.html, works offline
+    .venv/bin/pimem html                   # build/html/index.html, works offline
 
 The notebooks are converted as committed (pimem.course.render executes them and
 keeps their outputs up to date); labs are published as their student copies.
@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from .. import safefs
 from ..exc import NotebookError, UsageError
 from .render import NOTEBOOKS_DIR, REPO, _read, _require, course_notebooks, lab_notebooks
 
@@ -69,12 +70,12 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 def _npm_fetch(spec: str, cache: Path) -> Path | None:
     """The unpacked npm package ``spec`` (cached under ``cache``), or None without npm or network."""
     target = cache / re.sub(r"[^A-Za-z0-9.@-]+", "_", spec)
-    if (target / "package.json").exists():
+    if (target / "package.json").exists() and safefs.private_dir(cache, "npm cache folder", "remove it"):
         return target
     npm = shutil.which("npm")
     if npm is None:
         return None
-    cache.mkdir(parents=True, exist_ok=True)
+    safefs.private_dir(cache, "npm cache folder", "remove it")
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         try:
             out = subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", tmp],
@@ -99,7 +100,7 @@ def vendor_assets(out_dir: Path, cache: Path = VENDOR_CACHE) -> tuple[dict[str, 
     """
     urls: dict[str, str] = {}
     notes: list[str] = []
-    vendor = out_dir / "vendor"
+    vendor = safefs.private_dir(out_dir / "vendor", "HTML edition folder", "give a folder of your own with --out")
     pkg = _npm_fetch(HTML_MANAGER_SPEC, cache)
     if pkg is not None:
         dest = vendor / "html-manager"
@@ -165,7 +166,8 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
     from nbconvert import HTMLExporter
 
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_HTML_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # This user's own folder, or refused: pages are written where nobody else can plant a link.
+    safefs.private_dir(out_dir, "HTML edition folder", "give a folder of your own with --out")
     course = [Path(p) for p in notebooks] if notebooks is not None else course_notebooks() + lab_notebooks()
     if not course:
         raise UsageError(f"no notebooks in {NOTEBOOKS_DIR}: nothing to build")
@@ -200,11 +202,11 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
         except Exception as e:
             raise NotebookError(f"{path.name}: nbconvert could not convert it ({type(e).__name__}: {e})") from None
         page = out_dir / rel
-        page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(body, encoding="utf-8")
+        safefs.private_dir(page.parent, "HTML edition folder", "give a folder of your own with --out")
+        safefs.write_file(page, body, mode=0o644)
         entries.append((kind, rel, title))
     index = out_dir / "index.html"
-    index.write_text(_index_page(entries, notes), encoding="utf-8")
+    safefs.write_file(index, _index_page(entries, notes), mode=0o644)
     return index
 
 

@@ -69,7 +69,7 @@ def quiet_news(settings_dir: Path | None = None) -> str | None:
             return None
         merged = {**current, **{k: {**current.get(k, {}), **v} for k, v in LAB_OVERRIDES.items()}}
         if merged != current:
-            safefs.write_atomic(path, (json.dumps(merged, indent=2) + "\n").encode())
+            safefs.write_file(path, (json.dumps(merged, indent=2) + "\n").encode())
     except (OSError, ValueError):
         return None
     return str(path)

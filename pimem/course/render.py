@@ -8,7 +8,7 @@ execution here happens in one controlled environment: recorded data
 (so bus addresses and handles come out the same every time), a kernel from
 this very Python, no progress bars, fixed hashing.
 
-    python -m pimem render [NOTEBOOK...]   # execute and write outputs back
+    .venv/bin/pimem render [NOTEBOOK...]   # execute and write outputs back
 
 Lab notebooks (notebooks/labs/) keep their outputs cleared: they are run by
 students, never rendered.
@@ -29,6 +29,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ..paths import pimem_command
+from .. import safefs
 from ..exc import NotebookError, UsageError
 from ..paths import LABS_DIR, NOTEBOOKS_DIR, REPO
 
@@ -164,7 +166,7 @@ def execute_notebook(path: Path, *, timeout: int = 180) -> "NotebookNode":
         except CellExecutionError as e:
             raise NotebookError(
                 f"{path.name}: {_cell_label(nb, current['index'])} raised {e.ename}: {e.evalue}. "
-                f"Open it in JupyterLab for the traceback; after fixing, run: python -m pimem render {path.name}"
+                f"Open it in JupyterLab for the traceback; after fixing, run: {pimem_command('render ' + path.name)}"
             ) from None
         except (CellTimeoutError, TimeoutError):
             raise NotebookError(
@@ -225,7 +227,8 @@ def render(paths: Sequence[Path] | None = None, *, timeout: int = 180, progress:
         text = nbformat.writes(nb)
         text += "" if text.endswith("\n") else "\n"   # as nbformat.write does
         if p.read_text(encoding="utf-8") != text:
-            p.write_text(text, encoding="utf-8")
+            safefs.private_dir(p.parent, "notebook folder", "render notebooks in a checkout of your own")
+            safefs.write_file(p, text, mode=0o644)
         done.append(p)
     return done
 

@@ -111,19 +111,12 @@ def write_student_copies(out: str | Path | None = None, source: str | Path | Non
         text = json.dumps(student_notebook(json.loads(path.read_text(encoding="utf-8"))),
                           indent=1, ensure_ascii=False) + "\n"
         target = dst / path.name
-        if force:
-            safefs.write_atomic(target, text.encode("utf-8"))   # replaces a planted symlink, never follows it
-            written.append(target)
-            continue
         try:
-            # O_EXCL creates or fails in one step (and never follows a symlink): no window in which a
-            # file made meanwhile is overwritten.
-            fd = safefs.open_file(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            # Without --force the name must be free: a file made meanwhile is never overwritten.
+            safefs.write_file(target, text, replace=force, mode=0o644)
         except FileExistsError:
             skipped.append(target)
             continue
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
         written.append(target)
     return StudentCopies(dst, written, skipped)
 
@@ -169,9 +162,9 @@ def make_grading_folder(folder: str | Path, source: str | Path | None = None) ->
     labs = safefs.private_dir(safefs.private_dir(folder / "source", "grading folder", hint) / ASSIGNMENT,
                               "grading folder", hint)
     safefs.private_dir(folder / "exchange", "grading folder", hint)
-    safefs.write_atomic(folder / "nbgrader_config.py", _NBGRADER_CONFIG.encode("utf-8"))
+    safefs.write_file(folder / "nbgrader_config.py", _NBGRADER_CONFIG.encode("utf-8"))
     copied = []
     for path in notebooks:
-        safefs.write_atomic(labs / path.name, path.read_bytes())
+        safefs.write_file(labs / path.name, path.read_bytes())
         copied.append(labs / path.name)
     return GradingFolder(folder, folder / "nbgrader_config.py", copied)

@@ -189,7 +189,7 @@ def _sync(directory: Path, update: bool, ref: Path, teacher: bool) -> CopyReport
         # course notebook, or a change in how copies are made (the lab stripping), both show as
         # a new delivery.
         if have is None:
-            safefs.write_atomic(target, new)
+            safefs.write_file(target, new)
             manifest[rel] = {"delivered": new_sha, "copy": _written(new)}
             report.created.append(rel)
         elif entry.get("delivered") == new_sha:
@@ -200,19 +200,19 @@ def _sync(directory: Path, update: bool, ref: Path, teacher: bool) -> CopyReport
             report.stale.append(rel)
             continue
         elif _untouched(entry, have):   # run and saved, perhaps, but nothing written in it
-            safefs.write_atomic(target, new)
+            safefs.write_file(target, new)
             manifest[rel] = {"delivered": new_sha, "copy": _written(new)}
             report.replaced.append(rel)
         else:
             beside = _free_name(directory, rel)
-            safefs.write_atomic(directory / beside, new)
+            safefs.write_file(directory / beside, new)
             # The student's file stays theirs; the new version is recorded as delivered.
             manifest[rel] = {"delivered": new_sha, "copy": entry.get("copy", "")}
             manifest[beside] = {"delivered": new_sha, "copy": _written(new)}
             report.beside.append((rel, beside))
         changed = True
     if changed:
-        safefs.write_atomic(directory / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+        safefs.write_file(directory / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return report
 
 

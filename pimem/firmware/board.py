@@ -169,7 +169,7 @@ _NEW_WARRANTY_BIT = 1 << 25
 _HEX_RE = re.compile(r"(?:0[xX])?([0-9a-fA-F]+)")
 
 _WHAT_TO_DO = (
-    "Check the code with `grep Revision /proc/cpuinfo` or `pimem info` "
+    "Check the code with `grep Revision /proc/cpuinfo` or `.venv/bin/pimem info` "
     "(it is hexadecimal, e.g. 'a02082' or 0xa02082)"
 )
 
@@ -349,7 +349,7 @@ def read_revision_from_system(root: str | os.PathLike[str] = "/") -> int | None:
     if _HEX_RE.fullmatch(field) is None:
         raise RevisionError(
             f"the Revision line of {cpuinfo_path} reads {field!r}, which is not hexadecimal; "
-            f"check `grep Revision /proc/cpuinfo` or `pimem info`."
+            f"check `grep Revision /proc/cpuinfo` or `.venv/bin/pimem info`."
         )
     return _parse_code(field)
 

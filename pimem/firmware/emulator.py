@@ -37,7 +37,7 @@ from typing import Any
 
 from .board import FIRMWARE_RESERVE_MIB
 from ..exc import CorruptState, UsageError
-from ..safefs import FileLock, open_file, private_dir, read_regular, write_atomic
+from ..safefs import FileLock, open_file, private_dir, read_regular, write_file
 
 STATE_FILE = "state.jsonl"
 # The journal is rewritten as its last line once it grows past this: rarely, and
@@ -558,7 +558,7 @@ class FirmwareEmulator:
         if end > _JOURNAL_LIMIT:
             for stale in self.state_dir.glob(f".{STATE_FILE}.*.tmp"):   # a compaction killed midway
                 stale.unlink(missing_ok=True)
-            write_atomic(self._state_path, last)
+            write_file(self._state_path, last)
         return state
 
     def _save(self, state: dict[str, Any]) -> None:
@@ -595,7 +595,7 @@ class FirmwareEmulator:
         os.replace(temporary, self.memory_path)
         state = {"gpu_mem": gpu_mem, "heap_size": heap_size, "vc_base": _RAM - gpu_mem,
                  "next_handle": 1, "blocks": []}
-        write_atomic(self._state_path, json.dumps(state).encode() + b"\n")
+        write_file(self._state_path, json.dumps(state).encode() + b"\n")
         return state
 
     # --- inspection (for tests and `info`) ---------------------------------

@@ -23,6 +23,7 @@ import struct
 import sys
 from pathlib import Path
 
+from ..paths import pimem_command
 from ..exc import MailboxError, MailboxPermissionError, MailboxUnavailable
 from .protocol import RESPONSE_SUCCESS
 
@@ -189,7 +190,7 @@ class VcioTransport(Transport):
         except PermissionError:
             raise MailboxPermissionError(
                 f"permission denied opening {self.devmem_path}: mapping GPU memory needs root "
-                "(CAP_SYS_RAWIO). Run as root, e.g. 'sudo .venv/bin/python -m pimem ...'"
+                f"(CAP_SYS_RAWIO). Run as root, e.g. '{pimem_command('info') if os.geteuid() else 'sudo ' + pimem_command('info')}'"
             ) from None
         except OSError as e:
             raise MailboxError(

@@ -11,12 +11,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..firmware.board import BoardRevision, decode_revision
 from ..exc import RevisionError, UnsupportedBoard, UsageError
 from .ledger import Allocation, Ledger
 from ..firmware.mailbox import Mailbox
 from ..firmware.transport import VCIO_PATH, EmulatorTransport, Transport, VcioTransport
+
+if TYPE_CHECKING:
+    from ..firmware.emulator import FirmwareEmulator
 
 BACKENDS = ("pi", "emulator")
 ENV_BACKEND = "PIMEM_BACKEND"
@@ -84,6 +88,30 @@ def open_backend(name: str, *, ledger_dir: str | os.PathLike | None = None,
         print(f"pimem: reclaimed {len(reclaimed)} GPU allocation(s), {total} bytes, left by "
               f"process(es) {sorted({e.pid for e in reclaimed})} that died holding them", file=sys.stderr)
     return Backend(name, transport, mailbox, ledger, reclaimed, board)
+
+
+def reset_emulator(gpu_mem: int | None = None, state_dir: str | os.PathLike | None = None) -> "FirmwareEmulator":
+    """Boot the emulator afresh (FirmwareEmulator.reset), unless a living process uses it.
+
+    Its allocations would vanish under a process that still holds their handles: the fresh
+    firmware hands the same handles and memory out again, and that process's release would free
+    someone else's buffer. So a reset is refused while any other ledger owner lives, naming them.
+    """
+    from ..exc import UsageError
+    from ..firmware.emulator import FirmwareEmulator
+    from ..firmware.transport import default_emulator_dir
+
+    state_dir = Path(state_dir) if state_dir is not None else default_emulator_dir()
+    env = os.environ.get("PIMEM_LEDGER_DIR")
+    ledger_dir = Path(env) if env else state_dir / "ledger"
+    close_backends()   # this process's own handle on the old state goes with it
+    if ledger_dir.is_dir():
+        alive = Ledger(ledger_dir, "emulator").live_owners()
+        if alive:
+            raise UsageError(f"the emulator in {state_dir} is in use by process(es) {', '.join(map(str, alive))}, "
+                             "which may hold GPU buffers; a reset now would hand their memory to someone else. "
+                             "Stop them first (close the notebooks' kernels), then reset")
+    return FirmwareEmulator.reset(state_dir, gpu_mem=gpu_mem)
 
 
 def get_backend(name: str | None = None) -> Backend:

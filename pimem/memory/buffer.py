@@ -6,10 +6,12 @@ interpreter exit), with every allocation in the ledger meanwhile.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import mmap
 import os
+import queue
 import signal
 import sys
 import threading
@@ -18,6 +20,7 @@ import weakref
 
 import numpy as np
 
+from ..paths import pimem_command
 from .backend import Backend, get_backend
 from ..exc import BufferClosedError, GpuMemoryError, UsageError, ViewsOutliveBuffer
 from .ledger import Allocation, deferred_interrupts
@@ -112,6 +115,8 @@ class GpuBuffer:
             )
         self.backend = backend if backend is not None else get_backend()
         self.backend.require_memory_tags()
+        _start_releaser()
+        wait_for_releases()   # memory that dropped buffers held is given back first
         self.size = size
         self.flags = flags
         self._length = _round_up(size, PAGE_SIZE)
@@ -124,39 +129,47 @@ class GpuBuffer:
         # because the firmware cannot list what it has allocated. That window is the
         # ioctl's return and the answer's checks: about 15 us under the emulator, 1% of
         # a tight allocate/release loop (scripts/stress-kill.sh measures it).
-        with ledger.locked(), ledger.recording(self._length, flags) as pending:
-            handle = mailbox.allocate(self._length, alignment, flags)
-            entry = None
-            try:
-                # On disk before anything else: a SIGKILL from here on leaks nothing.
-                entry = pending.commit(handle)
-                bus = mailbox.lock(handle)
-                entry = ledger.locked_at(entry, bus)
-                # The transport maps only inside the GPU memory the firmware reports.
-                mapping = self.backend.transport.map_physical(bus_to_phys(bus), self._length)
-            except BaseException:
-                with contextlib.suppress(GpuMemoryError):
-                    mailbox.unlock(handle)
-                mailbox.release(handle)
-                if entry is not None:
-                    ledger.forget(entry)
-                raise
-            # The exporter points at the mapping without holding a buffer
-            # export on it, so the mmap can be closed from its finalizer.
-            probe = ctypes.c_ubyte.from_buffer(mapping)
-            address = ctypes.addressof(probe)
-            del probe
-            exporter = _exporter_type(self._length).from_address(address)
-            self._region = _Region(self.backend, entry, mapping, address, self._length)
-            self._array: np.ndarray | None = np.frombuffer(exporter, dtype=np.uint8, count=size)
-            self._exporter_ref = weakref.ref(exporter)
-            # Runs when the last view (and our own array) is gone, or at exit.
-            self._finalizer = weakref.finalize(exporter, _finalize, self._region, self._exporter_ref)
-            del exporter
-        self.handle = handle
-        self.bus_address = bus
-        self.phys_address = bus_to_phys(bus)
-        self.alias = Alias.from_bus(bus)
+        self._array = None
+        try:
+            with ledger.locked(), ledger.recording(self._length, flags) as pending:
+                handle = mailbox.allocate(self._length, alignment, flags)
+                entry = None
+                try:
+                    # On disk before anything else: a SIGKILL from here on leaks nothing.
+                    entry = pending.commit(handle)
+                    bus = mailbox.lock(handle)
+                    entry = ledger.locked_at(entry, bus)
+                    # The transport maps only inside the GPU memory the firmware reports.
+                    mapping = self.backend.transport.map_physical(bus_to_phys(bus), self._length)
+                except BaseException:
+                    with contextlib.suppress(GpuMemoryError):
+                        mailbox.unlock(handle)
+                    mailbox.release(handle)
+                    if entry is not None:
+                        ledger.forget(entry)
+                    raise
+                # The exporter points at the mapping without holding a buffer
+                # export on it, so the mmap can be closed from its finalizer.
+                probe = ctypes.c_ubyte.from_buffer(mapping)
+                address = ctypes.addressof(probe)
+                del probe
+                exporter = _exporter_type(self._length).from_address(address)
+                self._region = _Region(self.backend, entry, mapping, address, self._length)
+                self._array: np.ndarray | None = np.frombuffer(exporter, dtype=np.uint8, count=size)
+                # Its death (the last view, and our own array, gone) queues the release.
+                self._exporter_ref = _arm(exporter, self._region)
+                del exporter
+            self.handle = handle
+            self.bus_address = bus
+            self.phys_address = bus_to_phys(bus)
+            self.alias = Alias.from_bus(bus)
+        except BaseException:
+            # A Ctrl-C held back during the allocation is delivered as the locked section ends,
+            # inside this constructor: nobody gets the buffer, and IPython's saved traceback would
+            # keep it alive. Give it back now.
+            if self._array is not None:
+                self._close(warn=False, force=True)
+            raise
 
     # --- use ---
     @property
@@ -193,20 +206,19 @@ class GpuBuffer:
         """
         self._close(warn=True)
 
-    def _close(self, warn: bool) -> None:
+    def _close(self, warn: bool, force: bool = False) -> None:
         if self._array is None:
             return
         with deferred_interrupts():
-            # Disarm the finalizer while our array goes: a release run from a
-            # weakref callback would print and swallow a Ctrl-C held back
-            # during it. Released here instead, unless views keep it alive.
-            self._finalizer.detach()
+            # Disarm the release the exporter's death would queue while our array goes: released
+            # here instead, unless views keep it alive (or `force`: the views are detached first).
+            _waiting.pop(id(self._exporter_ref), None)
             self._array = None
             exporter = self._exporter_ref()
-            if exporter is None:
-                self._region.release(views_alive=False)
+            if exporter is None or force:
+                self._region.release(views_alive=exporter is not None)
                 return
-            self._finalizer = weakref.finalize(exporter, _finalize, self._region, self._exporter_ref)
+            _waiting[id(self._exporter_ref)] = (self._exporter_ref, self._region)   # released when the last view dies
             del exporter
         if warn:
             warnings.warn(
@@ -221,9 +233,10 @@ class GpuBuffer:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        # While an exception propagates, its traceback holds the frames'
-        # views for a moment: the release then follows when it is dropped.
-        self._close(warn=exc_type is None)
+        # Leaving on an exception (Ctrl-C among them), the traceback holds the frames' views, and
+        # IPython keeps the last traceback for as long as it likes: release now, with any view
+        # left pointing at private scratch memory, never at GPU memory someone else may get.
+        self._close(warn=exc_type is None, force=exc_type is not None)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"bus=0x{self.bus_address:08X} alias={self.alias}"
@@ -240,20 +253,85 @@ class GpuBuffer:
         }
 
 
-def _finalize(region: _Region, exporter_ref: weakref.ref) -> None:
-    # Runs from the garbage collector or refcounting, possibly while this process
-    # is inside a locked section (the ledger's, the emulator's): then the release
-    # waits until the last lock is dropped, instead of deadlocking on it.
-    call_when_unlocked(lambda: _release_quietly(region, exporter_ref))
+# --- releases the garbage collector starts ------------------------------------------
+#
+# When the last view of a buffer dies, the memory must go back; but that moment can come
+# anywhere in the main thread's code: inside one of pimem's locked sections (taking the lock
+# again would deadlock), or while a Ctrl-C is due. Any Python code run then (a weakref.finalize
+# callback, even one line) is where the pending Ctrl-C is raised, and an exception there is
+# printed as "Exception ignored" and lost. So the exporter's weakref has a C function as its
+# callback, SimpleQueue.put, which runs no Python code at all; a thread of pimem's, which never
+# gets signals, takes the region from _waiting and releases it. At exit the rest is released.
+
+_queue: "queue.SimpleQueue[weakref.ref | threading.Event | None]" = queue.SimpleQueue()
+# id(exporter ref) -> (that ref, its region): the ref kept alive, or its callback would never run.
+# (By id: a weakref to an unhashable object cannot be a key.)
+_waiting: dict[int, tuple[weakref.ref, _Region]] = {}
+_worker: threading.Thread | None = None
+_worker_guard = threading.Lock()
+_exiting = False
 
 
-def _release_quietly(region: _Region, exporter_ref: weakref.ref) -> None:
-    # At interpreter exit the finalizer runs even if views are alive.
+def _arm(exporter: object, region: _Region) -> weakref.ref:
+    ref = weakref.ref(exporter, _queue.put)
+    _waiting[id(ref)] = (ref, region)
+    return ref
+
+
+def _release_queued() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    while True:
+        item = _queue.get()
+        if item is None:
+            return
+        if isinstance(item, threading.Event):   # wait_for_releases: everything queued before it is done
+            item.set()
+            continue
+        held = _waiting.pop(id(item), None)
+        if held is not None:   # None: closed meanwhile, or released already
+            _release_quietly(held[1], views_alive=False)
+
+
+def _start_releaser() -> None:
+    """The releasing thread, started before the first buffer can die (never from a finalizer)."""
+    global _worker
+    with _worker_guard:
+        if _worker is None and not _exiting:
+            _worker = threading.Thread(target=_release_queued, name="pimem-release", daemon=True)
+            _worker.start()
+            atexit.register(_drain_at_exit)
+
+
+def wait_for_releases(timeout: float = 30.0) -> bool:
+    """Wait until the buffers whose last view died so far are released; False on timeout.
+
+    GpuBuffer calls it before it allocates, so memory a dropped buffer held is back in time.
+    """
+    if _worker is None or not _worker.is_alive():
+        return True
+    done = threading.Event()
+    _queue.put(done)
+    return done.wait(timeout)
+
+
+def _drain_at_exit() -> None:
+    """At exit: what was queued, then every buffer still held (its views detached first)."""
+    global _exiting
+    _exiting = True
+    _queue.put(None)
+    if _worker is not None:
+        _worker.join(timeout=10)
+    for key, (ref, region) in list(_waiting.items()):
+        _waiting.pop(key, None)
+        _release_quietly(region, views_alive=ref() is not None)
+
+
+def _release_quietly(region: _Region, views_alive: bool) -> None:
     try:
-        region.release(views_alive=exporter_ref() is not None)
+        region.release(views_alive=views_alive)
     except Exception as e:  # noqa: BLE001 - a finalizer must not raise; say what leaked
         print(f"pimem: could not release GPU handle {region.entry.handle}: {e}; "
-              "run 'python -m pimem cleanup'", file=sys.stderr)
+              f"run '{pimem_command('cleanup')}'", file=sys.stderr)
 
 
 def host_array(size: int, backend: Backend | None = None) -> np.ndarray:
@@ -276,7 +354,7 @@ def release_all() -> None:
             region.release(views_alive=True)
         except Exception as e:  # noqa: BLE001 - release the others anyway
             print(f"pimem: could not release GPU handle {region.entry.handle}: {e}; "
-                  "run 'python -m pimem cleanup'", file=sys.stderr)
+                  f"run '{pimem_command('cleanup')}'", file=sys.stderr)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

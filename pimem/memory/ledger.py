@@ -38,9 +38,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterator
 
+from ..paths import pimem_command
 from ..exc import GpuMemoryError, MailboxError
 from ..firmware.mailbox import Mailbox
-from ..safefs import FileLock, open_file, private_dir, read_regular, write_atomic
+from ..safefs import FileLock, open_file, private_dir, read_regular, write_file
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,16 @@ class Ledger:
         finally:
             os.close(fd)
 
+    def live_owners(self) -> list[int]:
+        """Pids of the other processes that hold GPU memory through this ledger now (their owner
+        file is flocked: they live, and may hold handles)."""
+        pids = []
+        for path in sorted(self.directory.iterdir()):
+            m = _OWNER_RE.match(path.name)
+            if m and path.name not in _owners.values() and not self._owner_dead(path.name):
+                pids.append(int(path.name.split("-")[1]))
+        return pids
+
     def is_live(self, entry: Allocation) -> bool:
         if entry.owner is None:   # written by an older pimem
             return process_alive(entry.pid, entry.start_time)
@@ -265,7 +276,7 @@ class Ledger:
         return entry
 
     def _write(self, entry: Allocation) -> None:
-        write_atomic(self.directory / entry.filename, json.dumps(asdict(entry)).encode())
+        write_file(self.directory / entry.filename, json.dumps(asdict(entry)).encode())
 
     def forget(self, entry: Allocation) -> None:
         """Drop the entry of an allocation that has been released."""
@@ -288,7 +299,7 @@ class Ledger:
                 bad.append(path)
                 if not is_tmp and name not in self._warned:   # a temporary may be mid-write
                     self._warned.add(name)
-                    _warn(f"ignoring the ledger entry {path}: {e}; 'pimem cleanup' removes it once no "
+                    _warn(f"ignoring the ledger entry {path}: {e}; '{pimem_command('cleanup')}' removes it once no "
                           "live process can own it")
         return good, bad
 

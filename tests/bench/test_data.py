@@ -527,15 +527,15 @@ def test_save_validates_before_writing(tmp_path: Path) -> None:
 def test_a_save_that_fails_between_the_two_files_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     earlier = save_recording(valid_frame(), host_meta(), tmp_path, "run")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real_place = data.save._place
+    real_write = data.save.write_file
 
-    def fail_on_csv(src: Path, dst: Path) -> None:
-        if dst.suffix == ".csv":
+    def fail_on_csv(path: Path, *args: object, **kw: object) -> Path:
+        if Path(path).suffix == ".csv":
             assert (tmp_path / "run-2.json").exists()  # the sidecar is already in place
             raise OSError(28, "No space left on device (simulated)")
-        real_place(src, dst)
+        return real_write(path, *args, **kw)
 
-    monkeypatch.setattr(data.save, "_place", fail_on_csv)
+    monkeypatch.setattr(data.save, "write_file", fail_on_csv)
     with pytest.raises(OSError, match="simulated"):
         save_recording(valid_frame(), host_meta(), tmp_path, "run")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no trace, earlier intact
@@ -544,33 +544,44 @@ def test_a_save_that_fails_between_the_two_files_leaves_nothing(tmp_path: Path, 
     assert len(load_recording(earlier).frame) == len(valid_frame())
 
 
-def test_a_save_killed_between_the_two_files_never_looks_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+_KILLED_SAVE = """
+import os, signal, sys
+from pathlib import Path
+from pimem.bench.data import save
+from pimem import safefs
+import pandas as pd
+real = safefs.write_file
+def die(path, *a, **k):
+    if Path(path).suffix == ".csv":          # the sidecar is placed; a temporary of the CSV is on disk
+        tmp = safefs.tmp_name(Path(path)); tmp.write_bytes(b"half a recording")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, *a, **k)
+save.write_file = die
+frame = pd.read_pickle(sys.argv[2]); meta = pd.read_pickle(sys.argv[3])
+save.save_recording(frame, meta, sys.argv[1], "run")
+"""
+
+
+def test_a_save_killed_between_the_two_files_is_named_and_cleaned(tmp_path: Path) -> None:
     earlier = save_recording(valid_frame(), host_meta(), tmp_path, "run")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real_place = data.save._place
-
-    def die_on_csv(src: Path, dst: Path) -> None:
-        if dst.suffix == ".csv":
-            raise KeyboardInterrupt  # stands in for the process dying here
-        real_place(src, dst)
-
-    # A dead process cleans nothing up.
-    monkeypatch.setattr(data.save, "_discard", lambda path: None)
-    monkeypatch.setattr(data.save, "_place", die_on_csv)
-    with pytest.raises(KeyboardInterrupt):
-        save_recording(valid_frame(), host_meta(), tmp_path, "run")
-    monkeypatch.undo()
-
+    pd.to_pickle(valid_frame(), tmp_path.parent / "f.pkl")
+    pd.to_pickle(host_meta(), tmp_path.parent / "m.pkl")
+    done = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(tmp_path), str(tmp_path.parent / "f.pkl"),
+                           str(tmp_path.parent / "m.pkl")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
     assert not (tmp_path / "run-2.csv").exists()
     assert all((tmp_path / n).read_bytes() == b for n, b in before.items())
     assert [r.name for r in list_recordings(tmp_path)] == ["run"]
-    # the leftovers are reported: the lone sidecar and the hidden temp files
+    # The leftovers are reported, each with the command that removes it.
     problems = check_data_dir(tmp_path)
     assert any("run-2.json: a sidecar without its run-2.csv" in p for p in problems)
-    assert all("run-2.json" in p or "temporary file" in p for p in problems)
-    assert not any(str(earlier) in p for p in problems)
-    # the next save keeps clear of the leftovers
+    assert any("temporary file left by an interrupted save" in p for p in problems)
+    assert all("--remove-leftovers" in p for p in problems) and not any(str(earlier) in p for p in problems)
+    # The next save clears its own temporaries and keeps clear of the sidecar; check-data removes the rest.
     assert save_recording(valid_frame(), host_meta(), tmp_path, "run").name == "run-3.csv"
+    assert [p.name for p in data.remove_data_leftovers(tmp_path)] == ["run-2.json"]
+    assert check_data_dir(tmp_path) == []
 
 
 # --- provenance, listing, locating ------------------------------------------

@@ -113,12 +113,12 @@ def test_labels_are_stripped_and_slugs_fit_the_name_pattern(text: str, slug: str
     label = classroom.check_label(text)
     assert label == text.strip()
     assert classroom.label_slug(label) == slug
-    assert data._NAME_RE.match(f"pi-2026-12-03-c-loop-{slug}")
+    assert data.NAME_RE.match(f"pi-2026-12-03-c-loop-{slug}")
 
 
 def test_a_label_in_another_script_still_gets_a_distinct_name() -> None:
     a, b = classroom.label_slug("李明"), classroom.label_slug("王芳")
-    assert a != b and a.startswith("label-") and data._NAME_RE.match(a)
+    assert a != b and a.startswith("label-") and data.NAME_RE.match(a)
 
 
 @pytest.mark.parametrize("bad, words", [("", "empty"), ("   ", "empty"), ("a\tb", "cannot be printed"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import http.server
 import re
 import shutil
@@ -260,3 +261,28 @@ def _descendants(box):
     for child in getattr(box, "children", ()):
         out += [child, *_descendants(child)]
     return out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to play another user")
+def test_root_never_writes_into_another_users_folder_or_through_a_link(tmp_path):
+    # Another user owns the output folder and plants index.html as a link to a root-only file.
+    from pimem.exc import UnsafeDirectory
+
+    nobody = 65534
+    secret = tmp_path / "secret"
+    secret.write_text("root only")
+    os.chmod(secret, 0o600)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "index.html").symlink_to(secret)
+    os.chown(theirs, nobody, nobody)
+    os.chmod(tmp_path, 0o755)
+    with pytest.raises(UnsafeDirectory, match="belongs to uid 65534"):
+        html.build_html(theirs, notebooks=render.course_notebooks()[:1])
+    assert secret.read_text() == "root only" and (theirs / "index.html").is_symlink()
+    # In a folder of our own, a link at a page's name is replaced, never written through.
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "index.html").symlink_to(secret)
+    html.build_html(ours, notebooks=render.course_notebooks()[:1])
+    assert secret.read_text() == "root only" and not (ours / "index.html").is_symlink()

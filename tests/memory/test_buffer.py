@@ -11,6 +11,8 @@ import warnings
 import numpy as np
 import pytest
 
+from pimem.memory.buffer import wait_for_releases
+
 from pimem import GpuBuffer, MemFlag
 from pimem.firmware.board import decode_revision
 from pimem.firmware.emulator import FirmwareEmulator
@@ -89,6 +91,7 @@ def test_view_outliving_buffer_keeps_memory_until_deleted(backend, emu_dir):
     assert (view == 7).all()
     del view
     gc.collect()
+    assert wait_for_releases()   # the collector's releases run in pimem's releasing thread
     assert firmware(emu_dir).allocations() == []
     assert backend.ledger.entries() == []
 
@@ -98,6 +101,7 @@ def test_buffer_dropped_without_close_is_released(backend, emu_dir):
     buf.array[0] = 1
     del buf
     gc.collect()
+    assert wait_for_releases()
     assert firmware(emu_dir).allocations() == []
 
 

@@ -266,7 +266,9 @@ def test_planted_symlinks_are_never_followed(backend, tmp_path):
     lock = backend.ledger.directory / "ledger.lock"
     lock.unlink(missing_ok=True)
     lock.symlink_to(victim)
-    with pytest.raises(OSError):
+    from pimem.exc import FolderError
+
+    with pytest.raises(FolderError, match="symbolic link"):
         with backend.ledger.locked():
             pass
     lock.unlink()
@@ -298,6 +300,8 @@ def test_gc_release_inside_a_locked_section_does_not_deadlock(emu_dir):
             with backend.ledger.locked():
                 gc.collect()                   # the collector fires while we hold the ledger lock
         gc.collect()
+        from pimem.memory.buffer import wait_for_releases
+        wait_for_releases()
         print("left", len(backend.transport.firmware.allocations()))
     """)
     env = dict(os.environ, PIMEM_EMULATOR_DIR=str(emu_dir), PYTHONWARNINGS="ignore")
@@ -324,6 +328,9 @@ def test_gc_release_inside_an_emulator_call_is_deferred(backend):
         assert locks_held() == 1
         gc.collect()
         assert len(fw._load()["blocks"]) == 1, "released inside the lock: it must wait"
+    from pimem.memory.buffer import wait_for_releases
+
+    assert wait_for_releases(30), "the release never happened"
     assert fw.allocations() == [], "released once the lock was dropped"
 
 
@@ -399,3 +406,30 @@ def test_sigterm_releases_every_buffer(emu_dir, backend):
     assert status == -signal.SIGTERM, "it must still die of SIGTERM (status 143 in a shell)"
     assert backend.transport.firmware.allocations() == [], "SIGTERM must release every buffer first"
     assert backend.ledger.entries() == []
+
+
+def test_reset_is_refused_while_another_process_holds_buffers(emu_dir, capsys):
+    # A holds handles; a reset then would let B get A's handle 1, and A's close free B's live buffer.
+    from pimem.cli import main
+
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time
+        from pimem import GpuBuffer
+        a, b = GpuBuffer(4096), GpuBuffer(4096)
+        print("holding", flush=True)
+        sys.stdin.readline()
+        a.close(); b.close()
+    """)], env=dict(os.environ, PIMEM_EMULATOR_DIR=str(emu_dir)), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert main(["cleanup", "--reset-emulator"]) == 2
+        err = capsys.readouterr().err
+        assert str(holder.pid) in err and "in use" in err and "Traceback" not in err
+        from pimem.firmware.emulator import FirmwareEmulator
+
+        assert len(FirmwareEmulator(emu_dir).allocations()) == 2, "the refused reset touched nothing"
+    finally:
+        holder.communicate("go\n", timeout=60)
+    assert holder.returncode == 0
+    assert main(["cleanup", "--reset-emulator"]) == 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ...exc import DataError, UsageError
 from .files import (
-    _NAME_RE, ENV_DATA_DIR, ENV_USER_DATA_DIR, Recording, check_data_dir, data_dir, data_folders, list_recordings,
-    load_all, load_recording, user_data_dir, validate_frame,
+    NAME_MAX, NAME_RE, ENV_DATA_DIR, ENV_USER_DATA_DIR, Recording, check_data_dir, check_name, data_dir, data_folders, list_recordings,
+    load_all, load_recording, orphan_sidecars, remove_data_leftovers, user_data_dir, validate_frame,
 )
 from .rules import label_problem
 from .save import save_recording
@@ -19,6 +19,6 @@ from .table import _field_reader
 
 __all__ = [
     "ALIASES", "BENCHMARKS", "BUS_FACTOR", "COLUMNS", "PHASES", "Recording", "SCHEMA", "STATISTICS",
-    "VERIFIED", "check_data_dir", "data_dir", "data_folders", "list_recordings", "load_all", "load_recording",
-    "save_recording", "user_data_dir", "validate_frame",
+    "NAME_MAX", "NAME_RE", "VERIFIED", "check_data_dir", "check_name", "data_dir", "data_folders", "list_recordings", "load_all", "load_recording",
+    "orphan_sidecars", "remove_data_leftovers", "save_recording", "user_data_dir", "validate_frame",
 ]

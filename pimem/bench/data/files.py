@@ -15,17 +15,28 @@ from typing import Any
 import pandas as pd
 
 from ...exc import DataError, UsageError
-from ...paths import DATA_DIR, MY_DATA_DIR
+from ...paths import DATA_DIR, MY_DATA_DIR, pimem_command
+from ...safefs import leftovers, remove_leftovers
 from .rules import _check_rows, _parse_time
 from .schema import _FIELDS, COLUMNS
 from .sidecar import _check_meta, _kind
 from .table import _check_header
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: The longest recording name: NAME.json, and the temporary .NAME.json.PID-RANDOM.tmp of a save,
+#: must fit a file system's 255 bytes.
+NAME_MAX = 200
+
+
+def check_name(name: object, *, what: str = "recording name") -> str:
+    """A recording's (or mountain's) name, or UsageError saying what a name may be."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > NAME_MAX \
+            or name.endswith((".csv", ".json")):
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise UsageError(f"{what} {shown}: use up to {NAME_MAX} letters, digits, '.', '_' and '-', starting "
+                         "with a letter or digit, without a folder or .csv/.json")
+    return name
 _MAX_REPORTED = 20
-# Temporary files of save_recording: hidden, and not ending in .csv/.json,
-# so nothing that lists recordings ever mistakes one for a recording.
-_TMP_SUFFIXES = (".csv.tmp", ".json.tmp")
 
 ENV_DATA_DIR = "PIMEM_DATA_DIR"
 ENV_USER_DATA_DIR = "PIMEM_USER_DATA_DIR"
@@ -281,14 +292,29 @@ def check_data_dir(directory: str | os.PathLike[str] | None = None) -> list[str]
     jsons = {p.stem: p for p in _visible(folder, ".json")}
     for stem, path in csvs.items():
         problems += _inspect(path, folder / f"{stem}.json")[1]
-    for stem, path in jsons.items():
-        if stem not in csvs:
-            problems.append(f"{path}: a sidecar without its {stem}.csv (a save that did not finish?); "
-                            "restore the CSV or delete the sidecar")
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") and p.name.endswith(_TMP_SUFFIXES):
-            problems.append(f"{p}: a temporary file left by an interrupted save_recording; delete it")
+    fix = f"'{pimem_command('check-data --remove-leftovers')}' removes it"
+    for path in orphan_sidecars(folder):
+        problems.append(f"{path}: a sidecar without its {path.stem}.csv (a save that did not finish?); "
+                        f"restore the CSV, or {fix}")
+    for p in leftovers(folder):
+        problems.append(f"{p}: a temporary file left by an interrupted save; {fix}")
     return problems
+
+
+def orphan_sidecars(folder: str | os.PathLike[str]) -> list[Path]:
+    """Sidecars (NAME.json) in `folder` without their NAME.csv: what a save killed between the two leaves."""
+    folder = Path(folder)
+    csvs = {p.stem for p in _visible(folder, ".csv")}
+    return [p for p in _visible(folder, ".json") if p.stem not in csvs]
+
+
+def remove_data_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete what interrupted saves left in `folder` (temporaries, sidecars without a CSV); returns them."""
+    removed = remove_leftovers(folder)
+    for p in orphan_sidecars(folder):
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def list_recordings(directory: str | os.PathLike[str] | None = None) -> list[Recording]:

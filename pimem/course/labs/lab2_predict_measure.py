@@ -5,6 +5,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
+from ...paths import pimem_command
 from ._checks import KiB, MiB, CheckResult, Slip, _call, _name, _Report, _rng, _run_check, number_case
 
 # Raspberry Pi 3B figures (FACTS section 3): SDRAM clock and bus width,
@@ -162,7 +163,7 @@ def host_recording(needs: Sequence[str] = ("baseline", "standard", "zerocopy")) 
              and set(needs) <= set(r.frame.benchmark)]
     if not found:
         raise DataError("no host recording in data/ holds " + ", ".join(needs)
-                        + "; make one with 'python -m pimem record' (PIMEM_BACKEND=emulator)")
+                        + f"; make one with '{pimem_command('record --contribute')}' (PIMEM_BACKEND=emulator)")
     found.sort(key=lambda r: (r.meta.get("kernel_choice") == "libc", r.meta.get("created", "")))
     return found[-1]
 

@@ -209,7 +209,7 @@ class LedgeredTransport:
     mailbox memory when a process dies. This wrapper reads each request
     and answer: a successful lock records the block (handle, size, flags,
     bus) as GpuBuffer does: an allocate's answer is recorded at once, a
-    lock adds its bus address, a release forgets it, so `python -m pimem
+    lock adds its bus address, a release forgets it, so `.venv/bin/pimem
     cleanup` (or the next process) can take it back.
     """
 

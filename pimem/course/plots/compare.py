@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
+from ...paths import pimem_command
 from ...exc import UsageError
 from .curves import summarize_points
 from .style import (BENCHMARK_STYLES, FOOTER_FONT, GB, MIN_FONT, STATISTICS, _footer_lines, _info, _keep_labels_inside,
@@ -150,7 +151,7 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
     if benchmarks is not None:
         published = published[published["benchmark"].isin(list(benchmarks))]
     if published.empty:
-        raise UsageError("no published figures to draw; check data/ (python -m pimem check-data)")
+        raise UsageError(f"no published figures to draw; check data/ ({pimem_command('check-data')})")
     pub = summarize_points(published, "median")
     provs = _provenances(published, None)
     recs = list(dict.fromkeys(pub["recording"]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from ...paths import pimem_command
 from ...memory.backend import Backend
 from ...exc import PimemError, UsageError
 from ...firmware.transport import PAGE_SIZE
@@ -25,7 +26,7 @@ def _give_back(backend: Backend, handle: int, locked: bool) -> bool:
         mailbox.release(handle)
     except PimemError as e:
         print(f"pimem: could not release GPU handle {handle}: {e}; "
-              "run 'python -m pimem cleanup' after this process ends", file=sys.stderr)
+              f"run '{pimem_command('cleanup')}' after this process ends", file=sys.stderr)
         return False
     return True
 
