@@ -16,6 +16,10 @@ from .firmware.memflags import BusAddress, parse_address
 
 Command = Callable[[argparse.Namespace], int]
 
+#: Bounds on the timing options: beyond them a run would take hours, not a lesson's minutes.
+MAX_ITERATIONS = 1000
+MAX_WARMUP = 100
+
 
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2))
@@ -43,7 +47,7 @@ def cmd_mountain(args: argparse.Namespace) -> int:
         from .bench.mountain import check_name
 
         check_name(args.save)
-    folder = _user_folder(args, "mountain") if args.save else None
+    target, make = _user_folder(args, "mountain") if args.save else (None, None)
     sizes = [parse_size(t) for t in args.sizes] if args.sizes else list(DEFAULT_SIZES)
     strides = args.strides or list(DEFAULT_STRIDES)
     frame, meta = mountain(_backend(args), kind=args.kind, sizes=sizes, strides=strides,
@@ -55,9 +59,9 @@ def cmd_mountain(args: argparse.Namespace) -> int:
     for size, row in grid.iterrows():
         print(f"{format_size(int(size)):>9} " + " ".join(f"{v:6.2f}" for v in row))
     if args.save:
-        from . import safefs
+        from pathlib import Path
 
-        saved = safefs.as_invoking_user(lambda: str(save_mountain(frame, meta, folder() / args.save)))
+        saved = _save_or_rescue(target, make, lambda folder: save_mountain(frame, meta, Path(folder) / args.save))
         print(f"saved to {saved}")
     return 0
 
@@ -155,11 +159,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace):
     from .bench.benchmarks import RunOptions
 
-    for name in ("iterations", "warmup"):
+    for name, low, high, default in (("iterations", 1, MAX_ITERATIONS, 5), ("warmup", 0, MAX_WARMUP, 1)):
         v = getattr(args, name)
-        if v < (1 if name == "iterations" else 0):
-            raise UsageError(f"--{name} must be at least {1 if name == 'iterations' else 0}, got {v}; "
-                             f"leave it out for the default ({5 if name == 'iterations' else 1})")
+        if not low <= v <= high:
+            raise UsageError(f"--{name} {v}: give {low} to {high} (each point takes at least 5 ms per iteration, "
+                             f"so {high} is already minutes per point); leave it out for the default ({default})")
     return RunOptions(iterations=args.iterations, warmup=args.warmup)
 
 
@@ -283,11 +287,11 @@ def _destination(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: this user may not write in {p}; choose another folder")
 
 
-def _user_folder(args: argparse.Namespace, sub: str = "") -> Any:
-    """Where a command saves: --dir, else with --contribute the course's data/, else this user's my-data/.
+def _user_folder(args: argparse.Namespace, sub: str = "") -> tuple[Any, Callable[[], Any]]:
+    """Where a command saves, and a function that makes that folder (call it as the invoking user).
 
-    Returns a function that makes the folder (my-data/ private to the user, as my-notebooks/ is).
-    Call it, and write there, inside safefs.as_invoking_user: under sudo the files are the user's.
+    --dir, else with --contribute the course's data/, else this user's my-data/ (private to the
+    user, as my-notebooks/ is). Checked now, before anything is measured, room included.
     """
     from pathlib import Path
 
@@ -298,16 +302,38 @@ def _user_folder(args: argparse.Namespace, sub: str = "") -> Any:
         if getattr(args, "contribute", False):
             raise UsageError("--contribute saves into the course's data/; leave out --dir (or --contribute)")
         _destination(args.dir, "--dir")
-        return lambda: Path(args.dir)
-    if getattr(args, "contribute", False):
-        return lambda: data_dir() / sub if sub else data_dir()
+        target = Path(args.dir)
+        make = lambda: target   # noqa: E731
+    elif getattr(args, "contribute", False):
+        target = data_dir() / sub if sub else data_dir()
+        make = lambda: target   # noqa: E731
+    else:
+        target = user_data_dir() / sub if sub else user_data_dir()
 
-    def mine() -> Path:
-        top = safefs.private_dir(user_data_dir(), "your data folder",
-                                 f"move it away, or save elsewhere with --dir")
-        return safefs.private_dir(top / sub, "your data folder", "move it away, or save elsewhere with --dir") \
-            if sub else top
-    return mine
+        def make() -> Path:
+            hint = "move it away, or save elsewhere with --dir"
+            top = safefs.private_dir(user_data_dir(), "your data folder", hint)
+            return safefs.private_dir(top / sub, "your data folder", hint) if sub else top
+    safefs.check_room(target, 1 << 20, "a recording (or choose another folder with --dir)")
+    return target, make
+
+
+def _save_or_rescue(target: Any, make: Callable[[], Any], write: Callable[[Any], Any]) -> Any:
+    """write(folder) as the invoking user; if the folder cannot take it, keep the measurement elsewhere."""
+    import tempfile
+
+    from . import safefs
+    from .exc import FolderError
+
+    try:
+        return safefs.as_invoking_user(lambda: str(write(make())))
+    except FolderError as e:
+        try:
+            kept = safefs.as_invoking_user(lambda: str(write(tempfile.mkdtemp(prefix="pimem-rescue-"))))
+        except FolderError:
+            raise e from None
+        raise FolderError(f"{e}. What was measured is kept in {kept} and beside it: move the files into "
+                          f"{target} once there is room") from None
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -315,7 +341,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from .bench.data import check_name
     from .bench.data.save import recording_texts, write_recording
 
-    folder = _user_folder(args)
+    target, make = _user_folder(args)
     if args.name is not None:   # before the sweep, not after minutes of measuring (the save checks it too)
         check_name(args.name, what="--name")
     label = None
@@ -334,7 +360,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     texts = recording_texts(result.frame, result.meta, name)   # checked here; only the writing moves to the user
-    path = Path(safefs.as_invoking_user(lambda: str(write_recording(folder(), *texts))))
+    path = Path(_save_or_rescue(target, make, lambda folder: write_recording(folder, *texts)))
     for note in result.notes:
         print("note:", note)
     print(f"Recorded {len(result.frame)} samples to {path} (metadata in {path.with_suffix('.json').name})")
@@ -568,6 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if sys.stdout is None:   # started with standard output closed (`pimem info >&-`)
+        if sys.stderr is not None:
+            print(f"pimem {args.command}: standard output is closed, so there is nowhere to print the answer; "
+                  "give it a terminal or a file (> out.txt, or > /dev/null to discard it)", file=sys.stderr)
+        return 2
     try:
         status = args.func(args)
         sys.stdout.flush()

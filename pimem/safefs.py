@@ -133,6 +133,21 @@ def folder_error(e: OSError, folder: str | os.PathLike, what: str) -> FolderErro
     return FolderError(f"cannot write {what} in {folder}: {e.strerror or e}")
 
 
+def check_room(folder: str | os.PathLike, need: int, what: str) -> None:
+    """DiskFull, before any work, when the file system `folder` is (or will be) on has less than `need` bytes."""
+    probe = Path(folder).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return   # cannot tell: the write itself will say
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise DiskFull(f"only {free // 1024} KiB free where {folder} is, and {what} needs about "
+                       f"{need // 1024} KiB; free some space there first (nothing was measured yet)")
+
+
 def tmp_name(path: Path) -> Path:
     """A temporary beside `path`: hidden, unpredictable, and naming the process that wrote it."""
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")

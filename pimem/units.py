@@ -10,6 +10,8 @@ import re
 from .exc import UsageError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+#: No size pimem takes can be larger (a sweep's host buffers, a Pi's GPU memory: a few GiB at most).
+MAX_SIZE = 1 << 40
 
 _UNITS = {"": 1, "b": 1, "k": KiB, "kb": 1000, "kib": KiB, "m": MiB, "mb": 10**6, "mib": MiB,
           "g": GiB, "gb": 10**9, "gib": GiB}
@@ -27,6 +29,9 @@ def parse_size(text: str | int, *, default_unit: int = 1) -> int:
             raise UsageError(f"size {text!r} is not a size; write e.g. 4096, 64KiB, 1MiB or 1.5MB")
         value = float(m.group(1))
         unit = _UNITS[m.group(2).lower()] if m.group(2) else default_unit
+    if not value * unit <= MAX_SIZE:   # also inf and nan, from a number too long for a float
+        raise UsageError(f"size {str(text)[:30]!r}{'...' if len(str(text)) > 30 else ''} is more than "
+                         f"{format_size(MAX_SIZE)}; pimem's buffers are a Pi's memory, at most a few GiB")
     size = int(value * unit)
     if size <= 0 or size != value * unit:
         raise UsageError(f"size {text!r} must be a positive whole number of bytes")

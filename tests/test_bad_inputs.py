@@ -135,6 +135,28 @@ CASES = [
     (["check-data", "--dir", "{d}"], "csv-dir", None, "odd.csv: named like a recording, but a directory"),
     (["check-data", "--dir", "{d}"], "fifo-data", None, "not a regular file"),
     (["check-data", "--dir", "{d}"], "loop-data", None, "leads nowhere"),
+    # sizes no machine has: a clear line, never OverflowError
+    (["bench", "9" * 400], None, None, "more than 1024 GiB"),
+    (["sweep", "--sizes", "18446744073709551616"], None, None, "18446744073709551616"),
+    (["sweep", "--sizes", "64KiB", "1e30"], None, None, "1e30"),
+    (["mountain", "--sizes", "2048GiB"], None, None, "more than 1024 GiB"),
+    # options without an upper bound would run for ever
+    (["bench", "1", "--iterations", "100000000000000000000"], None, None, "--iterations 100000000000000000000"),
+    (["bench", "1", "--warmup", "1000000000000"], None, None, "--warmup 1000000000000"),
+    (["sweep", "--sizes", "4KiB", "--iterations", "1001"], None, None, "give 1 to 1000"),
+    (["record", "--sizes", "4KiB", "--warmup", "101"], None, None, "give 0 to 100"),
+    # names that would fail after the measurement, or write elsewhere
+    (["record", "--name", "n" * 250], None, None, "up to 200"),
+    (["record", "--name", "n" * 300], None, None, "up to 200"),
+    (["mountain", "--save", "../../escaped", "--dir", "{v}"], "missing", None, "'../../escaped'"),
+    (["mountain", "--save", "a/b", "--sizes", "16KiB"], None, None, "'a/b'"),
+    (["mountain", "--save", "m", "--dir", "{v}"], "file", None, "{v}"),
+    (["record", "--contribute", "--dir", "{v}"], "missing", None, "--contribute"),
+    # the emulator's gpu_mem
+    (["info"], "=lots", "PIMEM_EMULATOR_GPU_MEM", "PIMEM_EMULATOR_GPU_MEM='lots'"),
+    (["info"], "=-76", "PIMEM_EMULATOR_GPU_MEM", "'-76'"),
+    (["cleanup", "--gpu-mem", "128"], None, None, "--reset-emulator"),
+    (["cleanup", "--reset-emulator", "--gpu-mem", "5000"], None, None, "gpu_mem=5242880000"),
 ]
 
 
@@ -181,3 +203,26 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, PIMEM_EMULATOR_DIR=str(tmp_path / "emu")))
     assert p.returncode == 130 and p.stderr.strip() == "pimem: interrupted", p.stderr
+
+
+def test_closed_standard_output_is_one_line(tmp_path):
+    p = subprocess.run(f'"{sys.executable}" -m pimem info >&-', shell=True, capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, PIMEM_EMULATOR_DIR=str(tmp_path / "emu")))
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "standard output is closed" in p.stderr, p.stderr
+
+
+def test_a_uid_without_a_passwd_entry_still_has_a_core_cache(tmp_path, monkeypatch, capsys):
+    # Containers run as uids that /etc/passwd does not name: getpwuid raises KeyError.
+    import pwd
+    import tempfile
+
+    from pimem.bench import core
+
+    def nobody_knows(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+    monkeypatch.setattr(pwd, "getpwuid", nobody_knows)
+    monkeypatch.delenv("PIMEM_CORE_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert core.core_dir() == tmp_path / f"pimem-core-{os.geteuid()}"
+    assert main(["core"]) in (0, 1)
+    assert "Traceback" not in capsys.readouterr().err

@@ -29,6 +29,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import tempfile
 import sys
 import time
 from dataclasses import dataclass
@@ -64,10 +65,13 @@ def core_dir() -> Path:
     it unless every folder above it is root's and writable by no one else.
     """
     euid = os.geteuid()
-    home = Path(pwd.getpwuid(euid).pw_dir)
     env = os.environ.get(ENV_DIR, "").strip()
     if env:
         return Path(env).expanduser()
+    try:
+        home = Path(pwd.getpwuid(euid).pw_dir)
+    except KeyError:   # a uid with no passwd entry (containers): a private folder of its own under /tmp
+        return Path(tempfile.gettempdir()) / f"pimem-core-{euid}"
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     base = Path(xdg) if xdg and euid != 0 and os.path.isabs(xdg) else home / ".cache"
     return base / "pimem" / "core"
@@ -123,7 +127,7 @@ def _compiler_env(cc: list[str]) -> dict[str, str] | None:
     """As root, a minimal environment (no COMPILER_PATH, GCC_EXEC_PREFIX, CPATH, ... of the caller's)."""
     if os.geteuid() != 0:
         return None
-    return {"PATH": f"{Path(cc[0]).parent}:/usr/bin:/bin", "LC_ALL": "C", "HOME": pwd.getpwuid(0).pw_dir}
+    return {"PATH": f"{Path(cc[0]).parent}:/usr/bin:/bin", "LC_ALL": "C", "HOME": "/root"}
 
 
 def _fingerprint(cc: list[str], source: bytes) -> str:

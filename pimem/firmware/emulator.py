@@ -36,8 +36,8 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .board import FIRMWARE_RESERVE_MIB
-from ..exc import CorruptState, UsageError
-from ..safefs import FileLock, open_file, private_dir, read_regular, write_file
+from ..exc import CorruptState, DiskFull, UsageError
+from ..safefs import FileLock, folder_error, open_file, private_dir, read_regular, write_file
 
 STATE_FILE = "state.jsonl"
 # The journal is rewritten as its last line once it grows past this: rarely, and
@@ -401,10 +401,8 @@ class FirmwareEmulator:
         state["blocks"].append({"handle": handle, "offset": offset, "size": size,
                                 "align": alignment, "flags": flags, "lock_count": 0})
         state["blocks"].sort(key=lambda block: block["offset"])
-        if flags & _FLAG_ZERO:
-            self._fill(offset, footprint, 0x00)
-        elif not flags & _FLAG_NO_INIT:
-            self._fill(offset, footprint, 0xFF)  # the wiki: "default is all ones"
+        # The wiki: "default is all ones". NO_INIT leaves the bytes, but the pages are reserved all the same.
+        self._reserve(offset, footprint, 0x00 if flags & _FLAG_ZERO else None if flags & _FLAG_NO_INIT else 0xFF)
         return handle
 
     @staticmethod
@@ -470,13 +468,22 @@ class FirmwareEmulator:
 
     # --- the backing memory ------------------------------------------------
 
-    def _fill(self, offset: int, length: int, value: int) -> None:
-        chunk = memoryview(bytes([value]) * min(length, _CHUNK))
+    def _reserve(self, offset: int, length: int, value: int | None) -> None:
+        """Give a block's pages disk before anyone maps them, then fill them with `value` (None: as they are).
+
+        memory.bin is sparse: a page of a mapping with no disk behind it on a full file system
+        kills the process that touches it (SIGBUS). Reserved here, a full disk is an error instead.
+        """
         fd = self._open_memory()
         try:
-            done = 0
-            while done < length:
-                done += os.pwrite(fd, chunk[:length - done], offset + done)
+            os.posix_fallocate(fd, offset, length)
+            if value is not None:
+                chunk = memoryview(bytes([value]) * min(length, _CHUNK))
+                done = 0
+                while done < length:
+                    done += os.pwrite(fd, chunk[:length - done], offset + done)
+        except OSError as e:
+            raise self.storage_error(e) from None
         finally:
             os.close(fd)
 
@@ -490,8 +497,18 @@ class FirmwareEmulator:
                 data = os.pread(fd, min(_CHUNK, length - done), source + done)
                 os.pwrite(fd, data, target + done)
                 done += len(data)
+        except OSError as e:
+            raise self.storage_error(e) from None
         finally:
             os.close(fd)
+
+    def storage_error(self, e: OSError) -> Exception:
+        """A write of the emulated GPU memory or state failed: say which folder, and what to do."""
+        err = folder_error(e, self.state_dir, "the emulated GPU memory and its state")
+        if isinstance(err, DiskFull):
+            err.args = (f"{err.args[0]}; the emulator keeps its GPU memory as a file in {self.state_dir}: "
+                        "set PIMEM_EMULATOR_DIR to a folder with room (as much as the buffers you ask for)",)
+        return err
 
     # --- state on disk -----------------------------------------------------
 
@@ -539,6 +556,10 @@ class FirmwareEmulator:
         for block in state["blocks"]:
             if not isinstance(block, dict) or any(type(block.get(k)) is not int for k in keys):
                 raise self._corrupt(f"{STATE_FILE} holds a malformed block {block!r:.80}")
+            if not (0 < block["handle"] < 2**32 and 0 < block["size"] and block["offset"] >= 0
+                    and block["offset"] + _footprint(block) <= state["heap_size"] and block["lock_count"] >= 0
+                    and block["align"] > 0 and not block["align"] & (block["align"] - 1)):
+                raise self._corrupt(f"{STATE_FILE} holds a block no firmware could have made {block!r:.120}")
         try:
             size = os.lstat(self.memory_path).st_size
         except FileNotFoundError:
@@ -576,9 +597,9 @@ class FirmwareEmulator:
             try:
                 if os.write(fd, line) != len(line):
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self._state_path))
-            except OSError:
+            except OSError as e:
                 os.ftruncate(fd, start)   # the request fails whole: no fragment left behind
-                raise
+                raise self.storage_error(e) from None
         finally:
             os.close(fd)
 

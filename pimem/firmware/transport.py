@@ -274,8 +274,12 @@ class EmulatorTransport(Transport):
         fd = open_file(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
         try:
             os.unlink(path)
-            os.ftruncate(fd, size)
+            # Disk for every page before the mapping exists: on a full file system an unbacked
+            # page kills whoever touches it (SIGBUS); reserved here, it is an error instead.
+            os.posix_fallocate(fd, 0, size)
             return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as e:
+            raise self.firmware.storage_error(e) from None
         finally:
             os.close(fd)
 
@@ -330,13 +334,32 @@ class EmulatorTransport(Transport):
 
 
 def _runtime_dir(name: str) -> Path:
-    """A directory cleared at reboot: /run for root, else XDG_RUNTIME_DIR, else /tmp."""
+    """A directory cleared at reboot: /run for root, else XDG_RUNTIME_DIR, else /tmp.
+
+    In /tmp the name is predictable, so another user may have made it first: then this user's
+    cache folder is used instead (said once on stderr), never theirs.
+    """
     if os.geteuid() == 0:
         return Path("/run") / name
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isdir(xdg):
         return Path(xdg) / name
-    return Path("/tmp") / f"{name}-{os.geteuid()}"
+    shared = Path("/tmp") / f"{name}-{os.geteuid()}"
+    try:
+        st = os.lstat(shared)
+    except FileNotFoundError:
+        return shared
+    if st.st_uid == os.geteuid() and os.path.isdir(shared) and not os.path.islink(shared):
+        return shared
+    fallback = Path(os.path.expanduser("~")) / ".cache" / "pimem" / name
+    if name not in _noticed_taken:
+        _noticed_taken.add(name)
+        print(f"pimem: {shared} belongs to another user (uid {st.st_uid}), so pimem uses {fallback} instead "
+              "(set XDG_RUNTIME_DIR, or PIMEM_EMULATOR_DIR and PIMEM_LEDGER_DIR, to choose)", file=sys.stderr)
+    return fallback
+
+
+_noticed_taken: set[str] = set()
 
 
 def default_emulator_dir() -> Path:

@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import ctypes
 import mmap
+import operator
 import os
 import queue
 import signal
@@ -85,6 +86,46 @@ class _Region:
                 _live_regions.discard(self)
 
 
+def _whole(name: str, value: object, what: str) -> int:
+    """An integer argument (numpy's too), or UsageError naming it."""
+    if isinstance(value, bool):
+        raise UsageError(f"GpuBuffer {name}={value!r}: give {what}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise UsageError(f"GpuBuffer {name}={value!r}: give {what}") from None
+
+
+#: Flags a mapped buffer may carry. DISCARDABLE memory "can be resized to 0 at any time" (the
+#: firmware wiki): under a mapping that is use after free.
+_ALLOWED = MemFlag.L1_NONALLOCATING | MemFlag.ZERO | MemFlag.NO_INIT | MemFlag.HINT_PERMALOCK
+
+
+def check_flags(flags: object) -> MemFlag:
+    """The allocation flags of a buffer the ARM maps, or UsageError saying what is wrong with them."""
+    hint = "MemFlag members combined with |, e.g. MemFlag.DIRECT | MemFlag.ZERO"
+    if isinstance(flags, str):
+        raise UsageError(f"GpuBuffer flags={flags!r}: a name is not a flag; give {hint} (MemFlag[{flags!r}] "
+                         "turns one name into its flag)")
+    value = _whole("flags", flags, hint)
+    if value < 0 or value & ~int(MemFlag(0x7F)):
+        raise UsageError(f"GpuBuffer flags={flags!r}: not a combination of the firmware's flags (0 to 0x7F, "
+                         f"none negative); give {hint}")
+    result = MemFlag(value)
+    if result & MemFlag.DISCARDABLE:
+        raise UsageError("GpuBuffer flags with DISCARDABLE: the firmware may shrink such memory to nothing at any "
+                         "time, under the mapping; leave it out")
+    if result & MemFlag.ZERO and result & MemFlag.NO_INIT:
+        raise UsageError("GpuBuffer flags with both ZERO and NO_INIT: one asks for zeros, the other for no "
+                         "initialisation; choose one")
+    if not result & MemFlag.L1_NONALLOCATING:
+        raise UsageError(
+            f"flags {result!r} give the NORMAL alias, which the firmware says not to use from the ARM; "
+            "add DIRECT, COHERENT or L1_NONALLOCATING"
+        )
+    return result
+
+
 def _exporter_type(length: int) -> type:
     # A ctypes array subclass: it can be weak-referenced, and every numpy
     # view keeps it alive (their base), so its death means "no views left".
@@ -102,17 +143,19 @@ class GpuBuffer:
     """
 
     def __init__(self, size: int, flags: MemFlag | int = DEFAULT_FLAGS, *,
-                 backend: Backend | None = None, alignment: int = PAGE_SIZE) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-            raise UsageError(f"GPU buffer size must be a positive number of bytes, got {size!r}")
+                 backend: Backend | str | None = None, alignment: int = PAGE_SIZE) -> None:
+        size = _whole("size", size, "a positive number of bytes, e.g. 1 << 20")
+        if size <= 0 or size >= 1 << 32:
+            raise UsageError(f"GpuBuffer size={size}: give a positive number of bytes below 4 GiB, e.g. 1 << 20")
+        alignment = _whole("alignment", alignment, f"a power of two, a multiple of {PAGE_SIZE}")
         if alignment <= 0 or alignment & (alignment - 1) or alignment % PAGE_SIZE:
-            raise UsageError(f"alignment must be a power of two and a multiple of {PAGE_SIZE}, got {alignment}")
-        flags = MemFlag(int(flags))
-        if not flags & MemFlag.L1_NONALLOCATING:
-            raise UsageError(
-                f"flags {flags!r} give the NORMAL alias, which the firmware says not to use from the ARM; "
-                "add DIRECT, COHERENT or L1_NONALLOCATING"
-            )
+            raise UsageError(f"GpuBuffer alignment={alignment}: give a power of two and a multiple of {PAGE_SIZE}")
+        flags = check_flags(flags)
+        if isinstance(backend, str):   # a backend's name, as PIMEM_BACKEND takes it
+            backend = get_backend(backend)
+        elif backend is not None and not isinstance(backend, Backend):
+            raise UsageError(f"GpuBuffer backend={backend!r}: give a Backend (pimem.get_backend()), a name "
+                             "('pi' or 'emulator'), or leave it out")
         self.backend = backend if backend is not None else get_backend()
         self.backend.require_memory_tags()
         _start_releaser()

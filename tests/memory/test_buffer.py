@@ -119,6 +119,32 @@ def test_bad_sizes(backend, size):
         GpuBuffer(size, backend=backend)
 
 
+@pytest.mark.parametrize("args, kwargs, named", [
+    ((4096, "DIRECT"), {}, "flags='DIRECT'"),
+    ((4096, None), {}, "flags=None"),
+    ((4096, -1), {}, "flags=-1"),
+    ((4096, 0x180), {}, "flags=384"),
+    ((4096, MemFlag.DIRECT | MemFlag.DISCARDABLE), {}, "DISCARDABLE"),
+    ((4096, MemFlag.DIRECT | MemFlag.ZERO | MemFlag.NO_INIT), {}, "ZERO and NO_INIT"),
+    ((4096,), {"alignment": "4096"}, "alignment='4096'"),
+    ((4096,), {"alignment": 3000}, "alignment=3000"),
+    ((4096,), {"backend": 42}, "backend=42"),
+    ((4096,), {"backend": "gpu"}, "'gpu'"),
+    (("4096",), {}, "size='4096'"),
+    ((1 << 40,), {}, "below 4 GiB"),
+])
+def test_bad_arguments_name_the_argument(emu_dir, args, kwargs, named):
+    with pytest.raises(UsageError) as e:
+        GpuBuffer(*args, **kwargs)
+    assert named in str(e.value), str(e.value)
+    assert firmware(emu_dir).allocations() == []
+
+
+def test_numpy_integers_and_backend_names_are_fine(emu_dir):
+    with GpuBuffer(np.int64(4096), np.int32(int(MemFlag.DIRECT)), backend="emulator", alignment=np.uint16(4096)) as b:
+        assert b.size == 4096 and b.flags == MemFlag.DIRECT
+
+
 def test_normal_alias_refused(backend):
     with pytest.raises(UsageError, match="NORMAL"):
         GpuBuffer(4096, MemFlag.ZERO, backend=backend)

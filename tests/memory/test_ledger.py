@@ -337,7 +337,7 @@ def test_gc_release_inside_an_emulator_call_is_deferred(backend):
 # --- damaged emulator state: one clear line ----------------------------------------------
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "truncated", "wrong type", "directory", "no memory",
-                                    "short memory"])
+                                    "short memory", "negative offset", "block past the heap"])
 def test_damaged_emulator_state_is_one_clear_line(emu_dir, capsys, damage):
     import shutil
 
@@ -359,6 +359,11 @@ def test_damaged_emulator_state_is_one_clear_line(emu_dir, capsys, damage):
         state.mkdir()
     elif damage == "no memory":
         memory.unlink()
+    elif damage in ("negative offset", "block past the heap"):
+        st = json.loads(state.read_text().splitlines()[-1])
+        offset = -4096 if damage == "negative offset" else st["heap_size"]
+        st["blocks"] = [{"handle": 1, "offset": offset, "size": 4096, "align": 4096, "flags": 4, "lock_count": 0}]
+        state.write_text(json.dumps(st) + "\n")
     else:
         with open(memory, "r+b") as f:
             f.truncate(4096)
