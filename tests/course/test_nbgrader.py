@@ -181,10 +181,6 @@ def test_autograde_ran_the_labs_on_the_emulator(course):
     assert course["emu"].is_dir() and any(course["emu"].iterdir())
 
 
-def test_nbgrader_is_quick_enough(course):
-    # Reported by the fixture; here only a guard against a lab that starts measuring for minutes.
-    assert sum(course["timings"].values()) < TIMEOUT
-
 
 def test_feedback_and_export_as_the_steps_say(course):
     root = course["root"]
