@@ -143,3 +143,31 @@ def test_titles_are_one_style_in_notebooks_readme_and_the_html_index():
         heading = next(line for line in text.splitlines() if line.startswith("# "))[2:].strip()
         assert re.fullmatch(rf"{path.name[:2]} · \S.*", heading), f"{path.name}: title {heading!r} is not 'NN · Title'"
         assert f"| {heading} | `{path.stem}` |" in readme, f"README's notebook table lacks {heading!r}"
+
+
+def test_no_message_or_document_tells_root_to_run_python_m_pimem():
+    # `python -m` imports from the current folder first: root running it where another user can write
+    # runs their code. Every suggested command is the console script (paths.pimem_command).
+    import ast
+    import json
+
+    found = []
+    # A line that warns against it (or explains why) is fine.
+    warning = re.compile(r"\b(never|not|Never|Not)\b.{0,40}python -m pimem|imports from the current folder")
+    for path in sorted((REPO / "pimem").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "python -m pimem" in node.value:
+                lines = [ln for ln in node.value.splitlines() if "python -m pimem" in ln]
+                if not all(warning.search(ln) or "also `python -m pimem`" in ln or "so that `python -m pimem`" in ln
+                           or "never ``python -m pimem``" in ln for ln in lines):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    docs = [REPO / "README.md", REPO / "notebooks" / "labs" / "INSTRUCTOR.md", REPO / "data" / "README.md",
+            *sorted((REPO / "notebooks").rglob("*.ipynb")), *sorted((REPO / "scripts").glob("*.sh"))]
+    for path in docs:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".ipynb":
+            text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"])
+        for line in text.splitlines():
+            if "python -m pimem" in line and not warning.search(line):
+                found.append(f"{path.relative_to(REPO)}: {line.strip()[:80]}")
+    assert not found, "suggest the console script, .venv/bin/pimem:\n" + "\n".join(found)

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import mmap
 import os
+from pathlib import Path
 import struct
 
 import numpy as np
@@ -503,3 +504,27 @@ def test_property_refuses_a_size_word_that_is_not_the_buffer_length(emulator, si
     with pytest.raises(MailboxError, match="size word"):
         emulator.property(buf)
     assert bytes(buf) == before
+
+
+def test_a_tmp_folder_another_user_made_first_is_not_used(tmp_path, monkeypatch, capsys):
+    # Without XDG_RUNTIME_DIR, a user's emulator lives in /tmp/pimem-emulator-UID: a name anyone can take first.
+    from pimem.firmware import transport
+
+    uid = 4242 if os.geteuid() != 4242 else 4243
+    taken = Path("/tmp") / f"pimem-emulator-{uid}"
+    if taken.exists():
+        pytest.skip(f"{taken} exists")
+    taken.mkdir()   # made by this process: another user, from uid 4242's point of view
+    try:
+        monkeypatch.setattr(transport.os, "geteuid", lambda: uid)
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        transport._noticed_taken.clear()
+        chosen = transport._runtime_dir("pimem-emulator")
+        assert chosen == tmp_path / ".cache" / "pimem" / "pimem-emulator"
+        assert str(taken) in capsys.readouterr().err
+        os.rmdir(taken)
+        assert transport._runtime_dir("pimem-emulator") == taken   # free again: the usual place
+    finally:
+        if taken.exists():
+            os.rmdir(taken)
