@@ -513,7 +513,9 @@ def test_a_failed_state_write_fails_the_request_and_leaves_no_fragment(tmp_path,
         return real_write(fd, data[:10])
 
     monkeypatch.setattr(emulator.os, "write", short_write)
-    with pytest.raises(OSError, match="No space left"):
+    from pimem.exc import DiskFull
+
+    with pytest.raises(DiskFull, match=f"no room left in {tmp_path}"):   # the folder named
         emu.process(request(0x3000C, 12, 0, 4096, 4096, 0))
     monkeypatch.undo()
     assert journal.read_bytes() == before
