@@ -82,7 +82,15 @@ class BenchmarkError(PimemError):
 
 
 class DataError(PimemError):
-    """A recorded data file does not follow the schema in data/README.md."""
+    """A recorded data file does not follow the schema in data/README.md.
+
+    `problems` lists each problem as its own line (file, row, column, what is wrong), for code
+    that reports them one by one.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems) if problems is not None else [message]
 
 
 class UsageError(PimemError, ValueError):

@@ -5,18 +5,18 @@
     python data/published/make_published.py --out DIR   # writes them elsewhere
 
 Nothing here was measured by pimem: every figure is a literal copied, as
-printed, from the source named beside it. The time of one operation is
-derived from the figure in the source's own unit (ms, MB/s = 10^6 B/s or
-MiB/s = 2^20 B/s); the bandwidth columns are then computed from that time,
-as for any recording. The old files are deleted first, because
-save_recording never overwrites.
+printed, from the source named beside it, and stored as printed: its value
+and its unit (ms, ns, MB/s = 10^6 B/s or MiB/s = 2^20 B/s). The time of one
+operation and the bandwidths follow from it when a recording is read, as for
+any recording. The old files are deleted first, because save_recording never
+overwrites; each keeps the `created` time of the file it replaces.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pandas as pd  # noqa: E402
 
 from pimem import __version__  # noqa: E402
-from pimem.bench.data import BUS_FACTOR, COLUMNS, SCHEMA, save_recording  # noqa: E402
+from pimem.bench.data import COLUMNS, SCHEMA, save_recording  # noqa: E402
 
 MiB = 2 ** 20
 from sbc_bench_pi import RUNS  # noqa: E402  (the figures, transcribed with their quotes and commits)
@@ -48,20 +48,19 @@ COMMAND = "python data/published/make_published.py"
 CONVERTED_BY = f"pimem {__version__}, data/published/make_published.py"
 
 
-def row(benchmark: str, phase: str, size: int, seconds: float, *, statistic: str, kernel: str,
+def row(benchmark: str, phase: str, size: int, value: float, unit: str, *, statistic: str, kernel: str,
         flags: str = "", alias: str = "") -> dict[str, Any]:
-    """One published statistic as a row; bandwidths follow from size and time."""
+    """One published statistic as a row: the figure as printed; the time and bandwidths follow on reading."""
     return {
         "benchmark": benchmark, "phase": phase, "size_bytes": size, "statistic": statistic,
-        "sample": 0, "seconds": seconds, "bytes": size, "bus_bytes": BUS_FACTOR[phase] * size,
-        "gb_per_s": size / seconds / 1e9, "gib_per_s": size / seconds / 2 ** 30,
+        "sample": 0, "value": value, "unit": unit,
         "reps": 1, "overhead_bound": False, "verified": "unknown",
         "kernel": kernel, "flags": flags, "alias": alias,
     }
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows, columns=[c for c in COLUMNS if c in rows[0]])
 
 
 # --- 1. The original lesson's run ------------------------------------------
@@ -79,9 +78,7 @@ LESSON_MS = [
 
 
 def lesson(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-    # Decimal, so 50.16 ms is stored as 0.05016 s and not 0.050159999999999996.
-    rows = [row(b, p, LESSON_BYTES, float(Decimal(str(ms)) / 1000), statistic="mean", kernel="c",
-                flags=f, alias=a)
+    rows = [row(b, p, LESSON_BYTES, ms, "ms", statistic="mean", kernel="c", flags=f, alias=a)
             for b, p, ms, f, a in LESSON_MS]
     meta = {
         "schema": SCHEMA,
@@ -170,15 +167,10 @@ LATENCY_NOTE = ("Latency rows: tinymembench's 'block size : single random read /
 
 
 def latency_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """tinymembench's latency table as rows: seconds = ns per access; no bandwidth."""
-    rows = []
-    for size, single, dual in run["latency_ns"]:
-        for bench, ns in (("latency-single", single), ("latency-dual", dual)):
-            if ns > 0:
-                r = row(bench, "latency", size, ns * 1e-9, statistic="best", kernel="tinymembench")
-                r["gb_per_s"] = r["gib_per_s"] = None
-                rows.append(r)
-    return rows
+    """tinymembench's latency table as rows: ns per access, as printed; no bandwidth."""
+    return [row(bench, "latency", size, ns, "ns", statistic="best", kernel="tinymembench")
+            for size, single, dual in run["latency_ns"]
+            for bench, ns in (("latency-single", single), ("latency-dual", dual)) if ns > 0]
 
 
 #: tinymembench's NEON rows, where a run prints them (an armv7 or armhf build on a core with NEON).
@@ -191,7 +183,7 @@ def neon_rows(run: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     for bench, phase, label in NEON_ROWS:
         if label in run["bandwidth_mb_s"]:
             mbps = run["bandwidth_mb_s"][label]
-            rows.append(row(bench, phase, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel="neon"))
+            rows.append(row(bench, phase, TMB_BYTES, mbps, "MB/s", statistic="best", kernel="neon"))
             printed.append(f"{label} {mbps} MB/s -> {bench}/{phase}, kernel neon")
     return rows, printed
 
@@ -200,7 +192,7 @@ def tinymembench(result: str, created: str) -> tuple[pd.DataFrame, dict[str, Any
     run = run_of(result)
     for _, _, mbps, _, label in TMB_FIGURES[result]:   # two transcriptions of one file must agree
         assert run["bandwidth_mb_s"][label] == mbps, (result, label)
-    rows = [row(b, p, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel=k)
+    rows = [row(b, p, TMB_BYTES, mbps, "MB/s", statistic="best", kernel=k)
             for b, p, mbps, k, _ in TMB_FIGURES[result]] + latency_rows(run)
     neon, neon_printed = neon_rows(run)
     rows += neon
@@ -286,7 +278,7 @@ def qmkl(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         seconds = QMKL_BYTES / (float(mibps) * MiB)
         # The printed time is rounded to 1 us; the bandwidth carries more digits.
         assert abs(seconds - float(printed_s)) <= 0.5e-6, (b, seconds, printed_s)
-        rows.append(row(b, p, QMKL_BYTES, seconds, statistic="sample", kernel=k, flags=f))
+        rows.append(row(b, p, QMKL_BYTES, float(mibps), "MiB/s", statistic="sample", kernel=k, flags=f))
     figures = "; ".join(f"{name} {mibps} MiB/s ({s} s) -> {b}" for b, _, mibps, s, _, _, name in QMKL_FIGURES)
     meta = {
         "schema": SCHEMA,
@@ -357,7 +349,7 @@ def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     for bench, phase, kernel, labels in SBC_BANDWIDTH:
         label = next(lb for lb in labels if lb in run["bandwidth_mb_s"])
         mbps = run["bandwidth_mb_s"][label]
-        rows.append(row(bench, phase, TMB_BYTES, TMB_BYTES / (mbps * 1e6), statistic="best", kernel=kernel))
+        rows.append(row(bench, phase, TMB_BYTES, mbps, "MB/s", statistic="best", kernel=kernel))
         printed.append(f"{label} {mbps} MB/s -> {bench}/{phase}, kernel {kernel}")
     neon, neon_printed = neon_rows(run)
     rows += neon + latency_rows(run)
@@ -405,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     recordings = build(created)
+    for name, (_, meta) in recordings.items():   # a file made again keeps its time of making
+        old = args.out / f"{name}.json"
+        if old.exists():
+            meta["created"] = json.loads(old.read_text(encoding="utf-8"))["created"]
     for name in recordings:  # save_recording never overwrites: clear our own old files first
         for suffix in (".csv", ".json"):
             (args.out / f"{name}{suffix}").unlink(missing_ok=True)

@@ -35,6 +35,7 @@ import numpy as np
 from ..memory.backend import Backend
 from ..memory.buffer import GpuBuffer, host_array
 from ..exc import BenchmarkError, UsageError
+from .catalog import BUS_FACTOR, CATALOG, BenchmarkSpec
 from .kernels import CompiledKernel, Kernel, NumpyKernel, Op
 from ..firmware.memflags import MemFlag, flag_names
 from .timing import DEFAULT_ITERATIONS, DEFAULT_WARMUP, Timing, time_op
@@ -44,45 +45,10 @@ POISON = 0x5A    # what the destination holds before each timed write
 _CHUNK = 1 << 20  # verify in slices: no temporary the size of the buffer
 
 
-@dataclass(frozen=True)
-class BenchmarkSpec:
-    name: str
-    title: str
-    phases: tuple[str, ...]
-    flags: MemFlag | None   # the GPU buffer's flags; None: host memory only
-    what: str
-
+#: The benchmarks pimem can run (pimem.bench.catalog declares them, published-only ones too).
+BENCHMARKS: dict[str, BenchmarkSpec] = {n: s for n, s in CATALOG.items() if s.runnable}
 
 _GPU_WRITE = MemFlag.ZERO  # every GPU destination is allocated zeroed, as the original did
-
-BENCHMARKS: dict[str, BenchmarkSpec] = {s.name: s for s in [
-    BenchmarkSpec("baseline", "Baseline (cached host fill)", ("fill",), None,
-                  "the CPU fills an ordinary cached host buffer"),
-    BenchmarkSpec("standard", "Standard (fill, then copy)", ("fill", "copy", "total"), MemFlag.COHERENT,
-                  "fill a cached host buffer, then copy it into a COHERENT GPU buffer (uncached for the ARM)"),
-    BenchmarkSpec("zerocopy", "Zero-copy (direct write)", ("write",), MemFlag.DIRECT,
-                  "the CPU fills a DIRECT (uncached) GPU buffer directly"),
-    BenchmarkSpec("write-coherent", "Direct write, COHERENT", ("write",), MemFlag.COHERENT,
-                  "the CPU fills a COHERENT GPU buffer directly (predicted: as fast as DIRECT; the ARM maps both uncached)"),
-    BenchmarkSpec("write-l1nonalloc", "Direct write, L1_NONALLOCATING", ("write",), MemFlag.L1_NONALLOCATING,
-                  "the CPU fills an L1_NONALLOCATING GPU buffer directly (predicted: as fast as DIRECT)"),
-    BenchmarkSpec("read-host", "Read, cached host", ("read",), None,
-                  "the CPU reads every byte of a cached host buffer"),
-    BenchmarkSpec("read-direct", "Read, DIRECT", ("read",), MemFlag.DIRECT,
-                  "the CPU reads every byte of a DIRECT (uncached) GPU buffer"),
-    BenchmarkSpec("read-coherent", "Read, COHERENT", ("read",), MemFlag.COHERENT,
-                  "the CPU reads every byte of a COHERENT GPU buffer (predicted: as slow as DIRECT)"),
-    BenchmarkSpec("read-l1nonalloc", "Read, L1_NONALLOCATING", ("read",), MemFlag.L1_NONALLOCATING,
-                  "the CPU reads every byte of an L1_NONALLOCATING GPU buffer (predicted: as slow as DIRECT)"),
-    BenchmarkSpec("latency-host", "Latency, cached host", ("latency",), None,
-                  "one random dependent load at a time through a cached host buffer"),
-    BenchmarkSpec("latency-direct", "Latency, DIRECT", ("latency",), MemFlag.DIRECT,
-                  "one random dependent load at a time through a DIRECT GPU buffer (every load goes to DRAM)"),
-    BenchmarkSpec("latency-coherent", "Latency, COHERENT", ("latency",), MemFlag.COHERENT,
-                  "the same through a COHERENT GPU buffer (predicted: as slow as DIRECT)"),
-    BenchmarkSpec("latency-l1nonalloc", "Latency, L1_NONALLOCATING", ("latency",), MemFlag.L1_NONALLOCATING,
-                  "the same through an L1_NONALLOCATING GPU buffer (predicted: as slow as DIRECT)"),
-]}
 
 #: Pointer chasing: one step per 64-byte slot (a Cortex-A53's cache line, and
 #: most x86 ones), so every load is a new line; loads per timed operation;
@@ -106,8 +72,6 @@ class PhaseResult:
     phase: str
     size: int
     timing: Timing
-    bytes: int        # counted for bandwidth: a copy's bytes once
-    bus_bytes: int    # moved over the memory bus: a copy reads and writes
     verified: bool
     detail: str
     kernel: str
@@ -116,6 +80,16 @@ class PhaseResult:
     bus_address: int | None = None
 
     l1_seconds: float | None = None   # latency rows: an L1 hit's time, measured beside
+
+    @property
+    def bytes(self) -> int:
+        """Counted for bandwidth: the buffer size (a copy counts its bytes once)."""
+        return self.size
+
+    @property
+    def bus_bytes(self) -> int:
+        """Moved over the memory bus: a copy reads and writes (catalog.BUS_FACTOR)."""
+        return BUS_FACTOR[self.phase] * self.size
 
     def seconds(self, statistic: str = "median") -> float:
         """Seconds per operation; per access for a latency phase."""
@@ -136,10 +110,12 @@ class PhaseResult:
 
 
 def check_name(name: str) -> BenchmarkSpec:
+    """The runnable benchmark of that name, or UsageError naming the ones there are."""
     try:
         return BENCHMARKS[name]
     except KeyError:
-        raise UsageError(f"unknown benchmark {name!r}; choose from: {', '.join(BENCHMARKS)}") from None
+        also = " (only published figures hold it)" if name in CATALOG else ""
+        raise UsageError(f"unknown benchmark {name!r}{also}; choose from: {', '.join(BENCHMARKS)}") from None
 
 
 def count_mismatches(arr: np.ndarray, value: int) -> int:
@@ -234,11 +210,11 @@ class RunOptions:
 
 
 def _timed_write(spec: BenchmarkSpec, phase: str, kernel: Kernel, dst: np.ndarray, opts: RunOptions,
-                 op: Op, bus_factor: int = 1, gpu: GpuBuffer | None = None) -> PhaseResult:
+                 op: Op, gpu: GpuBuffer | None = None) -> PhaseResult:
     v = _Verifier(kernel, dst, PATTERN)
     timing = opts.time(op, before_each=v.poison, after_each=v.check)
     ok, detail = v.detail(f"{phase} of {dst.nbytes} bytes")
-    return PhaseResult(spec.name, phase, dst.nbytes, timing, dst.nbytes, bus_factor * dst.nbytes, ok, detail,
+    return PhaseResult(spec.name, phase, dst.nbytes, timing, ok, detail,
                        kernel.name, *_gpu_labels(gpu))
 
 
@@ -265,7 +241,7 @@ def _run_read(spec: BenchmarkSpec, kernel: Kernel, src: np.ndarray, opts: RunOpt
               not_written if not_written else
               f"{len(wrong)} of {len(results)} reads returned a wrong sum: 0x{wrong[0]:016X}, "
               f"expected 0x{expected:016X}")
-    return PhaseResult(spec.name, "read", src.nbytes, timing, src.nbytes, src.nbytes, ok, detail, kernel.name,
+    return PhaseResult(spec.name, "read", src.nbytes, timing, ok, detail, kernel.name,
                        *_gpu_labels(gpu))
 
 
@@ -305,7 +281,7 @@ def _run_latency(spec: BenchmarkSpec, buf: np.ndarray, opts: RunOptions, gpu: Gp
         l1 = l1_timing.median_s if l1_ok else None
     elif ok:
         l1 = timing.median_s
-    return PhaseResult(spec.name, "latency", buf.nbytes, timing, buf.nbytes, buf.nbytes, ok, detail, core.name,
+    return PhaseResult(spec.name, "latency", buf.nbytes, timing, ok, detail, core.name,
                        *_gpu_labels(gpu), l1_seconds=l1)
 
 
@@ -316,36 +292,32 @@ def run_benchmark(name: str, size: int, *, kernel: Kernel, backend: Backend | No
     opts = options or RunOptions()
     if size <= 0:
         raise UsageError(f"size must be a positive number of bytes, got {size}")
-    if spec.name == "baseline":
-        host = _host_buffer(size, backend)
-        return [_timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN))]
-    if spec.name == "read-host":
-        return [_run_read(spec, kernel, _host_buffer(size, backend), opts, None)]
-    if spec.name == "latency-host":
-        return [_run_latency(spec, _host_buffer(size, backend), opts, None)]
-    assert spec.flags is not None
-    if spec.phases[0] == "latency":
+    if spec.flags is None:     # host memory only
+        return _run_op(spec, kernel, _host_buffer(size, backend), opts, None, backend)
+    if spec.op == "chase":
         chase_kernel(spec.name)     # before allocating GPU memory for nothing
-        with GpuBuffer(size, spec.flags, backend=backend) as gpu:
-            return [_run_latency(spec, gpu.array, opts, gpu)]
-    if spec.phases[0] == "read":
-        with GpuBuffer(size, spec.flags, backend=backend) as gpu:
-            return [_run_read(spec, kernel, gpu.array, opts, gpu)]
-    with GpuBuffer(size, spec.flags | _GPU_WRITE, backend=backend) as gpu:
-        dst = gpu.array
-        try:
-            if spec.name != "standard":
-                return [_timed_write(spec, "write", kernel, dst, opts, kernel.fill_op(dst, PATTERN, device=True),
-                                     gpu=gpu)]
-            host = _host_buffer(size, backend)
-            # Every row of standard carries its GPU buffer's labels, the host fill's too.
-            fill = _timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN), gpu=gpu)
-            _TRUSTED.fill(host, PATTERN)  # the copy's source, right whatever the fill under test did
-            copy = _timed_write(spec, "copy", kernel, dst, opts, kernel.copy_op(dst, host, device=True),
-                                bus_factor=2, gpu=gpu)
-            return [fill, copy, _total(spec, fill, copy)]
-        finally:
-            del dst  # drop our view, so close() can release at once
+    flags = spec.flags | (_GPU_WRITE if spec.op.startswith("fill") else MemFlag(0))
+    with GpuBuffer(size, flags, backend=backend) as gpu:
+        return _run_op(spec, kernel, gpu.array, opts, gpu, backend)
+
+
+def _run_op(spec: BenchmarkSpec, kernel: Kernel, buf: np.ndarray, opts: RunOptions, gpu: GpuBuffer | None,
+            backend: Backend | None) -> list[PhaseResult]:
+    """The benchmark's operation (spec.op) on its buffer: host memory, or the GPU buffer `gpu`."""
+    if spec.op == "chase":
+        return [_run_latency(spec, buf, opts, gpu)]
+    if spec.op == "read":
+        return [_run_read(spec, kernel, buf, opts, gpu)]
+    if spec.op == "fill":
+        op = kernel.fill_op(buf, PATTERN, device=gpu is not None)
+        return [_timed_write(spec, spec.phases[0], kernel, buf, opts, op, gpu=gpu)]
+    assert spec.op == "fill+copy", spec.op
+    host = _host_buffer(buf.nbytes, backend)
+    # Every row of standard carries its GPU buffer's labels, the host fill's too.
+    fill = _timed_write(spec, "fill", kernel, host, opts, kernel.fill_op(host, PATTERN), gpu=gpu)
+    _TRUSTED.fill(host, PATTERN)  # the copy's source, right whatever the fill under test did
+    copy = _timed_write(spec, "copy", kernel, buf, opts, kernel.copy_op(buf, host, device=True), gpu=gpu)
+    return [fill, copy, _total(spec, fill, copy)]
 
 
 def _total(spec: BenchmarkSpec, fill: PhaseResult, copy: PhaseResult) -> PhaseResult:
@@ -357,7 +329,7 @@ def _total(spec: BenchmarkSpec, fill: PhaseResult, copy: PhaseResult) -> PhaseRe
     ok = fill.verified and copy.verified
     detail = "fill and copy both checked" if ok else (fill.detail if not fill.verified else copy.detail)
     # The data delivered is counted once; on the bus: the fill's write, the copy's read and write.
-    return PhaseResult(spec.name, "total", fill.size, timing, fill.size, 3 * fill.size, ok, detail,
+    return PhaseResult(spec.name, "total", fill.size, timing, ok, detail,
                        fill.kernel, copy.flags, copy.alias, copy.bus_address)
 
 

@@ -17,14 +17,13 @@ from .._version import __version__
 from ..memory.backend import Backend
 from .benchmarks import LATENCY_MAX_BYTES, BENCHMARKS, PhaseResult, RunOptions, check_name, iter_phases, run_benchmark
 from ..exc import GpuMemoryExhausted, UsageError
+from .data import COLUMNS, SCHEMA
+from .data.quantities import derived
 from .kernels import KERNELS, get_kernel
 
 from ..units import GiB, KiB, MiB, format_size, parse_size
 DEFAULT_SIZES: tuple[int, ...] = tuple(1 << p for p in range(12, 29))  # 4 KiB .. 256 MiB
 
-#: The tidy frame's columns, the same as a recording's CSV (data/README.md).
-COLUMNS = ("benchmark", "phase", "size_bytes", "statistic", "sample", "seconds", "bytes", "bus_bytes",
-           "gb_per_s", "gib_per_s", "reps", "overhead_bound", "verified", "kernel", "flags", "alias")
 
 
 
@@ -76,7 +75,7 @@ def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: st
         description = (f"host run on {cpu} ({platform.machine()}), not a Raspberry Pi: the GPU buffers are the "
                        "emulator's host memory")
     return {
-        "schema": "pimem-recording/1",
+        "schema": SCHEMA,
         "title": f"pimem sweep on {'a Raspberry Pi' if is_pi else 'a host machine'}",
         "source": {"kind": "measured", "reference": f"pimem {__version__}",
                    "notes": "recorded with pimem's timing engine"},
@@ -106,17 +105,14 @@ def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: st
 
 
 def results_frame(results: Iterable[PhaseResult]) -> pd.DataFrame:
-    """One row per timed sample, in the recording schema."""
+    """One row per timed sample, in the recording format (pimem.bench.data): the time measured, and what follows."""
     rows = []
     for r, i, s in iter_phases(list(results)):
-        gb = r.bytes / s / 1e9 if r.has_bandwidth and s > 0 else np.nan
-        rows.append({
-            "benchmark": r.benchmark, "phase": r.phase, "size_bytes": r.size, "statistic": "sample",
-            "sample": i, "seconds": s, "bytes": r.bytes, "bus_bytes": r.bus_bytes, "gb_per_s": gb,
-            "gib_per_s": gb * 1e9 / 2**30 if r.has_bandwidth and s > 0 else np.nan, "reps": r.timing.reps,
-            "overhead_bound": r.timing.overhead_bound, "verified": "pass" if r.verified else "fail",
-            "kernel": r.kernel, "flags": r.flags, "alias": r.alias,
-        })
+        row = {"benchmark": r.benchmark, "phase": r.phase, "size_bytes": r.size, "statistic": "sample",
+               "sample": i, "value": s, "unit": "s", "reps": r.timing.reps,
+               "overhead_bound": r.timing.overhead_bound, "verified": "pass" if r.verified else "fail",
+               "kernel": r.kernel, "flags": r.flags, "alias": r.alias}
+        rows.append({**row, **derived(row)})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

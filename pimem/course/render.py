@@ -201,11 +201,39 @@ def clean_notebook(nb: "NotebookNode", *, name: str = "") -> "NotebookNode":
     return nbformat.reads(text, as_version=4)
 
 
+BENCHMARK_TABLE_MARK = "<!-- written by pimem render from pimem/bench/catalog.py: edit the catalog, not this table -->"
+
+
+def benchmark_table_text(readme: str) -> str:
+    """data/README.md's text with its table of benchmarks written from the catalog."""
+    from ..bench.catalog import markdown_table
+
+    if BENCHMARK_TABLE_MARK not in readme:
+        raise UsageError(f"data/README.md has no line {BENCHMARK_TABLE_MARK!r} to write the benchmarks under")
+    head, tail = readme.split(BENCHMARK_TABLE_MARK + "\n", 1)
+    rest = tail.split("\n\n", 1)[1] if "\n\n" in tail else ""
+    return head + BENCHMARK_TABLE_MARK + "\n" + markdown_table() + "\n" + rest
+
+
+def write_benchmark_table() -> bool:
+    """Bring data/README.md's table of benchmarks up to date with the catalog; True if it changed."""
+    from ..paths import DATA_DIR
+
+    path = DATA_DIR / "README.md"
+    old = path.read_text(encoding="utf-8")
+    new = benchmark_table_text(old)
+    if new != old:
+        safefs.write_file(path, new, mode=0o644)
+    return new != old
+
+
 def render(paths: Sequence[Path] | None = None, *, timeout: int = 180, progress: bool = True) -> list[Path]:
-    """Execute the course notebooks (default: all of them) and write each back with its outputs.
+    """Execute the course notebooks (default: all of them) and write each back with its outputs;
+    data/README.md's table of benchmarks is written from the catalog too.
 
     Returns the notebooks rendered. A file is rewritten only when its content changed.
     """
+    write_benchmark_table()
     nbformat = _require("nbformat")
     _require("nbclient")
     targets = [Path(p).resolve() for p in paths] if paths else course_notebooks()

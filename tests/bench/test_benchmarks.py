@@ -235,7 +235,7 @@ def test_destination_holds_poison_before_every_timed_region(backend, monkeypatch
 
 def _result(nbytes, samples, verified=True, phase="fill"):
     t = Timing(samples_s=tuple(samples), reps=1, overhead_s=0.0, overhead_bound=False)
-    return PhaseResult("baseline", phase, nbytes, t, nbytes, nbytes, verified, "", "numpy")
+    return PhaseResult("baseline", phase, nbytes, t, verified, "", "numpy")
 
 
 def test_gb_and_gib_per_second():

@@ -19,7 +19,7 @@ QUICK = RunOptions(iterations=3, warmup=0, reps=2)
 
 def _r(benchmark, phase, seconds, verified=True):
     t = Timing(samples_s=(seconds,), reps=1, overhead_s=0.0, overhead_bound=False)
-    return PhaseResult(benchmark, phase, 1 << 20, t, 1 << 20, 1 << 20, verified, "detail", "numpy")
+    return PhaseResult(benchmark, phase, 1 << 20, t, verified, "detail", "numpy")
 
 
 def _report(backend, pi=True, **times):

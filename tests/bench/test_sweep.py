@@ -67,8 +67,8 @@ def test_failed_rows_have_no_bandwidth_and_still_pass_the_schema(backend):
     class HalfFill:
         name = "broken"
 
-        def fill_op(self, dst, value):
-            return real.fill_op(dst.reshape(-1)[: dst.size // 2], value)
+        def fill_op(self, dst, value, **kw):
+            return real.fill_op(dst.reshape(-1)[: dst.size // 2], value, **kw)
 
         def copy_op(self, dst, src):
             return real.copy_op(dst, src)

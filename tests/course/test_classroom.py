@@ -265,9 +265,10 @@ def _expected_summary(folder: Path, files: dict[str, str]) -> dict[tuple[str, st
     for name, board in files.items():
         with open(folder / f"{name}.csv", newline="") as f:
             for rec in csv.DictReader(f):
-                if rec["gb_per_s"]:
+                assert rec["unit"] == "s"   # a measured run stores seconds
+                if rec["verified"] != "fail" and rec["phase"] != "latency":
                     per_board[(rec["benchmark"], rec["phase"], int(rec["size_bytes"]))][board].append(
-                        float(rec["gb_per_s"]))
+                        int(rec["size_bytes"]) / float(rec["value"]) / 1e9)
     out = {}
     for key, boards in per_board.items():
         meds = [statistics.median(v) for v in boards.values()]

@@ -17,10 +17,11 @@ import pandas as pd
 from ...exc import DataError, UsageError
 from ...paths import DATA_DIR, MY_DATA_DIR, pimem_command
 from ...safefs import leftovers, remove_leftovers
-from .rules import _check_rows, _parse_time
-from .schema import _FIELDS, COLUMNS
-from .sidecar import _check_meta, _kind
-from .table import _check_header
+from .quantities import derived, quantity_of
+from .rules import check_rows, parse_time
+from .schema import COLUMNS, FIELDS, REQUIRED, STORED
+from .sidecar import check_meta, kind_of
+from .table import check_header
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 #: The longest recording name: NAME.json, and the temporary .NAME.json.PID-RANDOM.tmp of a save,
@@ -102,7 +103,7 @@ class Recording:
             who = (machine.get("board") or machine["description"]) if machine["is_pi"] \
                 else f"host: {machine.get('cpu_model') or machine['description']}"
             return f"{who}, published: {source.get('short') or meta['title']}"
-        day = _parse_time(meta["created"]).date().isoformat()
+        day = parse_time(meta["created"]).date().isoformat()
         if machine["is_pi"]:
             return (f"{machine['board']}, measured: pimem {meta['backend']} backend, "
                     f"{meta['kernel_choice']} kernel, recorded {day}")
@@ -117,38 +118,48 @@ def _raise(problems: list[str]) -> None:
     head = (f"{len(problems)} problems (schema: pimem/bench/schemas/, explained in data/README.md):\n"
             if len(problems) > 1 else "")
     tail = f"\n... and {more} more" if more else ""
-    raise DataError(head + "\n".join(shown) + tail)
+    raise DataError(head + "\n".join(shown) + tail, problems=problems)
 
 
 # --- frames -----------------------------------------------------------------
 
-def _frame_rows(frame: pd.DataFrame) -> Iterable[tuple[str, dict[str, Any]]]:
+def stored_rows(frame: pd.DataFrame) -> Iterable[tuple[str, dict[str, Any]]]:
+    """(label, stored row) for each row of a frame: what its CSV will hold (a measured row's seconds
+    become its value, in s)."""
     for pos, (index, record) in enumerate(zip(frame.index, frame.to_dict("records"))):
+        value, unit = quantity_of(record)
         # Row numbers as the saved CSV will show them (the header is row 1).
-        yield f"row {pos + 2} (index {index!r})", record
+        yield f"row {pos + 2} (index {index!r})", {**record, "value": value, "unit": unit}
 
 
 def validate_frame(frame: pd.DataFrame, meta: Mapping[str, Any], *, name: str = "<frame>") -> None:
     """Check a frame built in memory and its sidecar dict; DataError lists what is wrong."""
     if not isinstance(frame, pd.DataFrame):
         raise UsageError(f"{name}: expected a pandas DataFrame, got {type(frame).__name__}")
-    problems = [f"{name} (meta), {p}" for p in _check_meta(meta)]
-    header = _check_header([str(c) for c in frame.columns], "header")
-    problems += [f"{name}, {p}" for p in header]
-    if not header:
-        _, found = _check_rows(_frame_rows(frame), _kind(meta))
+    problems = [f"{name} (meta), {p}" for p in check_meta(meta)]
+    # A frame measured in memory may give its time as seconds rather than as value and unit.
+    timed = "seconds" in frame.columns
+    missing = [c for c in REQUIRED if c not in frame.columns and not (timed and c in ("value", "unit"))]
+    problems += [f"{name}, header, column '{c}': is missing; a recording's frame has the columns "
+                 + ",".join(COLUMNS) for c in missing]
+    if not missing:
+        _, found = check_rows(stored_rows(frame), kind_of(meta))
         problems += [f"{name}, {p}" for p in found]
     _raise(problems)
 
 
 _DTYPES = {"integer": "int64", "number": "float64", "boolean": "bool"}   # text: pandas picks its string dtype
+_TYPES = {**{c: FIELDS[c].get("type", "string") for c in STORED},
+          "seconds": "number", "bytes": "integer", "bus_bytes": "integer", "gb_per_s": "number", "gib_per_s": "number"}
 
 
-def _build_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def build_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A recording's frame (COLUMNS) from its checked stored rows: the computed columns added."""
+    full = [{**r, **derived(r)} for r in rows]
     cols: dict[str, Any] = {}
     for c in COLUMNS:
-        kind = _FIELDS[c].get("type", "string")
-        values = [r[c] for r in rows]
+        kind = _TYPES[c]
+        values = [r[c] for r in full]
         if kind == "number":
             values = [math.nan if v is None else v for v in values]
         cols[c] = pd.Series(values, dtype=_DTYPES.get(kind))
@@ -195,7 +206,7 @@ def _read_meta(path: Path) -> tuple[Any, list[str]]:
         return None, [f"{path}: JSON nested too deeply to be a sidecar; regenerate it with pimem record"]
     except ValueError as e:
         return None, [f"{path}: not valid JSON for a sidecar: {e}"]
-    return meta, [f"{path}, {p}" for p in _check_meta(meta)]
+    return meta, [f"{path}, {p}" for p in check_meta(meta)]
 
 
 def _read_table(path: Path, kind: str | None) -> tuple[list[dict[str, Any]], list[str]]:
@@ -212,9 +223,9 @@ def _read_table(path: Path, kind: str | None) -> tuple[list[dict[str, Any]], lis
     except csv.Error as e:
         return [], [f"{path}: not a CSV pimem can read ({e}); a recording's fields are short numbers and names"]
     if not records:
-        return [], [f"{path}, row 1: the file is empty; expected the header " + ",".join(COLUMNS)]
+        return [], [f"{path}, row 1: the file is empty; expected the header " + ",".join(STORED)]
     header = [h.strip() for h in records[0]]
-    problems = [f"{path}, {p}" for p in _check_header(header, "row 1 (header)")]
+    problems = [f"{path}, {p}" for p in check_header(header, "row 1 (header)")]
     if problems:
         return [], problems
 
@@ -223,12 +234,12 @@ def _read_table(path: Path, kind: str | None) -> tuple[list[dict[str, Any]], lis
         for number, record in enumerate(records[1:], start=2):
             if not any(cell.strip() for cell in record):
                 continue  # a blank line carries no data
-            if len(record) != len(COLUMNS):
-                problems.append(f"{path}, row {number}: has {len(record)} fields; the header has {len(COLUMNS)}")
+            if len(record) != len(header):
+                problems.append(f"{path}, row {number}: has {len(record)} fields; the header has {len(header)}")
                 continue
-            yield f"row {number}", dict(zip(COLUMNS, record))
+            yield f"row {number}", dict(zip(header, record))
 
-    typed, found = _check_rows(labelled(), kind)
+    typed, found = check_rows(labelled(), kind)
     return typed, problems + [f"{path}, {p}" for p in found]
 
 
@@ -251,11 +262,11 @@ def _inspect(csv_path: Path, json_path: Path) -> tuple[Recording | None, list[st
         return None, [f"{csv_path}: its sidecar {json_path.name} is missing; every recording is a "
                       f"NAME.csv with a NAME.json saying where its numbers came from (data/README.md)"]
     meta, problems = _read_meta(json_path)
-    rows, found = _read_table(csv_path, _kind(meta))
+    rows, found = _read_table(csv_path, kind_of(meta))
     problems += found
     if problems:
         return None, problems
-    return Recording(csv_path.stem, csv_path, _build_frame(rows), meta), []
+    return Recording(csv_path.stem, csv_path, build_frame(rows), meta), []
 
 
 def load_recording(path: str | os.PathLike[str]) -> Recording:

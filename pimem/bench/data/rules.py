@@ -6,15 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from ...firmware.memflags import MemFlag
-from .schema import _BUFFER_MODE, _MODE_MASK, BENCHMARKS, BUS_FACTOR, LABEL_MAX
-from .table import _PRIMARY_KEY, _READERS
-
-_REL_TOL = 1e-6
+from .quantities import TIME_UNITS
+from .schema import BENCHMARKS, BUFFER_MODE, LABEL_MAX, MODE_MASK
+from .table import PRIMARY_KEY, READERS
 
 
 # --- the rows -----------------------------------------------------------------
 
-def _parse_flags(s: str) -> int:
+def parse_flags(s: str) -> int:
+    """The value of flag names joined by '|' (e.g. 'DIRECT|ZERO'); ValueError naming what is wrong."""
     value = 0
     names = s.split("|")
     for n in names:
@@ -28,67 +28,22 @@ def _parse_flags(s: str) -> int:
     return value
 
 
-_BUS_WHY = {1: "a fill, write or read moves its bytes once",
-            2: "a copy reads and writes, so bus_bytes = 2 x bytes",
-            3: "standard's total is its fill (once) plus its copy (twice), so bus_bytes = 3 x bytes"}
-
-
 def _row_rules(row: Mapping[str, Any], bad: set[str], kind: str | None) -> Iterator[tuple[str, str]]:
     """What the table schema cannot say: rules between columns, and between the row and its sidecar.
 
     Yields (column, problem); a rule is skipped when a cell it needs already failed the schema.
     """
     ok = bad.isdisjoint   # ok(columns): none of them failed the schema
-    bench, phase, stat = row["benchmark"], row["phase"], row["statistic"]
-    size, nbytes, bus, seconds = row["size_bytes"], row["bytes"], row["bus_bytes"], row["seconds"]
+    bench, phase, stat, unit = row["benchmark"], row["phase"], row["statistic"], row["unit"]
     if ok(("benchmark", "phase")) and phase not in BENCHMARKS[bench]:
         yield "phase", f"{phase!r} is not a phase of {bench}; expected: {' or '.join(BENCHMARKS[bench])}"
-    if ok(("size_bytes", "bytes")) and nbytes != size:
-        yield "bytes", (f"{nbytes} differs from size_bytes {size}; the bytes counted for bandwidth "
-                        "are the buffer size (a copy counts its bytes once)")
-    if ok(("phase", "bytes", "bus_bytes")) and bus != BUS_FACTOR[phase] * nbytes:
-        factor = BUS_FACTOR[phase]
-        yield "bus_bytes", f"{bus} is not {factor * nbytes}: {_BUS_WHY[factor]}"
     if ok(("statistic", "sample")) and stat != "sample" and row["sample"] != 0:
         yield "sample", f"{row['sample']} on a {stat} row; a statistic's row has sample 0"
-
-    for col, unit, shown in (("gb_per_s", 1e9, "1e9"), ("gib_per_s", float(2 ** 30), "2**30")):
-        value = row[col]
-        if col in bad:
-            continue
-        if phase == "latency":
-            if value is not None:
-                yield col, f"{value!r} on a latency row; leave it empty (the time of one access is no bandwidth)"
-        elif row["verified"] == "fail":
-            if value is not None:
-                yield col, f"{value!r} on a row whose verification failed; leave it empty (a wrong result has no bandwidth)"
-        elif value is None:
-            yield col, f"is empty; expected bytes / seconds / {shown} (empty only when verified is fail)"
-        elif ok(("seconds", "bytes")):
-            expected = nbytes / seconds / unit
-            if abs(value - expected) > _REL_TOL * expected:
-                yield col, f"{value!r} is not bytes / seconds / {shown} = {expected!r} (relative tolerance {_REL_TOL:g})"
-
-    flags, alias = row["flags"], row["alias"]
-    flag_value: int | None = None
-    if flags and "flags" not in bad:
-        try:
-            flag_value = _parse_flags(flags)
-        except ValueError as e:
-            yield "flags", str(e)
-    if ok(("benchmark", "flags")):
-        mode = _BUFFER_MODE[bench]
-        if mode is None:
-            if flags:
-                yield "flags", f"{flags!r} on {bench}, which uses host buffers only; leave it empty"
-            if alias and "alias" not in bad:
-                yield "alias", f"{alias!r} on {bench}, which uses host buffers only; leave it empty"
-        elif not flags:
-            yield "flags", f"is empty, but {bench} uses a GPU buffer; expected its allocation flags, e.g. {mode.name}"
-        elif flag_value is not None and (flag_value & _MODE_MASK) != int(mode):
-            yield "flags", (f"{flags!r} does not give {bench}'s buffer the {mode.name} mode "
-                            f"(flags & 0xC must be {int(mode)})")
-
+    if ok(("phase", "unit")) and phase == "latency" and unit not in TIME_UNITS:
+        yield "unit", f"{unit!r} on a latency row; a latency is a time: {', '.join(TIME_UNITS)}"
+    if kind == "measured" and ok(("unit",)) and unit != "s":
+        yield "unit", f"{unit!r} in a measured recording; pimem measures seconds: s"
+    yield from _flag_rules(row, bad)
     if kind == "published":
         if "verified" not in bad and row["verified"] != "unknown":
             yield "verified", (f"{row['verified']!r} in a published recording; expected unknown "
@@ -98,14 +53,39 @@ def _row_rules(row: Mapping[str, Any], bad: set[str], kind: str | None) -> Itera
                            "(how the source repeated goes in statistic_note)")
 
 
-def _check_row(label: str, raw: Mapping[str, Any], kind: str | None) -> tuple[dict[str, Any] | None, list[str]]:
-    """Parse and check one row; returns its typed values (None if any is bad) and the problems."""
+def _flag_rules(row: Mapping[str, Any], bad: set[str]) -> Iterator[tuple[str, str]]:
+    """The flags and alias a row's benchmark may carry: its buffer's cache mode, or none for host memory."""
+    bench, flags, alias = row["benchmark"], row["flags"], row["alias"]
+    flag_value: int | None = None
+    if flags and "flags" not in bad:
+        try:
+            flag_value = parse_flags(flags)
+        except ValueError as e:
+            yield "flags", str(e)
+    if not bad.isdisjoint(("benchmark", "flags")):
+        return
+    mode = BUFFER_MODE[bench]
+    if mode is None:
+        if flags:
+            yield "flags", f"{flags!r} on {bench}, which uses host buffers only; leave it empty"
+        if alias and "alias" not in bad:
+            yield "alias", f"{alias!r} on {bench}, which uses host buffers only; leave it empty"
+    elif not flags:
+        yield "flags", f"is empty, but {bench} uses a GPU buffer; expected its allocation flags, e.g. {mode.name}"
+    elif flag_value is not None and (flag_value & MODE_MASK) != int(mode):
+        yield "flags", (f"{flags!r} does not give {bench}'s buffer the {mode.name} mode "
+                        f"(flags & 0xC must be {int(mode)})")
+
+
+def check_row(label: str, raw: Mapping[str, Any], kind: str | None) -> tuple[dict[str, Any] | None, list[str]]:
+    """Parse and check one stored row (a missing optional column reads as empty); its values (None if any
+    is bad) and the problems."""
     problems: list[str] = []
     row: dict[str, Any] = {}
     bad: set[str] = set()
-    for col, read in _READERS:
+    for col, read in READERS.items():
         try:
-            row[col] = read(raw[col])
+            row[col] = read(raw.get(col, ""))
         except ValueError as e:
             problems.append(f"{label}, column '{col}': {e}")
             row[col] = None
@@ -114,25 +94,25 @@ def _check_row(label: str, raw: Mapping[str, Any], kind: str | None) -> tuple[di
     return (None if problems else row), problems
 
 
-def _check_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], kind: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+def check_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], kind: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every row checked, and no two with the same primary key; (the good rows' values, the problems)."""
     typed: list[dict[str, Any]] = []
     problems: list[str] = []
     seen: dict[tuple[Any, ...], str] = {}
     count = 0
     for label, raw in rows:
         count += 1
-        row, found = _check_row(label, raw, kind)
+        row, found = check_row(label, raw, kind)
         problems += found
         if row is None:
             continue
-        if _PRIMARY_KEY:
-            key = tuple(row[k] for k in _PRIMARY_KEY)
-            if key in seen:
-                *rest, last = _PRIMARY_KEY
-                problems.append(f"{label}, column '{last}': repeats {seen[key]} (the same {', '.join(rest)} and "
-                                f"{last}: the table's primary key); rows of one series need distinct {last} numbers")
-            else:
-                seen[key] = label.split(" (")[0]
+        key = tuple(row[k] for k in PRIMARY_KEY)
+        if key in seen:
+            *rest, last = PRIMARY_KEY
+            problems.append(f"{label}, column '{last}': repeats {seen[key]} (the same {', '.join(rest)} and "
+                            f"{last}: the table's primary key); rows of one series need distinct {last} numbers")
+        else:
+            seen[key] = label.split(" (")[0]
         typed.append(row)
     if count == 0:
         problems.append("no data rows: a recording needs at least one row below the header")
@@ -141,7 +121,7 @@ def _check_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], kind: str | None)
 
 # --- the sidecar --------------------------------------------------------------
 
-def _parse_time(s: str) -> datetime:
+def parse_time(s: str) -> datetime:
     # Python 3.10's fromisoformat does not take a trailing Z.
     return datetime.fromisoformat(s[:-1] + "+00:00" if s.endswith("Z") else s)
 
@@ -166,7 +146,7 @@ def label_problem(label: Any) -> str | None:
     return None
 
 
-def _meta_rules(meta: Any) -> Iterator[tuple[str, str]]:
+def meta_rules(meta: Any) -> Iterator[tuple[str, str]]:
     """What the sidecar schema cannot say: a label Python cannot print (beyond control characters)."""
     if isinstance(meta, dict) and isinstance(meta.get("label"), str):
         why = label_problem(meta["label"])

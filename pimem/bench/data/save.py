@@ -14,16 +14,16 @@ import pandas as pd
 
 from ...exc import DataError
 from ...safefs import remove_leftovers, write_file
-from .files import _frame_rows, check_name, validate_frame
-from .rules import _check_rows
-from .schema import _FIELDS, COLUMNS
-from .sidecar import _kind
+from .files import check_name, stored_rows, validate_frame
+from .rules import check_rows
+from .schema import FIELDS, STORED
+from .sidecar import kind_of
 
 
 def _format(col: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    field = _FIELDS[col]
+    field = FIELDS[col]
     if field.get("type") == "boolean":
         return (field.get("trueValues") or ["true"])[0] if value else (field.get("falseValues") or ["false"])[0]
     if field.get("type") == "number":
@@ -34,9 +34,9 @@ def _format(col: str, value: Any) -> str:
 def _csv_text(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(COLUMNS)
+    w.writerow(STORED)
     for r in rows:
-        w.writerow([_format(c, r[c]) for c in COLUMNS])
+        w.writerow([_format(c, r[c]) for c in STORED])
     return out.getvalue()
 
 
@@ -61,7 +61,7 @@ def recording_texts(frame: pd.DataFrame, meta: Mapping[str, Any], name: str) -> 
     """
     check_name(name)
     validate_frame(frame, meta, name=name)
-    rows, _ = _check_rows(_frame_rows(frame), _kind(meta))
+    rows, _ = check_rows(stored_rows(frame), kind_of(meta))
     try:
         meta_text = json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     except (TypeError, ValueError) as e:

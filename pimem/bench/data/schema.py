@@ -6,6 +6,9 @@ from importlib import resources
 from typing import Any
 
 from ...firmware.memflags import MemFlag
+from ..catalog import BUS_FACTOR, CATALOG  # noqa: F401 - BUS_FACTOR is part of the format
+from ..catalog import PHASES as CATALOG_PHASES
+from .quantities import DERIVED, UNITS
 
 
 # --- the schemas --------------------------------------------------------------
@@ -18,43 +21,30 @@ def _schema_file(name: str) -> dict[str, Any]:
 #: The Table Schema of NAME.csv and the JSON Schema of NAME.json (pimem/bench/schemas/).
 TABLE_SCHEMA: dict[str, Any] = _schema_file("recording-table.schema.json")
 META_SCHEMA: dict[str, Any] = _schema_file("recording-meta.schema.json")
-_FIELDS: dict[str, dict[str, Any]] = {f["name"]: f for f in TABLE_SCHEMA["fields"]}
+FIELDS: dict[str, dict[str, Any]] = {f["name"]: f for f in TABLE_SCHEMA["fields"]}
+# The names the catalog declares, and the units quantities.py reads: the schema file does not repeat them.
+FIELDS["benchmark"].setdefault("constraints", {})["enum"] = list(CATALOG)
+FIELDS["phase"].setdefault("constraints", {})["enum"] = list(CATALOG_PHASES)
+FIELDS["unit"].setdefault("constraints", {})["enum"] = list(UNITS)
 
 
 def _enum(column: str) -> tuple[str, ...]:
-    return tuple(v for v in _FIELDS[column]["constraints"]["enum"] if v != "")
+    return tuple(v for v in FIELDS[column]["constraints"]["enum"] if v != "")
 
 
 SCHEMA: str = META_SCHEMA["properties"]["schema"]["const"]
 
-#: The CSV columns, in their required order.
-COLUMNS: tuple[str, ...] = tuple(_FIELDS)
+#: The CSV's columns, in the order a save writes them (a file may leave out those not required).
+STORED: tuple[str, ...] = tuple(FIELDS)
+REQUIRED: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if f.get("constraints", {}).get("required"))
 
-#: Each benchmark and the phases its rows may have (the schema lists the names; which
-#: phases go with which benchmark is a rule between two columns, so it is kept here).
-BENCHMARKS: dict[str, tuple[str, ...]] = {
-    "baseline": ("fill",),
-    "standard": ("fill", "copy", "total"),
-    "zerocopy": ("write",),
-    "write-coherent": ("write",),
-    "write-l1nonalloc": ("write",),
-    "read-host": ("read",),
-    "read-direct": ("read",),
-    "read-coherent": ("read",),
-    "read-l1nonalloc": ("read",),
-    "host-copy": ("copy",),
-    "copy-to-direct": ("copy",),
-    "copy-from-direct": ("copy",),
-    # Published latency tables (tinymembench's "single random read / dual random read"):
-    # `seconds` is the time of one access, and a latency row has no bandwidth.
-    "latency-single": ("latency",),
-    "latency-dual": ("latency",),
-    # pimem's own pointer chase: `seconds` is the whole time of one access.
-    "latency-host": ("latency",),
-    "latency-direct": ("latency",),
-    "latency-coherent": ("latency",),
-    "latency-l1nonalloc": ("latency",),
-}
+#: A recording's frame (what load_recording gives and plots read): the stored columns with the
+#: computed ones (quantities.DERIVED) in the place readers expect them.
+COLUMNS: tuple[str, ...] = ("benchmark", "phase", "size_bytes", "statistic", "sample", *DERIVED, "reps",
+                            "overhead_bound", "verified", "kernel", "flags", "alias", "value", "unit")
+
+#: Each benchmark and the phases its rows may have (pimem.bench.catalog declares them).
+BENCHMARKS: dict[str, tuple[str, ...]] = {name: spec.phases for name, spec in CATALOG.items()}
 
 PHASES: tuple[str, ...] = _enum("phase")
 STATISTICS: tuple[str, ...] = _enum("statistic")
@@ -62,26 +52,9 @@ VERIFIED: tuple[str, ...] = _enum("verified")
 ALIASES: tuple[str, ...] = _enum("alias")
 SOURCE_KINDS: tuple[str, ...] = tuple(META_SCHEMA["properties"]["source"]["properties"]["kind"]["enum"])
 
-#: Bus bytes per counted byte: a copy reads and writes; standard's total is
-#: its fill (once) plus its copy (twice).
-BUS_FACTOR: dict[str, int] = {"fill": 1, "write": 1, "read": 1, "copy": 2, "total": 3, "latency": 1}
-
-# The cache mode (flags & 0xC) of each benchmark's GPU buffer; None = host buffers only.
-_MODE_MASK = int(MemFlag.L1_NONALLOCATING)
-_BUFFER_MODE: dict[str, MemFlag | None] = {
-    "baseline": None, "read-host": None, "host-copy": None, "latency-single": None, "latency-dual": None,
-    "latency-host": None, "latency-direct": MemFlag.DIRECT, "latency-coherent": MemFlag.COHERENT,
-    "latency-l1nonalloc": MemFlag.L1_NONALLOCATING,
-    "standard": MemFlag.COHERENT,
-    "zerocopy": MemFlag.DIRECT,
-    "write-coherent": MemFlag.COHERENT,
-    "write-l1nonalloc": MemFlag.L1_NONALLOCATING,
-    "read-direct": MemFlag.DIRECT,
-    "read-coherent": MemFlag.COHERENT,
-    "read-l1nonalloc": MemFlag.L1_NONALLOCATING,
-    "copy-to-direct": MemFlag.DIRECT,
-    "copy-from-direct": MemFlag.DIRECT,
-}
+#: The cache mode (flags & 0xC) of each benchmark's GPU buffer; None = host buffers only.
+BUFFER_MODE: dict[str, MemFlag | None] = {name: spec.flags for name, spec in CATALOG.items()}
+MODE_MASK = int(MemFlag.L1_NONALLOCATING)
 
 #: The longest `label` (a student's or board's name) a sidecar may carry.
 LABEL_MAX: int = META_SCHEMA["properties"]["label"]["maxLength"]

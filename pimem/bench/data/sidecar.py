@@ -7,9 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .rules import _meta_rules, _parse_time, label_problem
+from .rules import label_problem, meta_rules, parse_time
 from .schema import META_SCHEMA, SOURCE_KINDS
-from .table import _BOUNDS
+from .table import BOUNDS
 
 
 def _import_jsonschema() -> Any:
@@ -30,7 +30,7 @@ def _import_jsonschema() -> Any:
 
 def _is_time(value: Any) -> bool:
     if isinstance(value, str):
-        _parse_time(value)   # ValueError: not a time
+        parse_time(value)   # ValueError: not a time
     return True
 
 
@@ -93,25 +93,25 @@ def _worded(error: Any) -> list[tuple[str, str]]:
         what = f"{shown}; expected one of: " + ", ".join(w if isinstance(w, str) else _json(w) for w in want)
     elif keyword == "format":
         what = f"{shown} is not a {want}" + _expected(path)
-    elif keyword in _BOUNDS:
-        what = f"{shown} is not {_BOUNDS[keyword][1]} {want}" + _expected(path)
+    elif keyword in BOUNDS:
+        what = f"{shown} is not {BOUNDS[keyword][1]} {want}" + _expected(path)
     else:
         what = error.message + _expected(path)
     return [(field, what)]
 
 
-def _check_meta(meta: Any) -> list[str]:
+def check_meta(meta: Any) -> list[str]:
     """Problems with the sidecar, each as "field 'a.b': what is wrong" (the first problem of each field)."""
     found: dict[str, str] = {}
     for error in _meta_validator().iter_errors(meta):
         for field, what in _worded(error):
             found.setdefault(field, what)
-    for field, what in _meta_rules(meta):
+    for field, what in meta_rules(meta):
         found.setdefault(field, what)
     return [f"field '{f}': {w}" if f else f"the sidecar: {w}" for f, w in found.items()]
 
 
-def _kind(meta: Any) -> str | None:
+def kind_of(meta: Any) -> str | None:
     try:
         k = meta["source"]["kind"]
     except (TypeError, KeyError):

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .schema import COLUMNS, SCHEMA, TABLE_SCHEMA
+from .schema import REQUIRED, SCHEMA, STORED, TABLE_SCHEMA
 
 
 # --- the Table Schema: one cell ---------------------------------------------
@@ -100,9 +100,9 @@ def _cast_boolean(field: Mapping[str, Any]) -> Callable[[Any], Any]:
 _CASTS: dict[str, Callable[[Mapping[str, Any]], Callable[[Any], Any]]] = {
     "string": _cast_string, "integer": _cast_integer, "number": _cast_number, "boolean": _cast_boolean,
 }
-_BOUNDS = {"minimum": (operator.ge, ">="), "exclusiveMinimum": (operator.gt, ">"),
+BOUNDS = {"minimum": (operator.ge, ">="), "exclusiveMinimum": (operator.gt, ">"),
            "maximum": (operator.le, "<="), "exclusiveMaximum": (operator.lt, "<")}
-_CONSTRAINTS = {"required", "enum", "pattern", *_BOUNDS}
+_CONSTRAINTS = {"required", "enum", "pattern", *BOUNDS}
 
 
 def _a(noun: str) -> str:
@@ -112,7 +112,7 @@ def _a(noun: str) -> str:
 _MEMO_SIZE = 1024
 
 
-def _field_reader(field: Mapping[str, Any], table: Mapping[str, Any]) -> Callable[[Any], Any]:
+def field_reader(field: Mapping[str, Any], table: Mapping[str, Any]) -> Callable[[Any], Any]:
     """The cell reader of one Table Schema field: cell -> value, or ValueError saying what is wrong."""
     name, kind = field["name"], field.get("type", "string")
     constraints = field.get("constraints", {})
@@ -133,7 +133,7 @@ def _field_reader(field: Mapping[str, Any], table: Mapping[str, Any]) -> Callabl
     if "pattern" in constraints:   # XML Schema regular expressions match the whole value
         rx = re.compile(constraints["pattern"])
         checks.append((lambda v: rx.fullmatch(v) is not None, lambda v: f"{v!r} is not {noun}{expected}"))
-    for key, (op, sign) in _BOUNDS.items():
+    for key, (op, sign) in BOUNDS.items():
         if key in constraints:
             bound = constraints[key]
             what = "is negative" if key == "minimum" and bound == 0 else f"is not {sign} {bound}"
@@ -171,28 +171,21 @@ def _field_reader(field: Mapping[str, Any], table: Mapping[str, Any]) -> Callabl
     return read
 
 
-_READERS: tuple[tuple[str, Callable[[Any], Any]], ...] = tuple(
-    (f["name"], _field_reader(f, TABLE_SCHEMA)) for f in TABLE_SCHEMA["fields"])
-_PRIMARY_KEY: tuple[str, ...] = tuple(TABLE_SCHEMA.get("primaryKey", ()))
+#: Each stored column and its cell reader.
+READERS: dict[str, Callable[[Any], Any]] = {f["name"]: field_reader(f, TABLE_SCHEMA) for f in TABLE_SCHEMA["fields"]}
+PRIMARY_KEY: tuple[str, ...] = tuple(TABLE_SCHEMA.get("primaryKey", ()))
 
 
 # --- the Table Schema: the header ---------------------------------------------
 
-def _check_header(header: list[str], where: str) -> list[str]:
-    """Problems with the column names (empty list when they are COLUMNS in order: fieldsMatch exact)."""
-    if tuple(header) == COLUMNS:
-        return []
-    expected = "expected the columns " + ",".join(COLUMNS) + " in that order"
-    problems = []
-    for c in COLUMNS:
-        if c not in header:
-            problems.append(f"{where}, column '{c}': is missing; {expected}")
-    for c in header:
-        if c not in COLUMNS:
-            problems.append(f"{where}, column '{c}': is not a column of {SCHEMA}; {expected}")
-    for c in sorted({c for c in header if header.count(c) > 1}):
-        problems.append(f"{where}, column '{c}': appears more than once; {expected}")
-    if not problems:
-        problems.append(f"{where}: the columns are out of order ({','.join(header)}); {expected}")
-    return problems
+def check_header(header: list[str], where: str) -> list[str]:
+    """Problems with the column names (fieldsMatch superset): every required column, no other, none twice.
 
+    A column added to the schema later, and not required, may be missing from an older file.
+    """
+    expected = "expected the columns " + ",".join(STORED) + " (any order; those not required may be left out)"
+    problems = [f"{where}, column '{c}': is missing; {expected}" for c in REQUIRED if c not in header]
+    problems += [f"{where}, column '{c}': is not a column of {SCHEMA}; {expected}" for c in header if c not in STORED]
+    problems += [f"{where}, column '{c}': appears more than once; {expected}"
+                 for c in sorted({c for c in header if header.count(c) > 1})]
+    return problems

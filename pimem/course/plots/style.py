@@ -14,8 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from ...bench.catalog import CATALOG, OKABE_ITO  # noqa: F401 - OKABE_ITO: the palette the figures use
 from ...exc import UsageError
-from ...bench.sweep import format_size
+from ...units import format_size
 
 # Units: GB/s = 10^9 bytes/s throughout (the original lesson printed GiB/s and called them GB/s).
 # A copy counts its bytes once (tinymembench's convention); ``bus_bytes`` is what crosses the memory bus.
@@ -31,42 +32,10 @@ FOOTER_FONT = MIN_FONT
 
 
 # --- one colour and one marker per benchmark, in every figure -------------------
-#
-# Okabe & Ito's colour-blind-safe palette. The colour says which memory the CPU
-# works on (cached host memory, the GPU buffer's DIRECT / COHERENT /
-# L1_NONALLOCATING alias, the standard path's fill-then-copy); the marker says
-# what it does (circle: host fill, square: fill then copy, diamond: direct
-# write, triangle up: read, triangle down: pointer chase, plus/arrows: copy).
-# The lesson's three (baseline, standard, zerocopy) are blue, orange and green.
+# Declared with each benchmark in pimem.bench.catalog (Okabe & Ito's colour-blind-safe palette).
 
-OKABE_ITO = {
-    "black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
-    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7",
-}
-_HOST_C, _STD_C, _DIRECT_C = OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["bluish green"]
-_COHERENT_C, _L1NA_C = OKABE_ITO["reddish purple"], OKABE_ITO["vermillion"]
-
-#: benchmark name -> (colour, marker): every benchmark pimem.bench.benchmarks and pimem.bench.data define.
-BENCHMARK_STYLES: dict[str, tuple[str, str]] = {
-    "baseline": (_HOST_C, "o"),
-    "standard": (_STD_C, "s"),
-    "zerocopy": (_DIRECT_C, "D"),
-    "write-coherent": (_COHERENT_C, "D"),
-    "write-l1nonalloc": (_L1NA_C, "D"),
-    "read-host": (_HOST_C, "^"),
-    "read-direct": (_DIRECT_C, "^"),
-    "read-coherent": (_COHERENT_C, "^"),
-    "read-l1nonalloc": (_L1NA_C, "^"),
-    "host-copy": (_HOST_C, "P"),
-    "copy-to-direct": (_DIRECT_C, ">"),
-    "copy-from-direct": (_DIRECT_C, "<"),
-    "latency-single": (OKABE_ITO["black"], "X"),
-    "latency-dual": (OKABE_ITO["sky blue"], "X"),
-    "latency-host": (_HOST_C, "v"),
-    "latency-direct": (_DIRECT_C, "v"),
-    "latency-coherent": (_COHERENT_C, "v"),
-    "latency-l1nonalloc": (_L1NA_C, "v"),
-}
+#: benchmark name -> (colour, marker): every benchmark the catalog declares.
+BENCHMARK_STYLES: dict[str, tuple[str, str]] = {n: (s.colour, s.marker) for n, s in CATALOG.items()}
 _FALLBACK_COLOURS = ("#332288", "#117733", "#44AA99", "#88CCEE", "#DDCC77", "#CC6677", "#AA4499", "#882255")
 _FALLBACK_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "h", "p")
 #: Several series of one benchmark in a figure (recordings, kernels, standard's phases): the
