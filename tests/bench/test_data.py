@@ -837,3 +837,29 @@ def test_user_data_dir_is_my_data_beside_the_working_copy(monkeypatch: pytest.Mo
     assert user_data_dir() == MY_DATA_DIR == REPO / "my-data"
     ignored = subprocess.run(["git", "check-ignore", "-q", "my-data/x.csv"], cwd=REPO)
     assert ignored.returncode == 0, "my-data/ must be git-ignored"
+
+
+# --- files an earlier pimem wrote ---------------------------------------------
+
+V1_COLUMNS = ("benchmark", "phase", "size_bytes", "statistic", "sample", "seconds", "bytes", "bus_bytes",
+              "gb_per_s", "gib_per_s", "reps", "overhead_bound", "verified", "kernel", "flags", "alias")
+
+
+def test_a_recording_in_the_first_format_still_loads(tmp_path: Path) -> None:
+    # pimem-recording/1 stored the seconds and the columns computed from them; a user's my-data/ may hold one.
+    frame = valid_frame()
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(V1_COLUMNS)
+    for rec in frame.to_dict("records"):
+        w.writerow(["" if isinstance(rec[c], float) and math.isnan(rec[c]) else
+                    str(rec[c]).lower() if isinstance(rec[c], bool) else rec[c] for c in V1_COLUMNS])
+    (tmp_path / "old.csv").write_text(out.getvalue())
+    meta = {**host_meta(), "schema": "pimem-recording/1"}
+    (tmp_path / "old.json").write_text(json.dumps(meta))
+    r = load_recording(tmp_path / "old.csv")
+    pd.testing.assert_frame_equal(r.frame, load_recording(save_recording(frame, host_meta(), tmp_path, "new")).frame)
+    assert (r.frame["unit"] == "s").all() and check_data_dir(tmp_path) == []
+    # its checks still apply
+    (tmp_path / "old.csv").write_text(out.getvalue().replace("host-copy", "host-cpy"))
+    assert "row 4, column 'benchmark'" in load_error(tmp_path / "old.csv")

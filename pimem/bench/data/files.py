@@ -19,7 +19,7 @@ from ...paths import DATA_DIR, MY_DATA_DIR, pimem_command
 from ...safefs import leftovers, remove_leftovers
 from .quantities import derived, quantity_of
 from .rules import check_rows, parse_time
-from .schema import COLUMNS, FIELDS, REQUIRED, STORED
+from .schema import COLUMNS, FIELDS, REQUIRED, SCHEMA, STORED
 from .sidecar import check_meta, kind_of
 from .table import check_header
 
@@ -189,6 +189,19 @@ def _finite(text: str) -> float:
     return value
 
 
+#: The format before the quantity and its unit were stored: its seconds are the value (in s), and the
+#: columns it stored beside them are computed now. A user's my-data/ may hold files an earlier pimem wrote.
+_V1 = "pimem-recording/1"
+_V1_COMPUTED = ("bytes", "bus_bytes", "gb_per_s", "gib_per_s")
+
+
+def _v1_as_current(header: list[str], records: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    keep = [i for i, h in enumerate(header) if h not in _V1_COMPUTED]
+    header = ["value" if header[i] == "seconds" else header[i] for i in keep] + ["unit"]
+    return header, [[r[i] for i in keep if i < len(r)] + ["s"] if len(r) == len(keep) + len(_V1_COMPUTED) else r
+                    for r in records]
+
+
 def _read_meta(path: Path) -> tuple[Any, list[str]]:
     try:
         text = _read_text(path, "utf-8")
@@ -206,10 +219,12 @@ def _read_meta(path: Path) -> tuple[Any, list[str]]:
         return None, [f"{path}: JSON nested too deeply to be a sidecar; regenerate it with pimem record"]
     except ValueError as e:
         return None, [f"{path}: not valid JSON for a sidecar: {e}"]
+    if isinstance(meta, dict) and meta.get("schema") == _V1:
+        meta = {**meta, "schema": SCHEMA, "read_as": _V1}
     return meta, [f"{path}, {p}" for p in check_meta(meta)]
 
 
-def _read_table(path: Path, kind: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+def _read_table(path: Path, kind: str | None, v1: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     try:
         text = _read_text(path, "utf-8-sig")  # -sig: spreadsheets may add a BOM
     except OSError as e:
@@ -225,6 +240,8 @@ def _read_table(path: Path, kind: str | None) -> tuple[list[dict[str, Any]], lis
     if not records:
         return [], [f"{path}, row 1: the file is empty; expected the header " + ",".join(STORED)]
     header = [h.strip() for h in records[0]]
+    if v1:
+        header, records[1:] = _v1_as_current(header, records[1:])
     problems = [f"{path}, {p}" for p in check_header(header, "row 1 (header)")]
     if problems:
         return [], problems
@@ -262,7 +279,8 @@ def _inspect(csv_path: Path, json_path: Path) -> tuple[Recording | None, list[st
         return None, [f"{csv_path}: its sidecar {json_path.name} is missing; every recording is a "
                       f"NAME.csv with a NAME.json saying where its numbers came from (data/README.md)"]
     meta, problems = _read_meta(json_path)
-    rows, found = _read_table(csv_path, kind_of(meta))
+    v1 = isinstance(meta, dict) and meta.pop("read_as", None) == _V1
+    rows, found = _read_table(csv_path, kind_of(meta), v1)
     problems += found
     if problems:
         return None, problems
