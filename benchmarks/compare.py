@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import mmap
 import os
 import platform
@@ -42,7 +41,8 @@ from pimem.bench import benchmarks as bm# noqa: E402
 from pimem.bench import kernels as pk# noqa: E402
 from pimem.bench import timing# noqa: E402
 from pimem.exc import UsageError  # noqa: E402
-from pimem.bench.sweep import cpu_model, format_size as human, parse_size  # noqa: E402
+from pimem.bench.machine import cpu_model  # noqa: E402
+from pimem.units import format_size as human, parse_size  # noqa: E402
 
 MEMBENCH_C = Path(__file__).resolve().parent / "membench.c"
 CFLAGS = ["-O2", "-Wall", "-Wextra"]

@@ -41,7 +41,7 @@ def cmd_core(args: argparse.Namespace) -> int:
 
 def cmd_mountain(args: argparse.Namespace) -> int:
     from .bench.mountain import DEFAULT_SIZES, DEFAULT_STRIDES, mountain, save_mountain
-    from .bench.sweep import format_size, parse_size
+    from .units import format_size, parse_size
 
     if args.save:   # before measuring: a bad name must not cost the measurement
         from .bench.mountain import check_name
@@ -168,7 +168,8 @@ def _options(args: argparse.Namespace):
 
 
 def _sizes(texts: Sequence[str] | None, backend: Backend) -> list[int]:
-    from .bench.sweep import DEFAULT_SIZES, parse_size
+    from .bench.sweep import DEFAULT_SIZES
+    from .units import parse_size
 
     return [parse_size(t) for t in texts] if texts else list(DEFAULT_SIZES)
 
@@ -182,15 +183,30 @@ def _benchmarks(texts: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _check_gpu_size(size: int, backend: Backend) -> None:
-    problem = backend.mailbox.too_big(size)
+def _check_gpu_size(size: int, backend: Backend, names: Sequence[str] | None = None) -> None:
+    """A size the user typed that the GPU memory cannot hold is an error that says so, not a silent skip.
+
+    ``names``: the benchmarks chosen (a sweep's: only those with a GPU buffer count; the default
+    sizes run up to 256 MiB and sweep() skips, with a note, those the board cannot hold), or None
+    for bench's report, which always needs one.
+    """
+    from .bench.benchmarks import BENCHMARKS
+
+    less: dict[str, str] = {}
+    if names is not None:
+        gpu_names = [n for n in names if BENCHMARKS[n].flags is not None]
+        if not gpu_names:
+            return
+        less = {"what": f", which {', '.join(gpu_names)} need",
+                "less": "ask for less or choose only host benchmarks (baseline, read-host)"}
+    problem = backend.mailbox.too_big(size, **less)
     if problem:
         raise UsageError(problem)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.report import bench
-    from .bench.sweep import parse_size
+    from .units import parse_size
 
     size = parse_size(args.size, default_unit=1 << 20)
     backend = _backend(args)
@@ -203,22 +219,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if all(r.verified for r in report.results) else 1
 
 
-def _check_sweep_sizes(sizes: Sequence[int], names: Sequence[str], backend: Backend) -> None:
-    """Sizes the user typed that no chosen GPU benchmark could run are an error, not a silent skip.
-
-    (The default sizes run up to 256 MiB and sweep() skips, with a note,
-    those a board's GPU memory cannot hold.)
-    """
-    from .bench.benchmarks import BENCHMARKS
-
-    gpu_names = [n for n in names if BENCHMARKS[n].flags is not None]
-    if gpu_names:
-        problem = backend.mailbox.too_big(max(sizes), what=f", which {', '.join(gpu_names)} need",
-                                          less="ask for less or choose only host benchmarks (baseline, read-host)")
-        if problem:
-            raise UsageError(problem)
-
-
 def _run_sweep(args: argparse.Namespace):
     from .bench.sweep import sweep
 
@@ -226,7 +226,7 @@ def _run_sweep(args: argparse.Namespace):
     names = _benchmarks(args.benchmarks)
     sizes = _sizes(args.sizes, backend)
     if args.sizes:
-        _check_sweep_sizes(sizes, names, backend)
+        _check_gpu_size(max(sizes), backend, names)
     return sweep(backend, names, sizes, kernel=args.kernel, options=_options(args),
                  progress=not args.json and not args.no_progress,
                  command="pimem " + " ".join(sys.argv[1:]) if sys.argv[1:] else None)
@@ -337,7 +337,6 @@ def _save_or_rescue(target: Any, make: Callable[[], Any], write: Callable[[Any],
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from . import safefs
     from .bench.data import check_name
     from .bench.data.save import recording_texts, write_recording
 
@@ -504,6 +503,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    _board_commands(add)
+    _measuring_commands(add)
+    _course_commands(add)
+    return parser
+
+
+#: add(name, function, help, backend=True): a subcommand with --json (and --backend), as build_parser makes them.
+_Add = Callable[..., argparse.ArgumentParser]
+
+
+def _board_commands(add: _Add) -> None:
+    """What the board and its GPU memory are: info, mountain, core, decode, revision, selftest, cleanup."""
     add("info", cmd_info, "board, revision, firmware, ARM/GPU memory split, backend")
     p = add("mountain", cmd_mountain, "the memory mountain: read GB/s against working-set size and stride")
     p.add_argument("--kind", choices=("host", "direct"), default="host", help="buffer: cached host or a DIRECT GPU buffer")
@@ -528,17 +539,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --reset-emulator: boot the emulator with this gpu_mem in MiB, as config.txt's "
                    "gpu_mem= (default: PIMEM_EMULATOR_GPU_MEM, else 76; the original lesson's Pi had 128)")
 
-    def timing_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--iterations", type=int, default=5, help="timed iterations per point (default 5)")
-        p.add_argument("--warmup", type=int, default=1, help="untimed warm-up iterations (default 1)")
-        p.add_argument("--kernel", choices=("c-loop", "libc", "numpy"), default=None,
-                       help="how to fill, copy and read (default: c-loop, the compiled core, where it builds)")
 
+def _timing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--iterations", type=int, default=5, help="timed iterations per point (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up iterations (default 1)")
+    p.add_argument("--kernel", choices=("c-loop", "libc", "numpy"), default=None,
+                   help="how to fill, copy and read (default: c-loop, the compiled core, where it builds)")
+
+
+def _measuring_commands(add: _Add) -> None:
+    """The benchmarks: bench (one size, as a report), sweep and record (a range of sizes)."""
     p = add("bench", cmd_bench, "the original three benchmarks and the read-back, as one report")
     p.add_argument("size", nargs="?", default="64", help="data size; a plain number is MiB, as in the original "
                    "(default 64), or give units: 512KiB, 8MiB")
     p.add_argument("--statistic", choices=("median", "min", "mean"), default="median")
-    timing_options(p)
+    _timing_options(p)
     for name, func, text in (("sweep", cmd_sweep, "run benchmarks over a range of sizes"),
                              ("record", cmd_record, "run a sweep and save it in your my-data/ (never overwrites)")):
         p = add(name, func, text)
@@ -546,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sizes in bytes or with units (64KiB 1MiB); default: powers of two 4 KiB..256 MiB")
         p.add_argument("--benchmarks", nargs="+", metavar="NAME", help="benchmark names (default: all)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
-        timing_options(p)
+        _timing_options(p)
         if name == "record":
             p.add_argument("--name", help="recording name (default: host-DATE-KERNEL or pi-DATE-KERNEL, "
                            "then -LABEL with --label)")
@@ -556,6 +571,10 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--contribute", action="store_true",
                            help="save into the course's data/ instead (to add a Pi run to the course: "
                            "data/README.md says how)")
+
+
+def _course_commands(add: _Add) -> None:
+    """The course: the working copy, the data, student copies, grading, rendering."""
     p = add("lab", cmd_lab, "start JupyterLab on your working copy, my-notebooks/ (made from notebooks/ on "
             "first start; loopback only, token kept; safe as root)", backend=False)
     p.add_argument("--dir", help="working copy folder (default: my-notebooks/ in the repository)")
@@ -588,7 +607,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=180, help="seconds per cell (default 180)")
     p = add("html", cmd_html, "build the offline HTML edition of the notebooks (default build/html/)", backend=False)
     p.add_argument("--out", help="output folder (default: build/html in the repository)")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -65,7 +65,7 @@ def estimate_seconds(core: "CompiledKernel", buf: np.ndarray, sizes: Sequence[in
 def _measure(core: "CompiledKernel", buf: np.ndarray, kind: str, sizes: Sequence[int], strides: Sequence[int],
              iterations: int, progress: bool, announce: Callable[[str], None]) -> list[dict]:
     """The mountain's rows: every size and stride, read in ``buf`` by the compiled core."""
-    from .sweep import format_size
+    from ..units import format_size
 
     lib = core._lib
     buf.view(np.uint8)[:] = 0xA5                      # touch every page before timing
@@ -107,7 +107,7 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
              announce: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict]:
     """Measure the mountain in a buffer of ``kind`` ("host" or "direct"); (table, sidecar)."""
     from .benchmarks import RunOptions, chase_kernel
-    from .sweep import run_metadata
+    from .machine import run_metadata
 
     if kind not in KINDS:
         raise UsageError(f"kind {kind!r} is not a kind of buffer for the mountain; use one of: {', '.join(KINDS)}")

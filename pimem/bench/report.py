@@ -8,7 +8,7 @@ from .benchmarks import BENCHMARKS, PhaseResult, RunOptions, run_benchmark
 from ..memory.info import SystemInfo, system_info
 from .kernels import get_kernel
 from ..firmware.memflags import Alias
-from .sweep import format_size
+from ..units import format_size
 
 #: What `bench` runs: the original three, then the read-back it never measured.
 BENCH_SET = ("baseline", "standard", "zerocopy", "read-host", "read-direct")

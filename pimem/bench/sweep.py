@@ -1,107 +1,24 @@
-"""Sweeps over sizes, results as a tidy DataFrame, and the run's metadata."""
+"""Sweeps over sizes: the points a board can run, a progress bar, and the results as a tidy DataFrame.
+
+The run's metadata (the machine, the software) is pimem.bench.machine's."""
 from __future__ import annotations
 
-import datetime as _dt
-import os
-import platform
-import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
-from .._version import __version__
-from ..memory.backend import Backend
-from .benchmarks import LATENCY_MAX_BYTES, BENCHMARKS, PhaseResult, RunOptions, check_name, iter_phases, run_benchmark
 from ..exc import GpuMemoryExhausted, UsageError
-from .data import COLUMNS, SCHEMA
+from ..memory.backend import Backend
+from ..units import format_size
+from .benchmarks import LATENCY_MAX_BYTES, BENCHMARKS, PhaseResult, RunOptions, check_name, iter_phases, run_benchmark
+from .catalog import BenchmarkSpec
+from .data import COLUMNS
 from .data.quantities import derived
 from .kernels import KERNELS, get_kernel
+from .machine import run_metadata
 
-from ..units import GiB, KiB, MiB, format_size, parse_size
 DEFAULT_SIZES: tuple[int, ...] = tuple(1 << p for p in range(12, 29))  # 4 KiB .. 256 MiB
-
-
-
-
-def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> list[dict[str, Any]]:
-    """This machine's CPU caches as sysfs reports them for cpu0: level, type, bytes (empty if unknown).
-
-    Kept with a recording so that a plot shades the caches of the machine that produced the data.
-    """
-    caches = []
-    for index in sorted(Path(root).glob("index[0-9]*")):
-        try:
-            level = int((index / "level").read_text())
-            kind = (index / "type").read_text().strip()
-            size = (index / "size").read_text().strip()
-        except (OSError, ValueError):
-            continue
-        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-        n = int(size[:-1]) * units[size[-1]] if size[-1:] in units and size[:-1].isdigit() else None
-        if n is None and size.isdigit():
-            n = int(size)
-        if n:
-            caches.append({"level": level, "type": kind, "bytes": n})
-    return caches
-
-def cpu_model() -> str:
-    """The CPU's name from /proc/cpuinfo (x86 'model name', ARM 'Model' or the implementer line)."""
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        return platform.processor() or platform.machine()
-    for key in ("model name", "Model", "Hardware"):
-        m = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
-        if m:
-            return m.group(1).strip()
-    return platform.machine()
-
-
-def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: str | None = None) -> dict:
-    """Where and how a run was measured: the provenance every recording carries."""
-    from ..memory.info import system_info
-
-    info = system_info(backend)
-    is_pi = backend.name == "pi"
-    cpu = cpu_model()
-    board = info.revision.describe() if info.revision else None
-    if is_pi:
-        description = f"{board or 'Raspberry Pi'} ({cpu}), measured live through /dev/vcio and /dev/mem"
-    else:
-        description = (f"host run on {cpu} ({platform.machine()}), not a Raspberry Pi: the GPU buffers are the "
-                       "emulator's host memory")
-    return {
-        "schema": SCHEMA,
-        "title": f"pimem sweep on {'a Raspberry Pi' if is_pi else 'a host machine'}",
-        "source": {"kind": "measured", "reference": f"pimem {__version__}",
-                   "notes": "recorded with pimem's timing engine"},
-        "machine": {
-            "is_pi": is_pi,
-            "description": description,
-            "board": board if is_pi else None,
-            "revision": f"{info.revision_code:x}" if is_pi else None,
-            "firmware": f"0x{info.firmware_revision:08X}" if is_pi else None,
-            "cpu_model": cpu,
-            "arch": platform.machine(),
-            "kernel": platform.release(),
-            "gpu_mem_bytes": info.vc_memory[1],
-            "caches": cpu_caches(),
-        },
-        "software": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-                     "pimem": __version__},
-        "backend": backend.name,
-        "kernel_choice": kernel,
-        "iterations": options.iterations,
-        "warmup": options.warmup,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": command or " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-        "statistic_note": ("one row per timed sample; seconds per operation, the cost of the same call on "
-                           "zero bytes subtracted (overhead-bound points keep their raw time)"),
-    }
 
 
 def results_frame(results: Iterable[PhaseResult]) -> pd.DataFrame:
@@ -154,6 +71,17 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
     bad = [s for s in sizes if s <= 0]
     if bad:
         raise UsageError(f"sizes must be positive, got {bad[0]}")
+    plan, notes = _plan(specs, sizes, backend)
+    results = _run_plan(plan, k, backend, opts, progress, notes)
+    meta = run_metadata(backend, kernel_name, opts, command)
+    # Kept with the data: a recording should say which points it lacks and why
+    # (data/README.md allows extra keys in the sidecar).
+    meta["skipped"] = list(notes)
+    return SweepResult(results_frame(results), meta, notes, results)
+
+
+def _plan(specs: list[BenchmarkSpec], sizes: Sequence[int], backend: Backend) -> tuple[list[tuple[BenchmarkSpec, int]], list[str]]:
+    """The (benchmark, size) points to run, and a note for each group of points left out, saying why."""
     gpu_total = backend.mailbox.relocatable_heap()
     notes: list[str] = []
     plan = []
@@ -180,6 +108,12 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
     notes += _skip_notes(skipped)
     if too_big:   # once, for the largest: how to get a heap that holds it
         notes.append(f"to go further: {backend.mailbox.too_big(max(too_big))}")
+    return plan, notes
+
+
+def _run_plan(plan: list[tuple[BenchmarkSpec, int]], kernel: Any, backend: Backend, opts: RunOptions,
+              progress: bool | Callable[[int, int, str], None], notes: list[str]) -> list[PhaseResult]:
+    """Run each point with a progress bar; a point the firmware cannot allocate is a note, not an error."""
     results: list[PhaseResult] = []
     bar = _progress(len(plan), progress)
     try:
@@ -188,7 +122,7 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
                 # Shows what is running now: a 256 MiB point can take a while.
                 bar.set_postfix_str(f"{spec.name} at {format_size(size)}", refresh=True)
             try:
-                results += run_benchmark(spec.name, size, kernel=k, backend=backend, options=opts)
+                results += run_benchmark(spec.name, size, kernel=kernel, backend=backend, options=opts)
             except GpuMemoryExhausted:
                 notes.append(f"{spec.name} at {format_size(size)} skipped: the firmware could not allocate it "
                              "(GPU memory in use or fragmented)")
@@ -197,11 +131,7 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
     finally:
         if bar is not None:
             bar.close()
-    meta = run_metadata(backend, kernel_name, opts, command)
-    # Kept with the data: a recording should say which points it lacks and why
-    # (data/README.md allows extra keys in the sidecar).
-    meta["skipped"] = list(notes)
-    return SweepResult(results_frame(results), meta, notes, results)
+    return results
 
 
 class _CallbackProgress:

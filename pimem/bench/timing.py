@@ -35,7 +35,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from pimem.exc import UsageError
 
@@ -129,6 +129,27 @@ def _check_count(name: str, value: object, minimum: int) -> int:
     return value
 
 
+def _check_arguments(op: Any, empty_op: Any, region: Any, iterations: Any, warmup: Any, reps: Any,
+                     min_sample_s: Any) -> None:
+    """time_op's arguments, each named with its value when it is wrong."""
+    for name, fn in (("op", op), ("empty_op", empty_op), ("region", region)):
+        if (fn is not None or name == "op") and not callable(fn):
+            raise UsageError(f"{name} must be callable, got {fn!r}")
+    _check_count("iterations", iterations, 1)
+    _check_count("warmup", warmup, 0)
+    if reps is not None:
+        _check_count("reps", reps, 1)
+    if (isinstance(min_sample_s, bool) or not isinstance(min_sample_s, (int, float))
+            or not math.isfinite(min_sample_s) or min_sample_s < 0):
+        raise UsageError(f"min_sample_s must be a finite number >= 0, got {min_sample_s!r}")
+
+
+def _overhead_ns(empty_op: Callable[[], object] | None, reps: int, clock: Callable[[], int]) -> float:
+    """The cost per call of timing from Python: the fastest of a few regions of the empty operation."""
+    baseline = empty_op if empty_op is not None else _noop
+    return max(0.0, min(_region_ns(baseline, reps, clock) for _ in range(OVERHEAD_RUNS)) / reps)
+
+
 def time_op(op: Callable[[], object], *, iterations: int = DEFAULT_ITERATIONS,
             warmup: int = DEFAULT_WARMUP,
             before_each: Callable[[], object] | None = None,
@@ -143,20 +164,7 @@ def time_op(op: Callable[[], object], *, iterations: int = DEFAULT_ITERATIONS,
     Exceptions from ``op``, ``before_each`` and ``after_each`` (and
     KeyboardInterrupt) propagate unchanged.
     """
-    if not callable(op):
-        raise UsageError(f"op must be callable, got {op!r}")
-    if empty_op is not None and not callable(empty_op):
-        raise UsageError(f"empty_op must be callable, got {empty_op!r}")
-    if region is not None and not callable(region):
-        raise UsageError(f"region must be callable, got {region!r}")
-    _check_count("iterations", iterations, 1)
-    _check_count("warmup", warmup, 0)
-    if reps is not None:
-        _check_count("reps", reps, 1)
-    if (isinstance(min_sample_s, bool) or not isinstance(min_sample_s, (int, float))
-            or not math.isfinite(min_sample_s) or min_sample_s < 0):
-        raise UsageError(f"min_sample_s must be a finite number >= 0, got {min_sample_s!r}")
-
+    _check_arguments(op, empty_op, region, iterations, warmup, reps, min_sample_s)
     clock = time.perf_counter_ns     # looked up per call so tests can substitute a clock
 
     def timed(n: int) -> int:
@@ -171,14 +179,8 @@ def time_op(op: Callable[[], object], *, iterations: int = DEFAULT_ITERATIONS,
             warm_left = max(0, warmup - runs)
         for _ in range(warm_left):
             timed(reps)
-
-        if region is not None:
-            overhead_ns = 0.0       # the clock is read in C, around the loop only
-        else:
-            baseline = empty_op if empty_op is not None else _noop
-            overhead_ns = min(_region_ns(baseline, reps, clock) for _ in range(OVERHEAD_RUNS)) / reps
-            overhead_ns = max(0.0, overhead_ns)
-
+        # With a region, the clock is read in C around the loop only: no call overhead to take off.
+        overhead_ns = 0.0 if region is not None else _overhead_ns(empty_op, reps, clock)
         raw_ns = []
         for _ in range(iterations):
             if before_each is not None:

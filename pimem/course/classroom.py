@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,74 +158,66 @@ def _files(folder: Path) -> list[Path]:
     return sorted(found, key=_sort_key)
 
 
-def _first_problem(message: str, path: Path, rel: Path) -> tuple[int, str]:
-    """(how many problems, the first) from a DataError of pimem.bench.data, the file named by its place in the folder."""
-    lines = [ln for ln in message.splitlines() if ln.strip()]
-    m = re.match(r"^(\d+) problems", lines[0]) if lines else None
-    count = int(m.group(1)) if m else 1
-    first = lines[1] if m and len(lines) > 1 else (lines[0] if lines else message)
+def _first_problem(error: DataError, path: Path) -> tuple[int, str]:
+    """(how many problems, the first) of a recording's DataError, its file named without its folder."""
+    first = error.problems[0] if error.problems else str(error)
     for p in (path, path.with_suffix(".json"), path.with_suffix(".csv")):
         first = first.replace(f"{p}, ", f"{p.name}, ").replace(f"{p}: ", f"{p.name}: ")
-    return count, first
+    return max(1, len(error.problems)), first
 
 
 def _content_key(r: Recording) -> str:
     return hashlib.sha256(r.frame.to_csv(index=False).encode("utf-8")).hexdigest()
 
 
-def load_class(folder: str | os.PathLike[str] | None = None) -> ClassResults:
-    """Load every recording in a folder a teacher collected; skip (and report) bad and duplicate files.
+def _not_a_recording(rel: Path, present: set[Path]) -> str | None:
+    """Why a file of the folder is skipped before it is read (None: a CSV with its sidecar, to load)."""
+    suffix = rel.suffix.lower()
+    if rel.suffix not in (".csv", ".json"):
+        kind = f"a {suffix} file" if suffix else "a file without an extension"
+        hint = " (.CSV: rename it to .csv, with its sidecar .json)" if suffix in (".csv", ".json") else ""
+        return (f"{rel}: not a recording ({kind}){hint}; a recording is NAME.csv with its sidecar "
+                "NAME.json from a student's data/; skipped: remove it or move it out of the folder")
+    if rel.suffix == ".json":
+        if rel.with_suffix(".csv") not in present:
+            return (f"{rel}: a sidecar without its {rel.stem}.csv, so there are no numbers to load; "
+                    f"skipped: copy {rel.stem}.csv from the student's data/ beside it")
+        return ""   # read with its CSV
+    if rel.with_suffix(".json") not in present:
+        return (f"{rel}: its sidecar {rel.stem}.json is missing, so where its numbers came from is "
+                f"unknown; skipped: copy {rel.stem}.json from the student's data/ beside it")
+    return None
 
-    ``folder``: the folder (searched with its subfolders), or None for the example class.
-    Skipped, one line each in ``problems``: a file that is no recording (wrong extension),
-    a CSV without its sidecar or a sidecar without its CSV, a recording that does not
-    follow the schema (its first problem is quoted; ``pimem check-data --dir`` lists all),
-    and a duplicate: the same measurements as a file already loaded, or the same label and
-    recording time (the same run, edited or saved again). Of duplicates, the first in path
-    order is kept. README files are the folder's own notes and are passed over.
 
-    Raises DataError if the folder is missing or no recording in it can be loaded.
-    """
-    where = resolve_folder(folder)
-    if not where.is_dir():
-        what = "is a file, not a folder" if where.exists() else "no such folder"
-        raise DataError(f"{where}: {what}; give the folder you copied the students' recordings into "
-                        "(each NAME.csv with its NAME.json), or None for the example class")
+def _load_files(where: Path, problems: list[str]) -> list[tuple[Path, Recording]]:
+    """Every recording of the folder that loads; a line in ``problems`` for each file that does not."""
     files = _files(where)
     present = set(files)
-    problems: list[str] = []
     loaded: list[tuple[Path, Recording]] = []
     for rel in files:
-        path = where / rel
-        suffix = path.suffix.lower()
         if rel.name.split(".")[0].lower() in _README_NAMES:
             continue
-        if path.suffix not in (".csv", ".json"):
-            kind = f"a {suffix} file" if suffix else "a file without an extension"
-            hint = " (.CSV: rename it to .csv, with its sidecar .json)" if suffix in (".csv", ".json") else ""
-            problems.append(f"{rel}: not a recording ({kind}){hint}; a recording is NAME.csv with its sidecar "
-                            "NAME.json from a student's data/; skipped: remove it or move it out of the folder")
+        why = _not_a_recording(rel, present)
+        if why is not None:
+            problems += [why] if why else []
             continue
-        if path.suffix == ".json":
-            if rel.with_suffix(".csv") not in present:
-                problems.append(f"{rel}: a sidecar without its {rel.stem}.csv, so there are no numbers to load; "
-                                f"skipped: copy {rel.stem}.csv from the student's data/ beside it")
-            continue
-        if rel.with_suffix(".json") not in present:
-            problems.append(f"{rel}: its sidecar {rel.stem}.json is missing, so where its numbers came from is "
-                            f"unknown; skipped: copy {rel.stem}.json from the student's data/ beside it")
-            continue
+        path = where / rel
         try:
             loaded.append((rel, data.load_recording(path)))
         except DataError as e:
-            count, first = _first_problem(str(e), path, rel)
+            count, first = _first_problem(e, path)
             more = f" ({count} problems; the first)" if count > 1 else ""
             problems.append(f"{rel}: does not follow the recording schema{more}: {first}; skipped: ask for a "
                             f"fresh copy of the student's file (pimem check-data --dir {where / rel.parent} "
                             "lists every problem)")
         except (PimemError, OSError, ValueError) as e:   # never fatal: one bad file is one line
             problems.append(f"{rel}: cannot be read ({type(e).__name__}: {e}); skipped: ask for a fresh copy")
+    return loaded
 
+
+def _without_duplicates(loaded: list[tuple[Path, Recording]],
+                        problems: list[str]) -> dict[str, tuple[Path, Recording, str]]:
+    """{name: (path, recording, board)}: the first of each set of copies, or of runs saved twice."""
     kept: dict[str, tuple[Path, Recording, str]] = {}
     by_content: dict[str, Path] = {}
     by_run: dict[tuple[str, str], Path] = {}
@@ -247,7 +238,47 @@ def load_class(folder: str | os.PathLike[str] | None = None) -> ClassResults:
             by_run[run] = rel
         name = rel.with_suffix("").as_posix()
         kept[name] = (rel, r, label or name)
+    return kept
 
+
+def _class_frame(kept: Mapping[str, tuple[Path, Recording, str]]) -> tuple[pd.DataFrame, list[str]]:
+    """Every kept recording's rows with board, runs_on, recording and provenance first; and notes."""
+    frames, notes = [], []
+    boards: dict[str, list[str]] = {}
+    for name, (_, r, board) in kept.items():
+        f = r.frame.copy()
+        about = {"board": board, "runs_on": PI if r.is_pi else HOST, "recording": name, "provenance": r.provenance()}
+        for i, (column, value) in enumerate(about.items()):
+            f.insert(i, column, value)
+        frames.append(f)
+        boards.setdefault(board, []).append(name)
+    notes += [f"board {board!r} has {len(names)} recordings ({', '.join(names)}): their samples are pooled as "
+              "one board" for board, names in boards.items() if len(names) > 1]
+    notes += [f"board {board!r} has both Raspberry Pi and host recordings: they are kept apart"
+              for board, names in boards.items() if len({kept[n][1].is_pi for n in names}) > 1]
+    return pd.concat(frames, ignore_index=True), notes
+
+
+def load_class(folder: str | os.PathLike[str] | None = None) -> ClassResults:
+    """Load every recording in a folder a teacher collected; skip (and report) bad and duplicate files.
+
+    ``folder``: the folder (searched with its subfolders), or None for the example class.
+    Skipped, one line each in ``problems``: a file that is no recording (wrong extension),
+    a CSV without its sidecar or a sidecar without its CSV, a recording that does not
+    follow the schema (its first problem is quoted; ``pimem check-data --dir`` lists all),
+    and a duplicate: the same measurements as a file already loaded, or the same label and
+    recording time (the same run, edited or saved again). Of duplicates, the first in path
+    order is kept. README files are the folder's own notes and are passed over.
+
+    Raises DataError if the folder is missing or no recording in it can be loaded.
+    """
+    where = resolve_folder(folder)
+    if not where.is_dir():
+        what = "is a file, not a folder" if where.exists() else "no such folder"
+        raise DataError(f"{where}: {what}; give the folder you copied the students' recordings into "
+                        "(each NAME.csv with its NAME.json), or None for the example class")
+    problems: list[str] = []
+    kept = _without_duplicates(_load_files(where, problems), problems)
     # One line per file, in the folder's order (the file a line names comes first in it).
     problems.sort(key=lambda p: _sort_key(Path(p.split(": ", 1)[0])))
     if not kept:
@@ -256,26 +287,7 @@ def load_class(folder: str | os.PathLike[str] | None = None) -> ClassResults:
                             + "\n".join(f"  - {p}" for p in problems))
         raise DataError(f"{where}: no recordings in this folder; copy each student's data/NAME.csv and its "
                         "NAME.json into it (pimem record --label NAME writes them)")
-
-    frames, notes = [], []
-    boards: dict[str, list[str]] = {}
-    for name, (rel, r, board) in kept.items():
-        f = r.frame.copy()
-        f.insert(0, "provenance", r.provenance())
-        f.insert(0, "recording", name)
-        f.insert(0, "runs_on", PI if r.is_pi else HOST)
-        f.insert(0, "board", board)
-        frames.append(f)
-        boards.setdefault(board, []).append(name)
-    for board, names in boards.items():
-        if len(names) > 1:
-            notes.append(f"board {board!r} has {len(names)} recordings ({', '.join(names)}): "
-                         "their samples are pooled as one board")
-    kinds = {b: {PI if kept[n][1].is_pi else HOST for n in names} for b, names in boards.items()}
-    for board, k in kinds.items():
-        if len(k) > 1:
-            notes.append(f"board {board!r} has both Raspberry Pi and host recordings: they are kept apart")
-    frame = pd.concat(frames, ignore_index=True)
+    frame, notes = _class_frame(kept)
     return ClassResults(where, frame, problems, notes, {n: r for n, (_, r, _) in kept.items()})
 
 
@@ -323,7 +335,7 @@ def summary(results: ClassResults | pd.DataFrame) -> pd.DataFrame:
     never pooled: ``runs_on`` keeps them apart. ``kernels`` lists the kernels the boards
     used (boards that used different ones measured different code).
     """
-    from ..bench.sweep import format_size
+    from ..units import format_size
 
     m = board_medians(results)
     g = m.groupby(["runs_on", "benchmark", "phase", "size_bytes"], sort=False)
@@ -337,30 +349,9 @@ def summary(results: ClassResults | pd.DataFrame) -> pd.DataFrame:
 
 # --- the figure -----------------------------------------------------------------------
 
-_PUBLISHED_MARKERS = "*sPXhp"
-
-
-def _variant(k: int) -> tuple[Any, str]:
-    """The k-th board's (line style, marker fill), as plots draws several series of one benchmark."""
-    return (plots.VARIANT_LINESTYLES[k % len(plots.VARIANT_LINESTYLES)],
-            plots.VARIANT_FILLSTYLES[k % len(plots.VARIANT_FILLSTYLES)])
-
-
-def published_pi3(directory: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """The published Raspberry Pi 3 bandwidth figures in data/ (as plots.published_comparison picks them)."""
-    allrec = data.load_all(directory)
-    return allrec[allrec["provenance"].str.contains("published:", regex=False)
-                  & allrec["provenance"].str.startswith("Raspberry Pi 3")
-                  & (allrec["phase"] != "latency")].reset_index(drop=True)
-
-
-def _panel_title(benchmark: str, phase: str) -> str:
-    return benchmark if phase in ("fill", "write", "read") and benchmark != "standard" else f"{benchmark} {phase}"
-
-
 def _published_frame(published: pd.DataFrame | bool | None, notes: list[str]) -> pd.DataFrame | None:
     if published is None:
-        published = published_pi3()
+        published = plots.course_published()
         if published.empty:
             notes.append(f"no published Raspberry Pi 3 figures found in data/ ({pimem_command('check-data')})")
     elif published is False:
@@ -370,9 +361,10 @@ def _published_frame(published: pd.DataFrame | bool | None, notes: list[str]) ->
                          f"frame of published rows (pimem.bench.data.load_all), got {type(published).__name__}")
     if published.empty:
         return None
-    if "provenance" not in published.columns or "recording" not in published.columns:
-        raise UsageError("published needs the 'recording' and 'provenance' columns of pimem.bench.data.load_all()")
-    hosts = sorted({str(r) for r, p in zip(published["recording"], published["provenance"]) if plots.is_host(p)})
+    if not {"recording", "provenance", "is_pi"} <= set(published.columns):
+        raise UsageError("published needs the 'recording', 'provenance' and 'is_pi' columns of "
+                         "pimem.bench.data.load_all()")
+    hosts = sorted(r for r, s in plots.sources(published).items() if not s.is_pi)
     if hosts:
         raise UsageError(f"published figures must be Raspberry Pi figures, but {', '.join(hosts)} is a host run; "
                          "a host run belongs in the class folder (load_class labels it), not among published figures")
@@ -384,8 +376,9 @@ def class_spread(results: ClassResults, published: pd.DataFrame | bool | None = 
     """Per benchmark (one small axes each): every board's median GB/s against size, the class's spread
     (the min-max band of the boards' medians) and the published Raspberry Pi figures beside them.
 
-    ``published``: None draws the published Pi 3 figures in data/ (``published_pi3``), False none,
-    or a frame of published rows with ``recording`` and ``provenance`` columns (pimem.bench.data.load_all).
+    ``published``: None draws the published Pi 3 figures in data/ (``plots.course_published``), False none,
+    or a frame of published rows with the ``recording``, ``provenance`` and ``is_pi`` columns of
+    pimem.bench.data.load_all.
     Each panel is in its benchmark's colour and marker (plots.benchmark_style); boards differ in
     line style and marker fill; published figures are black-edged, one marker shape per source.
     Host runs are labelled "host run, not a Pi" and their spread is a band of its own (hatched):
@@ -393,11 +386,6 @@ def class_spread(results: ClassResults, published: pd.DataFrame | bool | None = 
     so that a host's tens of GB/s and a Pi's one or two stay readable side by side.
     Returns a matplotlib Figure.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import FuncFormatter
-
     if not isinstance(results, ClassResults):
         raise UsageError("class_spread draws a class: give the result of classroom.load_class(folder)")
     meds = board_medians(results)
@@ -411,104 +399,12 @@ def class_spread(results: ClassResults, published: pd.DataFrame | bool | None = 
         raise UsageError("nothing to draw: the class's recordings have no bandwidth rows")
     notes: list[str] = []
     published = _published_frame(published, notes)
-    pub_pts = plots.summarize_points(published, "median") if published is not None else None
-
-    panels = list(dict.fromkeys(zip(meds["benchmark"], meds["phase"])))
-    boards = sorted(meds["board"].unique())
-    variant = {b: _variant(i) for i, b in enumerate(boards)}
-    host_of = {b: bool((results.frame.loc[results.frame["board"] == b, "runs_on"] == HOST).all()) for b in boards}
-    kernel_of = meds.groupby("board")["kernel"].agg(lambda k: ", ".join(sorted({x for s in k for x in s.split(", ")})))
-    pub_recs = list(dict.fromkeys(pub_pts["recording"])) if pub_pts is not None else []
-    pub_marker = {r: _PUBLISHED_MARKERS[i % len(_PUBLISHED_MARKERS)] for i, r in enumerate(pub_recs)}
-
-    ncols = min(3, len(panels))
-    nrows = math.ceil(len(panels) / ncols)
-    legend_in = 3.6
-    plots._display_ready()
-    fig = Figure(figsize=(3.9 * ncols + legend_in, 3.0 * nrows + 2.2), layout=None)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    drawn_pub: set[str] = set()
-    bands: set[str] = set()
-    for k, (bench, phase) in enumerate(panels):
-        ax = axes[k // ncols][k % ncols]
-        colour, marker = plots.benchmark_style(bench)
-        here = meds[(meds["benchmark"] == bench) & (meds["phase"] == phase)]
-        sizes = set(here["size_bytes"])
-        for group in (PI, HOST):
-            g = here[here["runs_on"] == group]
-            if g.empty:
-                continue
-            stats = g.groupby("size_bytes")["gb_per_s"].agg(["min", "max", "count"]).sort_index()
-            several = (stats["count"] >= 2).to_numpy()
-            if several.any():
-                ax.fill_between(stats.index.to_numpy(float), stats["min"], stats["max"], where=several,
-                                color=colour, alpha=0.2 if group == PI else 0.12, lw=0,
-                                hatch=None if group == PI else "///", gid=f"spread:{group}:{bench}:{phase}")
-                bands.add(group)
-            for board, s in g.groupby("board", sort=True):
-                s = s.sort_values("size_bytes")
-                ls, fill = variant[board]
-                ax.plot(s["size_bytes"], s["gb_per_s"], linestyle=ls, marker=marker, fillstyle=fill, ms=4,
-                        lw=1.1, color=colour, mec=colour, gid=f"board:{board}:{bench}:{phase}")
-        if pub_pts is not None:
-            p = pub_pts[(pub_pts["benchmark"] == bench) & (pub_pts["phase"] == phase)]
-            for rec, s in p.groupby("recording", sort=False):
-                ax.plot(s["size_bytes"], s["value"], pub_marker[rec], mfc=colour, mec="k", mew=1.0, ms=7, ls="",
-                        zorder=5, gid=f"published:{rec}:{bench}:{phase}")
-                sizes |= set(s["size_bytes"])
-                drawn_pub.add(rec)
-        plots.size_axis(ax, sorted(sizes))
-        ax.set_xlabel("buffer size", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.tick_params(axis="x", labelsize=6.5, labelrotation=45)
-        if logy:
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        if k % ncols == 0:
-            ax.set_ylabel("GB/s (10^9 B/s)" + (", log scale" if logy else ""), fontsize=8)
-        ax.set_title(_panel_title(bench, phase), fontsize=9)
-        ax.grid(True, which="major", alpha=0.3)
-    for k in range(len(panels), nrows * ncols):
-        axes[k // ncols][k % ncols].set_visible(False)
-
-    handles: list[Any] = []
-    labels: list[str] = []
-    for b in boards:
-        ls, fill = variant[b]
-        handles.append(Line2D([], [], color="0.35", marker="o", fillstyle=fill, linestyle=ls, ms=5))
-        labels.append(f"{b} [{kernel_of[b]}]" + (": host run, not a Pi" if host_of[b] else ""))
-    for group in (PI, HOST):
-        if group in bands:
-            handles.append(Patch(facecolor="0.6", alpha=0.4, hatch=None if group == PI else "///"))
-            labels.append("class spread (" + ("Raspberry Pis" if group == PI else "host runs, not Pis")
-                          + "):\nmin-max of the boards' medians")
-    for rec in pub_recs:
-        if rec in drawn_pub:
-            handles.append(Line2D([], [], color="0.6", marker=pub_marker[rec], mec="k", mew=1.0, ms=7, ls=""))
-            labels.append(f"{rec}\n(published, a Raspberry Pi)")
-    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1 - (legend_in - 0.15) / fig.get_figwidth(), 0.93),
-               fontsize=8, title="colour and marker: the benchmark\nline style: the board", title_fontsize=8,
-               frameon=False)
-    host_any = any(host_of.values())
-    pi_any = bool(drawn_pub) or not all(host_of.values())
-    fig.suptitle(plots.host_title(title or "Class results: each board's median bandwidth", host_any, pi_any),
-                 fontsize=11)
-    fig.subplots_adjust(left=0.6 / fig.get_figwidth(), right=1 - legend_in / fig.get_figwidth(),
-                        top=1 - 0.75 / fig.get_figheight(), wspace=0.3, hspace=0.75)
-
-    lines = []
-    for name in sorted(results.recordings, key=lambda n: (results.frame.loc[results.frame["recording"] == n,
-                                                                            "board"].iloc[0], n)):
-        board = results.frame.loc[results.frame["recording"] == name, "board"].iloc[0]
-        if board in boards:
-            lines.append((f"{board} ({name})" if board != name else name) + f": {results.recordings[name].provenance()}")
-    if published is not None:
-        provs = dict(zip(published["recording"], published["provenance"]))
-        lines += [f"{rec}: {provs[rec]}" for rec in pub_recs if rec in drawn_pub]
-    lines += notes + ["each line: a board's median of its samples; band: min-max of the boards' medians where "
-                      "2 or more boards have the size; GB/s = 10^9 B/s, a copy counts its bytes once"]
-    plots.add_provenance(fig, lines)
-    return fig
+    boards = set(meds["board"])
+    host_boards = {b for b in boards if (results.frame.loc[results.frame["board"] == b, "runs_on"] == HOST).all()}
+    board_of = dict(zip(results.frame["recording"], results.frame["board"]))
+    footer = [(f"{board_of[n]} ({n})" if board_of[n] != n else n) + f": {results.recordings[n].provenance()}"
+              for n in sorted(results.recordings, key=lambda n: (board_of[n], n)) if board_of[n] in boards]
+    return plots.class_panels(meds, published, footer, host_boards=host_boards, logy=logy, title=title, notes=notes)
 
 
 # --- the example class ----------------------------------------------------------------
@@ -565,6 +461,6 @@ def make_example_class(out: str | os.PathLike[str] | None = None,
 
 __all__ = [
     "ClassResults", "EXAMPLE_BENCHMARKS", "EXAMPLE_BOARDS", "HOST", "PI", "board_medians", "check_label",
-    "class_spread", "example_folder", "label_slug", "load_class", "make_example_class", "published_pi3",
+    "class_spread", "example_folder", "label_slug", "load_class", "make_example_class",
     "resolve_folder", "summary",
 ]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from .. import safefs
 from ..exc import NotebookError, UsageError
-from .render import NOTEBOOKS_DIR, REPO, _read, _require, course_notebooks, lab_notebooks
+from .render import NOTEBOOKS_DIR, REPO, course_notebooks, lab_notebooks, read_notebook, require
 
 if TYPE_CHECKING:  # nbformat is a test/render extra, not a runtime dependency
     from nbformat import NotebookNode
@@ -161,7 +161,7 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
     Course notebooks become NN-slug.html, labs labs/NAME.html as their student copies (no
     solutions). The pages load nothing from the internet (see vendor_assets()).
     """
-    _require("nbconvert")
+    require("nbconvert")
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
@@ -176,7 +176,7 @@ def build_html(out_dir: Path | None = None, *, notebooks: Iterable[Path] | None 
                             template_file="pimem_offline.html.j2")
     entries = []
     for path in course:
-        nb = _read(path)
+        nb = read_notebook(path)
         is_lab = path.parent.name == "labs"
         kind = "course"
         if is_lab:

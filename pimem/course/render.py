@@ -57,7 +57,8 @@ def lab_notebooks(directory: Path | None = None) -> list[Path]:
     return sorted((directory or LABS_DIR).glob("*.ipynb"))
 
 
-def _require(module: str) -> Any:
+def require(module: str) -> Any:
+    """The module of a rendering tool (nbformat, nbclient, nbconvert), or UsageError saying how to install it."""
     import importlib
 
     try:
@@ -67,8 +68,9 @@ def _require(module: str) -> Any:
                          "test extras: .venv/bin/python -m pip install -e '.[test]' (or bash scripts/test.sh)") from None
 
 
-def _read(path: Path) -> "NotebookNode":
-    nbformat = _require("nbformat")
+def read_notebook(path: Path) -> "NotebookNode":
+    """A notebook file, or NotebookError naming it and what to do."""
+    nbformat = require("nbformat")
     try:
         return nbformat.read(str(path), as_version=4)
     except FileNotFoundError:
@@ -141,12 +143,12 @@ def execute_notebook(path: Path, *, timeout: int = 180) -> "NotebookNode":
     Runs in the notebook's folder, in render_environment(). Raises NotebookError naming the
     notebook, the cell and the exception when a cell fails or takes longer than ``timeout`` s.
     """
-    _require("nbclient")
+    require("nbclient")
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     path = Path(path).resolve()
-    nb = _read(path)
+    nb = read_notebook(path)
     kernelspec = nb.metadata.get("kernelspec")
     current = {"index": -1}
     with tempfile.TemporaryDirectory(prefix="pimem-render-") as tmp:
@@ -183,7 +185,7 @@ def execute_notebook(path: Path, *, timeout: int = 180) -> "NotebookNode":
 
 def clean_notebook(nb: "NotebookNode", *, name: str = "") -> "NotebookNode":
     """Make an executed notebook byte-stable: no timings, widget ids derived from the notebook."""
-    nbformat = _require("nbformat")
+    nbformat = require("nbformat")
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
@@ -234,8 +236,8 @@ def render(paths: Sequence[Path] | None = None, *, timeout: int = 180, progress:
     Returns the notebooks rendered. A file is rewritten only when its content changed.
     """
     write_benchmark_table()
-    nbformat = _require("nbformat")
-    _require("nbclient")
+    nbformat = require("nbformat")
+    require("nbclient")
     targets = [Path(p).resolve() for p in paths] if paths else course_notebooks()
     if not targets:
         raise UsageError(f"no course notebooks ({COURSE_GLOB}) in {NOTEBOOKS_DIR}")
@@ -369,7 +371,7 @@ def stale_cells(path: Path, fresh: "NotebookNode | None" = None, *, timeout: int
     Pass ``fresh`` (an execute_notebook() result) to avoid executing again.
     """
     path = Path(path)
-    committed = _read(path)
+    committed = read_notebook(path)
     if fresh is None:
         fresh = execute_notebook(path, timeout=timeout)
     return [f"{path.name}: {p}" for p in compare_outputs(committed, fresh)]

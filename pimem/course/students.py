@@ -9,7 +9,6 @@ before and after the markers stays), a markdown answer region becomes
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path

@@ -32,7 +32,8 @@ from .plots.style import LIVE_RECORDING
 from ..bench.benchmarks import BENCHMARKS
 from ..exc import UsageError
 from ..bench.report import BENCH_SET
-from ..bench.sweep import DEFAULT_SIZES, MiB, format_size
+from ..bench.sweep import DEFAULT_SIZES
+from ..units import MiB, format_size
 
 #: (done, total, what is running) -> None: a live measurement's progress.
 Progress = Callable[[int, int, str], None]
@@ -77,8 +78,9 @@ class LiveRunner:
                        command="pimem.course.widgets explorer")
         self.notes = list(result.notes)
         frame = result.frame.copy()
-        frame.insert(0, "provenance", plots.run_provenance(result.meta))
-        frame.insert(0, "recording", LIVE_RECORDING)
+        source = plots.run_provenance(result.meta)
+        for column, value in (("is_pi", source.is_pi), ("provenance", source.line), ("recording", LIVE_RECORDING)):
+            frame.insert(0, column, value)
         return frame
 
 
@@ -118,7 +120,7 @@ def mode_line(source: Source) -> str:
                     "(a few seconds; the emulator stands in for the GPU firmware, so this is not a Pi)." + grows)
         return "<b>Live on this Raspberry Pi</b>: letting go of a control measures again (a few seconds)." + grows
     names = ", ".join(sorted({str(r) for r in source.get("recording", pd.Series(dtype=str)).dropna()})) or "data/"
-    host = any(plots.is_host(str(p)) for p in source.get("provenance", pd.Series(dtype=str)).dropna())
+    host = any(not s.is_pi for s in plots.sources(source).values())
     kind = "a host run, not a Pi" if host else "recorded on a Pi"
     return (f"<b>Recorded</b> ({html.escape(names)}, {kind}): moving a control picks other points of that "
             "recording on the same scale; nothing is measured. Set MODE = \"live\" to measure.")

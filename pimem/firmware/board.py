@@ -30,8 +30,49 @@ from pimem.exc import RevisionError
 #: on a board, that command tells the truth and pimem asks it (Mailbox.relocatable_heap).
 FIRMWARE_RESERVE_MIB = 20
 
+
+@dataclass(frozen=True)
+class BoardFacts:
+    """A board's memory system, each figure from its primary source (FACTS.md section 3)."""
+
+    name: str
+    l1d_bytes: int          #: L1 data cache per core
+    l2_bytes: int           #: the shared L2
+    sdram_mhz: int          #: the SDRAM clock (sdram_freq)
+    bus_bits: int           #: the SDRAM bus width
+    ram_bytes: int          #: the board's RAM
+    default_gpu_mem: int    #: gpu_mem when config.txt does not set it
+    cache_source: str
+    sdram_source: str
+    gpu_mem_source: str
+
+    @property
+    def peak_bytes_per_s(self) -> float:
+        """The SDRAM's peak: clock x 2 transfers per clock (DDR) x bus width in bytes."""
+        return self.sdram_mhz * 1e6 * 2 * self.bus_bits / 8
+
+    @property
+    def peak_source(self) -> str:
+        """How the peak is worked out, and where its figures come from."""
+        return f"{self.sdram_mhz} MHz x 2 x {self.bus_bits // 8} B; {self.sdram_source}"
+
+
+#: The course's board.
+PI3B = BoardFacts(
+    name="Raspberry Pi 3B", l1d_bytes=32 << 10, l2_bytes=512 << 10, sdram_mhz=450, bus_bits=32,
+    ram_bytes=1 << 30, default_gpu_mem=76 << 20,
+    cache_source="Linux arch/arm/boot/dts/broadcom/bcm2837.dtsi",
+    sdram_source="sdram_freq from raspberrypi/documentation config_txt/overclocking.adoc",
+    gpu_mem_source="raspberrypi/documentation config_txt/memory.adoc (76 MiB on a board with 1 GB)",
+)
+#: The boards whose memory system pimem knows, by short name.
+BOARDS: dict[str, BoardFacts] = {"pi3b": PI3B}
+
 __all__ = [
+    "BOARDS",
+    "BoardFacts",
     "FIRMWARE_RESERVE_MIB",
+    "PI3B",
     "BoardRevision",
     "decode_revision",
     "read_revision_from_system",

@@ -609,8 +609,14 @@ def test_provenance_never_says_pi_for_a_host_run(tmp_path: Path) -> None:
 
 def test_load_all_adds_recording_and_provenance() -> None:
     df = load_all(DATA)
-    assert list(df.columns) == ["recording", "provenance", "mine", *COLUMNS]
+    assert list(df.columns) == ["recording", "provenance", "mine", "kind", "is_pi", "board", *COLUMNS]
     assert not df["mine"].any()
+    # what a reader needs, without parsing the provenance line
+    hosts = df[df["recording"].str.startswith("host-")]
+    assert (~hosts["is_pi"]).all() and (hosts["kind"] == "measured").all() and (hosts["board"] == "").all()
+    shipped = df[df["recording"].isin(SHIPPED)]
+    assert shipped["is_pi"].all() and (shipped["kind"] == "published").all()
+    assert shipped["board"].str.startswith("Raspberry Pi").all()
     assert set(df["recording"]) == {r.name for r in list_recordings(DATA)} >= set(SHIPPED)
     assert len(df) == sum(len(r.frame) for r in list_recordings(DATA))
     lesson = df[df["recording"] == "original-lesson-pi3b"]
@@ -619,7 +625,7 @@ def test_load_all_adds_recording_and_provenance() -> None:
 
 def test_empty_and_missing_folders(tmp_path: Path) -> None:
     assert check_data_dir(tmp_path) == [] and list_recordings(tmp_path) == []
-    assert list(load_all(tmp_path).columns) == ["recording", "provenance", "mine", *COLUMNS]
+    assert list(load_all(tmp_path).columns) == [*data.RECORDING_COLUMNS, *COLUMNS]
     assert "no such directory" in check_data_dir(tmp_path / "nope")[0]
     with pytest.raises(DataError, match="no such directory"):
         list_recordings(tmp_path / "nope")

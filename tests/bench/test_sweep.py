@@ -9,7 +9,9 @@ from pimem.bench import data, sweep as sweep_mod
 from pimem.bench.benchmarks import RunOptions, run_benchmark
 from pimem.exc import GpuMemoryExhausted, UsageError
 from pimem.bench.kernels import KERNELS, Op
-from pimem.bench.sweep import COLUMNS, parse_size, results_frame, run_metadata, sweep
+from pimem.bench.machine import run_metadata
+from pimem.bench.sweep import COLUMNS, results_frame, sweep
+from pimem.units import parse_size
 
 QUICK = RunOptions(iterations=3, warmup=0, reps=2)
 SIZE = 16 * 1024
@@ -178,7 +180,7 @@ def test_parse_size_errors_name_the_value(text, words):
 
 
 def test_cpu_caches_reads_sysfs(tmp_path):
-    from pimem.bench.sweep import cpu_caches
+    from pimem.bench.machine import cpu_caches
 
     for i, (level, kind, size) in enumerate([(1, "Data", "32K"), (1, "Instruction", "32K"), (2, "Unified", "512K")]):
         d = tmp_path / f"index{i}"

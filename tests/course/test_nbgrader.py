@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import shutil
 import subprocess
 import sys
 import time

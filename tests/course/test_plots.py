@@ -29,7 +29,7 @@ def rows(bench="baseline", phase="fill", sizes=(4096, 65536, MiB), samples=(1.0,
         for i, gb in enumerate(samples):
             failed = size in fail
             secs = size / (gb * 1e9)
-            out.append({"recording": rec, "provenance": prov, "benchmark": bench, "phase": phase,
+            out.append({"recording": rec, "provenance": prov, "is_pi": prov == PI, "benchmark": bench, "phase": phase,
                         "size_bytes": size, "statistic": statistic, "sample": i, "seconds": secs,
                         "bytes": size, "bus_bytes": size, "gb_per_s": np.nan if failed else gb,
                         "gib_per_s": np.nan if failed else gb * 1e9 / 2**30, "reps": 1,
@@ -284,7 +284,7 @@ def test_latency_curve_refuses_host_data_and_bandwidth_rows():
     with pytest.raises(UsageError, match="no latency rows"):
         plots.latency_curve(d[d.recording == "qmkl-pi3"])
     host = d[d.recording == "tinymembench-pi3b"].copy()
-    host["provenance"] = "host run: x86_64"
+    host["provenance"], host["is_pi"] = "host run: x86_64", False
     with pytest.raises(UsageError, match="host run"):
         plots.latency_curve(host)
 
@@ -354,7 +354,7 @@ def test_an_unknown_benchmark_gets_a_style_from_its_name_not_its_position():
     import sys
 
     style = plots.benchmark_style("memset-nt")
-    assert style == plots.benchmark_style("memset-nt") and style[0] in plots._FALLBACK_COLOURS
+    assert style == plots.benchmark_style("memset-nt") and style[0] in plots.FALLBACK_COLOURS
     # Not Python's salted hash(): the same in another interpreter with another hash seed.
     code = "from pimem.course import plots; print(plots.benchmark_style('memset-nt'))"
     for seed in ("1", "2"):

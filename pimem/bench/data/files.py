@@ -318,7 +318,6 @@ def check_data_dir(directory: str | os.PathLike[str] | None = None) -> list[str]
                     if p.is_symlink() and not p.exists() else "not a regular file")
             problems.append(f"{p}: named like a recording, but {what}; rename or remove it")
     csvs = {p.stem: p for p in _visible(folder, ".csv")}
-    jsons = {p.stem: p for p in _visible(folder, ".json")}
     for stem, path in csvs.items():
         problems += _inspect(path, folder / f"{stem}.json")[1]
     fix = f"'{pimem_command('check-data --remove-leftovers')}' removes it"
@@ -386,16 +385,24 @@ def _user_recordings(folder: Path, taken: set[str]) -> list[Recording]:
     return out
 
 
+#: The columns load_all puts before a recording's own: which recording a row is from, and what a
+#: reader needs to know of it without parsing the provenance line.
+RECORDING_COLUMNS: tuple[str, ...] = ("recording", "provenance", "mine", "kind", "is_pi", "board")
+
+
 def load_all(directory: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """All recordings in one frame, with `recording` (its name), `provenance` and `mine` (a recording
-    of this user's, from my-data/) columns first. Default folders: those of list_recordings()."""
+    """All recordings in one frame, RECORDING_COLUMNS first: `recording` (its name), `provenance` (a line
+    for a figure's footer), `mine` (from this user's my-data/), `kind` (published or measured), `is_pi`
+    (the numbers are a Pi's) and `board` (the Pi's model, empty for a host run).
+    Default folders: those of list_recordings()."""
     frames = []
     for r in list_recordings(directory):
+        about = {"recording": r.name, "provenance": r.provenance(), "mine": r.mine, "kind": r.kind,
+                 "is_pi": r.is_pi, "board": (r.meta["machine"].get("board") or "") if r.is_pi else ""}
         f = r.frame.copy()
-        f.insert(0, "mine", r.mine)
-        f.insert(0, "provenance", r.provenance())
-        f.insert(0, "recording", r.name)
+        for i, column in enumerate(RECORDING_COLUMNS):
+            f.insert(i, column, about[column])
         frames.append(f)
     if not frames:
-        return pd.DataFrame(columns=["recording", "provenance", "mine", *COLUMNS])
+        return pd.DataFrame(columns=[*RECORDING_COLUMNS, *COLUMNS])
     return pd.concat(frames, ignore_index=True)

@@ -1,10 +1,11 @@
 """Self-checks and data helpers for the lab notebooks (notebooks/labs/): one module per lab, each with
 its checks, their messages and the data it works on (measured live, or recorded in data/: never invented).
-The machinery every check shares (CheckResult, hints, explaining a student's exception) is in _checks.py.
+The machinery every check shares (CheckResult, hints, explaining a student's exception) is in checks.py.
 """
 from __future__ import annotations
 
-from ._checks import GiB, HINT_LEVELS, KiB, MiB, Case, CheckFailed, CheckResult, Slip, attempt
+from ...units import GiB, KiB, MiB
+from .checks import Case, CheckFailed, CheckResult, HINT_LEVELS, Slip, attempt
 from .lab1_addresses import (ALIAS_MASK, WRONG_CONVERSION_OPTIONS, check_alias, check_bus_to_phys, check_region,
                              check_wrong_conversion)
 from .lab2_predict_measure import (PI3B_BUS_BITS, PI3B_L1D, PI3B_L2, PI3B_SDRAM_MHZ, check_cache_level,

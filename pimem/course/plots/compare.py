@@ -1,8 +1,9 @@
 """Side-by-side figures: report bars, published figures beside a run, the memory wall across Pi generations."""
 from __future__ import annotations
 
+import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,9 @@ from matplotlib.ticker import FuncFormatter
 from ...paths import pimem_command
 from ...exc import UsageError
 from .curves import summarize_points
-from .style import (BENCHMARK_STYLES, FOOTER_FONT, GB, MIN_FONT, STATISTICS, _footer_lines, _info, _keep_labels_inside,
-                    _new_figure, _provenances, add_provenance, benchmark_style, host_title, is_host, new_axes,
-                    place_point_labels, size_label)
+from .style import (BENCHMARK_STYLES, FOOTER_FONT, GB, MIN_FONT, STATISTICS, Source, add_provenance, axes_info,
+                    benchmark_style, footer_lines, host_title, keep_labels_inside, new_axes, new_figure,
+                    place_point_labels, size_label, sources)
 
 
 # --- bars ------------------------------------------------------------------------
@@ -60,18 +61,18 @@ def _bars_from_results(results: Sequence[Any], statistic: str) -> tuple[list[_Ba
     return bars, results[0].size
 
 
-def report_provenance(report: Any) -> str:
-    """A provenance line for a ``pimem.bench.report.BenchReport`` measured now."""
-    from ...bench.sweep import cpu_model
+def report_provenance(report: Any) -> Source:
+    """The source of a ``pimem.bench.report.BenchReport`` measured now."""
+    from ...bench.machine import cpu_model
 
     if report.info.backend.startswith("emulator"):
-        return f"host run: {cpu_model()} ({report.info.machine}), pimem emulator backend, measured now"
+        return Source(f"host run: {cpu_model()} ({report.info.machine}), pimem emulator backend, measured now")
     board = report.info.revision.describe() if report.info.revision else "Raspberry Pi"
-    return f"{board}, measured now: pimem pi backend, {report.kernel} kernel"
+    return Source(f"{board}, measured now: pimem pi backend, {report.kernel} kernel", is_pi=True)
 
 
 def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median", size: int | None = None,
-                ax: Axes | None = None, title: str | None = None, provenance: str | None = None,
+                ax: Axes | None = None, title: str | None = None, provenance: str | Source | None = None,
                 limit: float | None = None) -> Figure:
     """Horizontal bars, one per benchmark phase, of bandwidth (GB/s) or time (ms), marked PASS/FAIL.
 
@@ -85,10 +86,10 @@ def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median"
     if statistic not in STATISTICS:
         raise UsageError(f"statistic {statistic!r} is not one of: {', '.join(STATISTICS)}")
     if isinstance(data, pd.DataFrame):
-        provs = list(_provenances(data, provenance).values())
+        provs = list(sources(data, provenance).values())
         bars, size = _bars_from_frame(data, statistic, size)
     elif hasattr(data, "results") and hasattr(data, "info"):
-        provs = [provenance or report_provenance(data)]
+        provs = list(sources(pd.DataFrame(), provenance or report_provenance(data)).values())
         bars, size = _bars_from_results(data.results, "min" if statistic == "best" else statistic)
     else:
         results = list(data)
@@ -97,9 +98,19 @@ def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median"
         if provenance is None:
             raise UsageError("a list of PhaseResult carries no provenance; pass provenance='...' "
                              "(e.g. run_provenance(sweep_result.meta))")
-        provs = [provenance]
+        provs = list(sources(pd.DataFrame(), provenance).values())
         bars, size = _bars_from_results(results, "min" if statistic == "best" else statistic)
     fig, ax = new_axes(ax, (8.0, 0.45 * len(bars) + 1.8))
+    _draw_bars(ax, bars, value, limit)
+    host = any(not s.is_pi for s in provs)
+    axes_info(ax)["host"] = host
+    ax.set_title(host_title(title or f"Benchmarks at {size_label(size)} ({statistic})", host,
+                            any(s.is_pi for s in provs)))
+    add_provenance(fig, [s.line for s in provs])
+    return fig
+
+
+def _draw_bars(ax: Axes, bars: list[_Bar], value: str, limit: float | None) -> None:
     ys = np.arange(len(bars))[::-1]
     vals = [(b.gb_per_s or 0.0) if value == "gb_per_s" else b.seconds * 1e3 for b in bars]
     # Each bar in its benchmark's colour (as in every curve); the status is written beside it, and a
@@ -120,17 +131,143 @@ def report_bars(data: Any, *, value: str = "gb_per_s", statistic: str = "median"
     ax.set_xlim(0, top * 1.35)
     ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; a copy counts its bytes once)" if value == "gb_per_s"
                   else "time of one operation, ms")
-    host = any(is_host(p) for p in provs)
-    _info(ax)["host"] = host
-    ax.set_title(host_title(title or f"Benchmarks at {size_label(size)} ({statistic})", host,
-                            any(not is_host(p) for p in provs)))
-    add_provenance(fig, provs)
-    return fig
+
+
+# --- published figures beside a run ---------------------------------------------
+
+@dataclass
+class _Point:
+    """One row of the comparison: a source's figure for a benchmark phase."""
+    source: str
+    value: float
+    lo: float
+    hi: float
+    size: int
+    published: bool
+    overhead_bound: bool = False
+
+
+_PHASE_ORDER = ("fill", "write", "read", "copy", "total", "latency")
+
+
+def course_published(directory: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The published bandwidth rows of the course's board, the Pi 3: from ``directory``, or the data folders."""
+    from ...bench.data import load_all
+
+    allrec = load_all(directory)
+    return allrec[(allrec["kind"] == "published") & allrec["board"].str.startswith("Raspberry Pi 3")
+                  & (allrec["phase"] != "latency")].reset_index(drop=True)
+
+
+def _published_points(pub: pd.DataFrame) -> dict[tuple[str, str], list[_Point]]:
+    """{(benchmark, phase): its published points}, the groups in the catalog's order."""
+    order = list(BENCHMARK_STYLES)
+
+    def rank(bp: tuple[str, str]) -> tuple[int, str, int, str]:
+        b, p = bp
+        return (order.index(b) if b in order else len(order), b,
+                _PHASE_ORDER.index(p) if p in _PHASE_ORDER else len(_PHASE_ORDER), p)
+
+    groups = sorted(dict.fromkeys(zip(pub["benchmark"], pub["phase"])), key=rank)
+    entries: dict[tuple[str, str], list[_Point]] = {g: [] for g in groups}
+    for rec in dict.fromkeys(pub["recording"]):
+        mine = pub[pub["recording"] == rec]
+        kinds = mine.groupby(["benchmark", "phase"])["kernel"].nunique()
+        for _, r in mine.iterrows():
+            # A recording with two kernels for one benchmark (memset and a C fill) names the kernel.
+            source = f"{rec} [{r['kernel']}]" if kinds[(r["benchmark"], r["phase"])] > 1 else rec
+            v = float(r["value"])
+            entries[(r["benchmark"], r["phase"])].append(_Point(source, v, v, v, int(r["size_bytes"]), True))
+    return entries
+
+
+def _add_run_points(entries: dict[tuple[str, str], list[_Point]], pub: pd.DataFrame, run_points: pd.DataFrame) -> None:
+    """The run's point in each group: at the size of the published point where it has one, else its nearest."""
+    for b, p in entries:
+        mine = run_points[(run_points["benchmark"] == b) & (run_points["phase"] == p)]
+        if mine.empty:
+            continue
+        want = int(pub[(pub["benchmark"] == b) & (pub["phase"] == p)]["size_bytes"].max())
+        pick = mine.iloc[int(np.argmin(np.abs(np.log2(mine["size_bytes"].to_numpy(float)) - np.log2(want))))]
+        entries[(b, p)].append(_Point("this run", float(pick["value"]), float(pick["lo"]), float(pick["hi"]),
+                                      int(pick["size_bytes"]), False, bool(pick["overhead_bound"])))
+
+
+def _comparison_size(entries: Mapping[Any, list[_Point]], notes: Sequence[str], width: float) -> tuple[float, float]:
+    """(height, top margin) in inches: one row per point under a header per group, and the footer."""
+    n_rows = sum(1 + len(e) for e in entries.values()) + 0.5 * (len(entries) - 1)
+    chars = max(40, int(width * 72 * 0.97 / (0.58 * FOOTER_FONT)))
+    footer_rows = 1 + sum(len(textwrap.wrap(n, chars, break_on_hyphens=False)) or 1 for n in notes)
+    top_in, bottom_in = 0.6, footer_rows * FOOTER_FONT * 1.3 / 72 + 0.75
+    return n_rows * max(0.19, 1.6 / n_rows) + top_in + bottom_in, top_in
+
+
+def _draw_comparison(ax: Axes, entries: Mapping[tuple[str, str], list[_Point]], run_label: str) -> list[Any]:
+    """Draw the groups' rows (no two points share one, so their size labels cannot overlap); the labels."""
+    y = 0.0
+    ticks: list[tuple[float, str, bool]] = []
+    labels: list[Any] = []
+    xs: list[float] = []
+    run_in_legend = False
+    for gi, ((b, p), points) in enumerate(entries.items()):
+        if gi:
+            ax.axhline(-(y - 0.75), color="0.75", lw=0.8, gid="separator")
+        ticks.append((-y, f"{b}: {p}", True))
+        y += 1
+        colour, marker = benchmark_style(b)
+        for pt in points:
+            ticks.append((-y, pt.source, False))
+            if pt.published:
+                ax.plot([pt.value], [-y], marker, color=colour, mec="k", mew=1.0, ms=7, ls="",
+                        gid=f"published:{pt.source.split(' [')[0]}")
+            else:
+                if pt.hi > pt.lo:
+                    ax.hlines([-y], [pt.lo], [pt.hi], color=colour, lw=1.1, gid="run:whiskers")
+                    ax.plot([pt.lo, pt.hi], [-y, -y], ls="", marker="|", ms=6, mew=1.1, color=colour,
+                            gid="run:whisker-caps")
+                ax.plot([pt.value], [-y], marker, color=colour, ms=6, ls="", gid="run",
+                        label="_nolegend_" if run_in_legend else run_label,
+                        **({"mfc": "none", "mec": colour, "mew": 1.3} if pt.overhead_bound else {"mec": colour}))
+                run_in_legend = True
+            xs += [pt.value, pt.lo, pt.hi]
+            # Beside the point, or beyond its bar's end (a run's whisker).
+            labels.append(ax.annotate(size_label(pt.size), (max(pt.value, pt.hi), -y), xytext=(6, 0),
+                                      textcoords="offset points", fontsize=MIN_FONT, va="center", ha="left",
+                                      gid=f"size-label:{pt.source}:{b}:{p}"))
+            labels[-1]._pimem_left = (min(pt.value, pt.lo), -y)  # type: ignore[attr-defined]
+            y += 1
+        y += 0.5
+    ax.set_yticks([t[0] for t in ticks], [t[1] for t in ticks])
+    for lab, (_, _, bold) in zip(ax.get_yticklabels(), ticks):
+        lab.set_fontweight("bold" if bold else "normal")
+        lab.set_fontsize(9.5 if bold else 9)
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylim(-(y - 0.5) - 0.1, 0.6)
+    ax.set_xscale("log")
+    ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; log scale; a copy counts its bytes once)")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return labels
+
+
+def _comparison_legend(ax: Axes, entries: Mapping[Any, list[_Point]], run_label: str | None) -> None:
+    handles = [Line2D([], [], marker="o", color="0.6", mec="k", mew=1.0, ms=7, ls="", gid="published-note")]
+    texts = ["black edge: a published figure\n(the row names its source)"]
+    if run_label is not None:
+        spread = any(pt.lo < pt.hi for pts in entries.values() for pt in pts if not pt.published)
+        handles.append(Line2D([], [], marker="o", color="0.4", ms=6, ls="", gid="run-note"))
+        texts.append(run_label + ("\n(bar: slowest to fastest sample)" if spread
+                                  else "\n(no spread: one sample per point)"))
+    handles.append(Line2D([], [], ls="", gid="size-note"))
+    texts.append("beside each point:\nits buffer size")
+    ax.legend(handles, texts, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFrame | None = None, *,
                          benchmarks: Sequence[str] | None = None, statistic: str = "median",
-                         ax: Axes | None = None, provenance: str | None = None, title: str | None = None) -> Figure:
+                         ax: Axes | None = None, provenance: str | Source | None = None,
+                         title: str | None = None) -> Figure:
     """Published Raspberry Pi figures (data/) beside a run: a group of rows per benchmark phase.
 
     ``published`` defaults to every published recording in data/ of the course's board, the
@@ -141,125 +278,32 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
     different sizes. The run is drawn at the size of each published point where it has one,
     else at its nearest size, with a bar from its slowest to its fastest sample.
     """
-    if published is None:
-        from ...bench.data import load_all
-
-        allrec = load_all()
-        published = allrec[allrec["provenance"].str.contains("published:", regex=False)
-                           & allrec["provenance"].str.startswith("Raspberry Pi 3")
-                           & (allrec["phase"] != "latency")]
+    published = course_published() if published is None else published
     if benchmarks is not None:
         published = published[published["benchmark"].isin(list(benchmarks))]
     if published.empty:
         raise UsageError(f"no published figures to draw; check data/ ({pimem_command('check-data')})")
     pub = summarize_points(published, "median")
-    provs = _provenances(published, None)
-    recs = list(dict.fromkeys(pub["recording"]))
-    order = list(BENCHMARK_STYLES)
-    phase_order = ("fill", "write", "read", "copy", "total", "latency")
-
-    def rank(bp: tuple[str, str]) -> tuple[int, str, int, str]:
-        b, p = bp
-        return (order.index(b) if b in order else len(order), b,
-                phase_order.index(p) if p in phase_order else len(phase_order), p)
-
-    groups = sorted(dict.fromkeys(zip(pub["benchmark"], pub["phase"])), key=rank)
-    # What each row of the figure holds: (benchmark, phase, source, value, lo, hi, size, published, overhead).
-    entries: dict[tuple[str, str], list[tuple[str, float, float, float, int, bool, bool]]] = {g: [] for g in groups}
-    for rec in recs:
-        mine = pub[pub["recording"] == rec]
-        kinds = mine.groupby(["benchmark", "phase"])["kernel"].nunique()
-        for _, r in mine.iterrows():
-            # A recording with two kernels for one benchmark (memset and a C fill) names the kernel.
-            source = f"{rec} [{r['kernel']}]" if kinds[(r["benchmark"], r["phase"])] > 1 else rec
-            entries[(r["benchmark"], r["phase"])].append(
-                (source, float(r["value"]), float(r["value"]), float(r["value"]), int(r["size_bytes"]), True, False))
-    notes = _footer_lines({r: provs[r] for r in recs if r in provs})
-    host = False
-    run_label = "this run"
+    provs = sources(published)
+    entries = _published_points(pub)
+    notes = footer_lines({r: provs[r] for r in dict.fromkeys(pub["recording"]) if r in provs})
+    host, run_label = False, None
     if run is not None:
-        run_provs = _provenances(run, provenance)
-        host = any(is_host(p) for p in run_provs.values())
-        rp = summarize_points(run, statistic)
-        for b, p in groups:
-            mine = rp[(rp["benchmark"] == b) & (rp["phase"] == p)]
-            if mine.empty:
-                continue
-            want = int(pub[(pub["benchmark"] == b) & (pub["phase"] == p)]["size_bytes"].max())
-            pick = mine.iloc[int(np.argmin(np.abs(np.log2(mine["size_bytes"].to_numpy(float)) - np.log2(want))))]
-            entries[(b, p)].append(("this run", float(pick["value"]), float(pick["lo"]), float(pick["hi"]),
-                                    int(pick["size_bytes"]), False, bool(pick["overhead_bound"])))
+        run_provs = sources(run, provenance)
+        host = any(not s.is_pi for s in run_provs.values())
+        _add_run_points(entries, pub, summarize_points(run, statistic))
         run_label = "this run" + (" (host run, not a Pi)" if host else "")
-        notes += [f"this run: {p}" for p in run_provs.values()]
-    # One row per point, under a header row per benchmark phase: no two points (nor their size
-    # labels) share a row, so the labels cannot overlap.
-    n_rows = sum(1 + len(e) for e in entries.values()) + 0.5 * (len(groups) - 1)
-    width = 10.0
-    chars = max(40, int(width * 72 * 0.97 / (0.58 * FOOTER_FONT)))
-    footer_rows = 1 + sum(len(textwrap.wrap(n, chars, break_on_hyphens=False)) or 1 for n in notes)
-    top_in, bottom_in = 0.6, footer_rows * FOOTER_FONT * 1.3 / 72 + 0.75
-    row_in = max(0.19, 1.6 / n_rows)
-    fig, ax = new_axes(ax, (width, n_rows * row_in + top_in + bottom_in))
-    y = 0.0
-    ticks: list[tuple[float, str, bool]] = []
-    labels_drawn = []
-    xs_all: list[float] = []
-    run_in_legend = False
-    for gi, (b, p) in enumerate(groups):
-        if gi:
-            ax.axhline(-(y - 0.75), color="0.75", lw=0.8, gid="separator")
-        ticks.append((-y, f"{b}: {p}", True))
-        y += 1
-        colour, marker = benchmark_style(b)
-        for source, v, lo, hi, size, is_pub, ob in entries[(b, p)]:
-            yy = -y
-            ticks.append((yy, source, False))
-            if is_pub:
-                ax.plot([v], [yy], marker, color=colour, mec="k", mew=1.0, ms=7, ls="",
-                        gid=f"published:{source.split(' [')[0]}")
-            else:
-                lab = "_nolegend_" if run_in_legend else run_label
-                run_in_legend = True
-                if hi > lo:
-                    ax.hlines([yy], [lo], [hi], color=colour, lw=1.1, gid="run:whiskers")
-                    ax.plot([lo, hi], [yy, yy], ls="", marker="|", ms=6, mew=1.1, color=colour, gid="run:whisker-caps")
-                ax.plot([v], [yy], marker, color=colour, ms=6, ls="", label=lab, gid="run",
-                        **({"mfc": "none", "mec": colour, "mew": 1.3} if ob else {"mec": colour}))
-            xs_all += [v, lo, hi]
-            # Beside the point, or beyond its bar's end (a run's whisker).
-            labels_drawn.append(ax.annotate(size_label(size), (max(v, hi), yy), xytext=(6, 0),
-                                            textcoords="offset points", fontsize=MIN_FONT, va="center",
-                                            ha="left", gid=f"size-label:{source}:{b}:{p}"))
-            labels_drawn[-1]._pimem_left = (min(v, lo), yy)  # type: ignore[attr-defined]
-            y += 1
-        y += 0.5
-    ax.set_yticks([t[0] for t in ticks], [t[1] for t in ticks])
-    for lab, (_, _, bold) in zip(ax.get_yticklabels(), ticks):
-        lab.set_fontweight("bold" if bold else "normal")
-        lab.set_fontsize(9.5 if bold else 9)
-    ax.tick_params(axis="y", length=0)
-    ax.set_ylim(-(y - 0.5) - 0.1, 0.6)
-    ax.set_xscale("log")
-    ax.set_xlim(min(xs_all) / 1.6, max(xs_all) * 1.6)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; log scale; a copy counts its bytes once)")
-    ax.grid(True, axis="x", which="both", alpha=0.3)
-    handles = [Line2D([], [], marker="o", color="0.6", mec="k", mew=1.0, ms=7, ls="", gid="published-note")]
-    texts = ["black edge: a published figure\n(the row names its source)"]
-    if run is not None:
-        spread = any(e[2] < e[3] for es in entries.values() for e in es if not e[5])
-        handles.append(Line2D([], [], marker="o", color="0.4", ms=6, ls="", gid="run-note"))
-        texts.append(run_label + ("\n(bar: slowest to fastest sample)" if spread
-                                  else "\n(no spread: one sample per point)"))
-    handles.append(Line2D([], [], ls="", gid="size-note"))
-    texts.append("beside each point:\nits buffer size")
-    ax.legend(handles, texts, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    _info(ax)["host"] = host
+        notes += [f"this run: {s.line}" for s in run_provs.values()]
+    height, top_in = _comparison_size(entries, notes, 10.0)
+    fig, ax = new_axes(ax, (10.0, height))
+    labels = _draw_comparison(ax, entries, run_label or "this run")
+    _comparison_legend(ax, entries, run_label)
+    axes_info(ax)["host"] = host
     ax.set_title(host_title(title or "Published Raspberry Pi figures" + (" beside this run" if run is not None else ""),
                             host, True))
     add_provenance(fig, notes)
     fig.subplots_adjust(top=1 - top_in / fig.get_figheight(), right=0.76, left=0.2)
-    _keep_labels_inside(fig, ax, labels_drawn)
+    keep_labels_inside(fig, ax, labels)
     return fig
 
 
@@ -311,6 +355,6 @@ def memory_wall_generations(recordings: Sequence[Any]) -> Figure:
 
 
 def _two_axes() -> tuple[Figure, tuple[Axes, Axes]]:
-    fig = _new_figure((11.0, 6.4))
+    fig = new_figure((11.0, 6.4))
     left, right = fig.subplots(1, 2)
     return fig, (left, right)

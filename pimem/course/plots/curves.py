@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -12,33 +11,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from ...exc import UsageError
-from .style import (GB, MIN_FONT, STATISTICS, VARIANT_FILLSTYLES, VARIANT_LINESTYLES, _footer_lines, _info,
-                    _provenances, _variants, add_provenance, benchmark_style, host_title, is_host, new_axes,
-                    size_axis, size_label)
+from ...firmware.board import BOARDS, BoardFacts
+from .style import (GB, MIN_FONT, STATISTICS, VARIANT_FILLSTYLES, VARIANT_LINESTYLES, Source, add_provenance,
+                    axes_info, benchmark_style, footer_lines, host_recordings, host_title, new_axes, size_axis,
+                    size_label, sources, variant_index)
 
 
-# --- the Pi 3B's figures, each with its primary source -----------------------
-
-@dataclass(frozen=True)
-class BoardFacts:
-    name: str
-    l1d_bytes: int
-    l2_bytes: int
-    peak_gb_per_s: float
-    cache_source: str
-    peak_source: str
-
-
-BOARDS: dict[str, BoardFacts] = {
-    "pi3b": BoardFacts(
-        name="Raspberry Pi 3B",
-        l1d_bytes=32 << 10, l2_bytes=512 << 10,
-        peak_gb_per_s=450e6 * 2 * 4 / GB,  # 450 MHz, two transfers per clock, 32-bit bus
-        cache_source="Linux arch/arm/boot/dts/broadcom/bcm2837.dtsi",
-        peak_source="450 MHz x 2 x 4 B; sdram_freq from raspberrypi/documentation config_txt/overclocking.adoc",
-    ),
-}
-
+# --- the boards' figures (pimem.firmware.board) ---------------------------------
 
 def _board(board: str) -> BoardFacts:
     try:
@@ -94,7 +73,7 @@ def _series_label(key: tuple[str, str, str, str], multi: Mapping[str, bool]) -> 
 
 def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None,
                     phases: Sequence[str] | None = None, statistic: str = "median", ax: Axes | None = None,
-                    title: str | None = None, *, provenance: str | None = None, logy: bool = False,
+                    title: str | None = None, *, provenance: str | Source | None = None, logy: bool = False,
                     band: bool = True, whiskers: bool = True) -> Figure:
     """Bandwidth (GB/s) against buffer size, one line per benchmark/phase (and recording, and kernel).
 
@@ -106,7 +85,7 @@ def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None
     dominated; a lower bound on bandwidth). Black-edged markers: published
     figures (one statistic, no samples). Failed points are left out.
     """
-    _provenances(frame, provenance)  # fail early when the data's origin is unknown
+    sources(frame, provenance)  # fail early when the data's origin is unknown
     f = frame
     if benchmarks is not None:
         f = f[f["benchmark"].isin(list(benchmarks))]
@@ -115,47 +94,66 @@ def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None
     if f.empty:
         raise UsageError(f"nothing to draw: no rows for benchmarks={benchmarks!r}, phases={phases!r}; "
                          f"the frame holds: {', '.join(sorted(frame['benchmark'].unique()))}")
-    provs = _provenances(f, provenance)
+    provs = sources(f, provenance)
     pts = summarize_points(f, statistic)
     fig, ax = new_axes(ax, (10.0, 5.8))
-    info = _info(ax)
-    host = any(is_host(p) for p in provs.values())
+    info = axes_info(ax)
+    host = any(not s.is_pi for s in provs.values())
     info["host"] = info["host"] or host
-    info.setdefault("host_recordings", set()).update(r for r, p in provs.items() if is_host(p) and r)
+    info.setdefault("host_recordings", set()).update(host_recordings(provs))
     multi = {"recording": pts["recording"].nunique() > 1, "kernel": pts["kernel"].nunique() > 1}
-    any_ob = any_pub = False
     groups = list(pts.groupby(["recording", "benchmark", "phase", "kernel"], sort=False))
-    variant = _variants([key for key, _ in groups])
-    for key, s in groups:
-        label = _series_label(key, multi)
-        colour, marker = benchmark_style(key[1])
-        k = variant[key]
-        x, y = s["size_bytes"].to_numpy(float), s["value"].to_numpy(float)
-        # A curve differs from its benchmark's other curves in line style; a lone point (no line) in fill.
-        ls = VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)]
-        fill = VARIANT_FILLSTYLES[k % len(VARIANT_FILLSTYLES)] if len(x) == 1 else "full"
-        lo, hi = s["lo"].to_numpy(float), s["hi"].to_numpy(float)
-        ob, pub = s["overhead_bound"].to_numpy(bool), s["published"].to_numpy(bool)
-        # Published figures (one statistic, no samples): the benchmark's marker, larger, edged in black.
-        edge = {"mec": "k", "mew": 1.0, "ms": 7} if pub.all() else {"mec": colour, "ms": 5}
-        any_pub = any_pub or bool(pub.all())
-        line, = ax.plot(x, y, linestyle=ls if len(x) > 1 else "none", color=colour, lw=1.4, label=label,
-                        gid=f"{label}:line",
-                        marker=marker, fillstyle=fill, markevery=[], **edge)
-        spread = hi > lo
-        if band and len(x) > 1 and spread.any():
-            ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0, gid=f"{label}:band")
-        if whiskers and spread.any():
-            # Whiskers from the slowest to the fastest sample: visible however narrow the band.
-            ax.vlines(x[spread], lo[spread], hi[spread], color=colour, lw=1.1, gid=f"{label}:whiskers")
-            ax.plot(np.r_[x[spread], x[spread]], np.r_[lo[spread], hi[spread]], ls="", marker="_", ms=6,
-                    mew=1.1, color=colour, gid=f"{label}:whisker-caps")
-        ax.plot(x[~ob], y[~ob], marker, color=colour, fillstyle=fill, ls="", gid=f"{label}:points", **edge)
-        if ob.any():
-            any_ob = True
-            ax.plot(x[ob], y[ob], marker, mfc="none", mec=colour, ms=6, ls="", gid=f"{label}:overhead")
-        if not len(x) > 1:
-            line.set_markevery(None)
+    variant = variant_index([key for key, _ in groups])
+    drawn = [_draw_series(ax, s, _series_label(key, multi), key[1], variant[key], band, whiskers) for key, s in groups]
+    _curve_legend(ax, pts, any(ob for ob, _ in drawn), any(pub for _, pub in drawn), band, whiskers)
+    fig.subplots_adjust(right=0.70, top=0.92)
+    size_axis(ax, sorted(set(pts["size_bytes"]) | set(info.get("sizes", ()))))
+    info["sizes"] = set(pts["size_bytes"]) | set(info.get("sizes", ()))
+    if logy:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+    what = {"median": "median", "mean": "mean", "min": "slowest", "best": "fastest"}[statistic]
+    ax.set_ylabel(f"bandwidth, GB/s (10^9 bytes/s; {what} of samples)")
+    ax.grid(True, which="major", alpha=0.3)
+    pi = any(s.is_pi for s in provs.values())
+    ax.set_title(host_title(title or "Bandwidth against buffer size", host, pi))
+    add_provenance(fig, footer_lines(provs))
+    return fig
+
+
+def _draw_series(ax: Axes, s: pd.DataFrame, label: str, bench: str, k: int, band: bool,
+                 whiskers: bool) -> tuple[bool, bool]:
+    """One series' line, spread and points; (any overhead-bound point, all published)."""
+    colour, marker = benchmark_style(bench)
+    x, y = s["size_bytes"].to_numpy(float), s["value"].to_numpy(float)
+    # A curve differs from its benchmark's other curves in line style; a lone point (no line) in fill.
+    ls = VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)]
+    fill = VARIANT_FILLSTYLES[k % len(VARIANT_FILLSTYLES)] if len(x) == 1 else "full"
+    lo, hi = s["lo"].to_numpy(float), s["hi"].to_numpy(float)
+    ob, pub = s["overhead_bound"].to_numpy(bool), s["published"].to_numpy(bool)
+    # Published figures (one statistic, no samples): the benchmark's marker, larger, edged in black.
+    edge = {"mec": "k", "mew": 1.0, "ms": 7} if pub.all() else {"mec": colour, "ms": 5}
+    line, = ax.plot(x, y, linestyle=ls if len(x) > 1 else "none", color=colour, lw=1.4, label=label,
+                    gid=f"{label}:line", marker=marker, fillstyle=fill, markevery=[], **edge)
+    spread = hi > lo
+    if band and len(x) > 1 and spread.any():
+        ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0, gid=f"{label}:band")
+    if whiskers and spread.any():
+        # Whiskers from the slowest to the fastest sample: visible however narrow the band.
+        ax.vlines(x[spread], lo[spread], hi[spread], color=colour, lw=1.1, gid=f"{label}:whiskers")
+        ax.plot(np.r_[x[spread], x[spread]], np.r_[lo[spread], hi[spread]], ls="", marker="_", ms=6,
+                mew=1.1, color=colour, gid=f"{label}:whisker-caps")
+    ax.plot(x[~ob], y[~ob], marker, color=colour, fillstyle=fill, ls="", gid=f"{label}:points", **edge)
+    if ob.any():
+        ax.plot(x[ob], y[ob], marker, mfc="none", mec=colour, ms=6, ls="", gid=f"{label}:overhead")
+    if not len(x) > 1:
+        line.set_markevery(None)
+    return bool(ob.any()), bool(pub.all())
+
+
+def _curve_legend(ax: Axes, pts: pd.DataFrame, any_ob: bool, any_pub: bool, band: bool, whiskers: bool) -> None:
+    """The series, then what hollow and black-edged markers and the spread mean, outside on the right."""
     handles, labels = ax.get_legend_handles_labels()
     if any_ob:
         handles.append(Line2D([], [], marker="o", mfc="none", mec="0.3", ls="", gid="overhead-note"))
@@ -175,20 +173,6 @@ def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None
         labels.append("no spread: one sample per point" if one else "no spread: the samples are all equal")
     # Outside the axes, on the right: the curves and the cache labels stay visible.
     ax.legend(handles, labels, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.subplots_adjust(right=0.70, top=0.92)
-    size_axis(ax, sorted(set(pts["size_bytes"]) | set(info.get("sizes", ()))))
-    info["sizes"] = set(pts["size_bytes"]) | set(info.get("sizes", ()))
-    if logy:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
-    what = {"median": "median", "mean": "mean", "min": "slowest", "best": "fastest"}[statistic]
-    ax.set_ylabel(f"bandwidth, GB/s (10^9 bytes/s; {what} of samples)")
-    ax.grid(True, which="major", alpha=0.3)
-    pi = any(not is_host(p) for p in provs.values())
-    ax.set_title(host_title(title or "Bandwidth against buffer size", host, pi))
-    add_provenance(fig, _footer_lines(provs))
-    return fig
 
 
 def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> None:
@@ -198,7 +182,7 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
     adds a note that the shading is the Pi's caches, not the host's.
     """
     b = _board(board)
-    host = _info(ax)["host"] if host is None else host
+    host = axes_info(ax)["host"] if host is None else host
     lo, hi = ax.get_xlim()
     if host:
         _shade_host_caches(ax, lo, hi)
@@ -231,7 +215,7 @@ def _shade_host_caches(ax: Axes, lo: float, hi: float) -> None:
     """Shade the caches of the host that made the data, from its recording's sidecar (sysfs, cpu0)."""
     from ...bench.data import DataError, data_dir, load_recording
 
-    names = sorted(_info(ax).get("host_recordings", ()))
+    names = sorted(axes_info(ax).get("host_recordings", ()))
     caches = None
     if len(names) == 1:
         try:
@@ -260,14 +244,14 @@ def _shade_host_caches(ax: Axes, lo: float, hi: float) -> None:
 def peak_line(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> Line2D:
     """A horizontal line at ``board``'s theoretical DRAM peak (3.6 GB/s for the Pi 3B), with its source."""
     b = _board(board)
-    host = _info(ax)["host"] if host is None else host
+    host = axes_info(ax)["host"] if host is None else host
     ref = " (reference, not this host's)" if host else ""
-    line = ax.axhline(b.peak_gb_per_s, color="k", ls="--", lw=1, gid="peak-line",
-                      label=f"{b.name} DRAM peak {b.peak_gb_per_s:.1f} GB/s{ref}")
+    line = ax.axhline(b.peak_bytes_per_s / GB, color="k", ls="--", lw=1, gid="peak-line",
+                      label=f"{b.name} DRAM peak {b.peak_bytes_per_s / GB:.1f} GB/s{ref}")
     # Near the bottom of the axes the cache labels sit under the line: the label goes above them.
-    frac = (ax.transScale + ax.transLimits).transform((1.0, b.peak_gb_per_s))[1]
+    frac = (ax.transScale + ax.transLimits).transform((1.0, b.peak_bytes_per_s / GB))[1]
     lift = 13 if 0 <= frac < 0.1 else 1
-    ax.annotate(f" {b.name} peak {b.peak_gb_per_s:.1f} GB/s{ref}", (1.0, b.peak_gb_per_s),
+    ax.annotate(f" {b.name} peak {b.peak_bytes_per_s / GB:.1f} GB/s{ref}", (1.0, b.peak_bytes_per_s / GB),
                 xycoords=ax.get_yaxis_transform(), xytext=(-2, lift), textcoords="offset points",
                 ha="right", va="bottom", fontsize=MIN_FONT, gid="peak-label")
     note = f"dashed: {b.name} theoretical DRAM peak, {b.peak_source}"
@@ -288,14 +272,14 @@ def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None
     lat = frame[frame["phase"] == "latency"]
     if lat.empty:
         raise UsageError("no latency rows to draw: give rows whose phase is 'latency' (e.g. from tinymembench-pi3b)")
-    provs = _provenances(lat, None)
-    if any(is_host(p) for p in provs.values()):
+    provs = sources(lat, None)
+    if any(not s.is_pi for s in provs.values()):
         raise UsageError("latency_curve draws published board data on that board's cache sizes; "
                          "a host run has no place on them")
     b = _board(board)
     fig, ax = new_axes()
     groups = list(lat.groupby(["recording", "benchmark"], sort=True))
-    variant = _variants([key for key, _ in groups])
+    variant = variant_index([key for key, _ in groups])
     for (rec, bench), rows in groups:
         rows = rows.sort_values("size_bytes")
         kind = "two reads at a time" if bench == "latency-dual" else "one read at a time"
@@ -312,7 +296,7 @@ def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None
     ax.set_title(title or f"Random-read latency against block size, {b.name} (published)")
     ax.legend(fontsize=MIN_FONT, loc="center right")
     cache_regions(ax, board, host=False)
-    add_provenance(fig, _footer_lines(provs) + ["missing points: block sizes tinymembench timed at 0.0 ns "
+    add_provenance(fig, footer_lines(provs) + ["missing points: block sizes tinymembench timed at 0.0 ns "
                                                 "(they fit in L1)"])
     return fig
 
@@ -327,14 +311,14 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
     if lat.empty:
         raise UsageError("no pimem latency rows to draw: give rows of latency-host, latency-direct, ... "
                          "(pimem sweep --benchmarks latency-host, or the host-2026-12-02-c-loop recording)")
-    provs = _provenances(lat, None)
-    host = any(is_host(p) for p in provs.values())
+    provs = sources(lat, None)
+    host = any(not s.is_pi for s in provs.values())
     fig, ax = new_axes()
-    info = _info(ax)
+    info = axes_info(ax)
     info["host"] = host
-    info.setdefault("host_recordings", set()).update(r for r, p in provs.items() if is_host(p) and r)
+    info.setdefault("host_recordings", set()).update(host_recordings(provs))
     groups = list(lat.groupby(["recording", "benchmark"], sort=True))
-    variant = _variants([key for key, _ in groups])
+    variant = variant_index([key for key, _ in groups])
     multi = lat["recording"].nunique() > 1
     spread_any = False
     for (rec, bench), rows in groups:
@@ -362,6 +346,6 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
     ax.set_title(host_title(title or "Memory latency against block size (pimem's pointer chase)", host))
     ax.legend(fontsize=MIN_FONT, loc="upper left")
     cache_regions(ax, "pi3b", host=host)
-    add_provenance(fig, _footer_lines(provs) + ["tinymembench's tables subtract an L1 hit; this one does not: "
+    add_provenance(fig, footer_lines(provs) + ["tinymembench's tables subtract an L1 hit; this one does not: "
                                                 "the first points are the L1 hit itself"])
     return fig

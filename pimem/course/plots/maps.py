@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ...exc import UsageError
-from .style import MIN_FONT, _new_figure, add_provenance, host_title, new_axes, size_label
+from .style import MIN_FONT, add_provenance, host_title, new_axes, new_figure, size_label
 
 
 # --- the memory map: one RAM, four bus aliases, two processors -----------------------
@@ -103,7 +103,7 @@ def mountain_heatmap(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
 def mountain_surface(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
     """The mountain as a 3-D surface (CS:APP figure 6.41's view): size and stride against read GB/s."""
     sizes, strides, gbps = _mountain_grid(frame)
-    fig = _new_figure((8.0, 5.6))
+    fig = new_figure((8.0, 5.6))
     ax = fig.add_subplot(projection="3d")
     x, y = np.meshgrid(np.log2(sizes), strides)
     ax.plot_surface(x, y, gbps, cmap="viridis", edgecolor="0.3", linewidth=0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from ...units import format_size
 GB = 1e9
 FOOTER_GID = "pimem-footer"
 STATISTICS = ("median", "min", "mean", "best")
-_HOST_PREFIX = "host run"
 #: The `recording` of rows measured now (a live run), rather than read from a data folder.
 LIVE_RECORDING = "this run (live)"
 #: The smallest text in any figure (points): footer, legends, labels of points and references.
@@ -36,7 +36,8 @@ FOOTER_FONT = MIN_FONT
 
 #: benchmark name -> (colour, marker): every benchmark the catalog declares.
 BENCHMARK_STYLES: dict[str, tuple[str, str]] = {n: (s.colour, s.marker) for n, s in CATALOG.items()}
-_FALLBACK_COLOURS = ("#332288", "#117733", "#44AA99", "#88CCEE", "#DDCC77", "#CC6677", "#AA4499", "#882255")
+#: Colours for a benchmark the catalog does not declare (Paul Tol's muted palette).
+FALLBACK_COLOURS = ("#332288", "#117733", "#44AA99", "#88CCEE", "#DDCC77", "#CC6677", "#AA4499", "#882255")
 _FALLBACK_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "h", "p")
 #: Several series of one benchmark in a figure (recordings, kernels, standard's phases): the
 #: k-th gets the k-th line style and marker fill; its colour and marker stay the benchmark's.
@@ -54,11 +55,11 @@ def benchmark_style(name: str) -> tuple[str, str]:
         return BENCHMARK_STYLES[name]
     except KeyError:
         h = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
-        return (_FALLBACK_COLOURS[h % len(_FALLBACK_COLOURS)],
-                _FALLBACK_MARKERS[(h // len(_FALLBACK_COLOURS)) % len(_FALLBACK_MARKERS)])
+        return (FALLBACK_COLOURS[h % len(FALLBACK_COLOURS)],
+                _FALLBACK_MARKERS[(h // len(FALLBACK_COLOURS)) % len(_FALLBACK_MARKERS)])
 
 
-def _variants(keys: Iterable[tuple[Any, ...]], bench_index: int = 1) -> dict[tuple[Any, ...], int]:
+def variant_index(keys: Iterable[tuple[Any, ...]], bench_index: int = 1) -> dict[tuple[Any, ...], int]:
     """{series key: its index among the series of the same benchmark}, in order of appearance."""
     seen: dict[str, int] = {}
     out = {}
@@ -69,34 +70,55 @@ def _variants(keys: Iterable[tuple[Any, ...]], bench_index: int = 1) -> dict[tup
     return out
 
 
-# --- provenance ----------------------------------------------------------------
+# --- where the numbers come from ---------------------------------------------------
 
-def run_provenance(meta: Mapping[str, Any]) -> str:
-    """The provenance line of a live sweep's metadata (``SweepResult.meta``), as a recording would have."""
+@dataclass(frozen=True)
+class Source:
+    """Where a series' numbers come from: the line a figure's footer shows, and whether they are a Pi's.
+
+    A figure says "host run" for every series that is not a Pi's, and never draws one on a Pi's caches.
+    """
+
+    line: str
+    is_pi: bool = False
+
+    def __str__(self) -> str:
+        return self.line
+
+
+def run_provenance(meta: Mapping[str, Any]) -> Source:
+    """The source of a live sweep (``SweepResult.meta``): its line as a recording would have it."""
     from ...bench.data import Recording
 
-    return Recording("live", Path(""), pd.DataFrame(), dict(meta)).provenance()
+    return Source(Recording("live", Path(""), pd.DataFrame(), dict(meta)).provenance(), bool(meta["machine"]["is_pi"]))
 
 
-def is_host(provenance: str) -> bool:
-    """True for a host run's provenance line (pimem.bench.data writes them starting 'host run' or 'host:')."""
-    p = provenance.strip().lower()
-    return p.startswith(_HOST_PREFIX) or p.startswith("host:")
+def sources(frame: pd.DataFrame, provenance: str | Source | None = None) -> dict[str, Source]:
+    """{recording (or ''): its Source} for the series in ``frame``; UsageError if their origin is unknown.
 
-
-def _provenances(frame: pd.DataFrame, provenance: str | None) -> dict[str, str]:
-    """{series prefix: provenance} for the frame; raises if the frame's origin is unknown."""
+    From ``provenance`` when given (a line you write is drawn as a host run: pass a Source to say
+    a Pi's), else from the frame's ``provenance`` and ``is_pi`` columns (pimem.bench.data.load_all's;
+    a frame without ``is_pi`` is drawn as host data).
+    """
     if provenance is not None:
-        if not provenance.strip():
+        source = provenance if isinstance(provenance, Source) else Source(str(provenance))
+        if not source.line.strip():
             raise UsageError("provenance is empty; say where the data came from, e.g. run_provenance(sweep.meta)")
-        return {"": provenance}
+        return {"": source}
     if "provenance" not in frame.columns:
         raise UsageError("the frame has no 'provenance' column and no provenance= was given; pass "
                          "provenance=run_provenance(result.meta) for a live sweep, or use pimem.bench.data.load_all()")
-    if "recording" in frame.columns:
-        pairs = frame[["recording", "provenance"]].fillna({"recording": ""}).drop_duplicates()
-        return {str(r): str(p) for r, p in zip(pairs["recording"], pairs["provenance"])}
-    return {str(p): str(p) for p in frame["provenance"].unique()}
+    keys = frame["recording"].fillna("") if "recording" in frame.columns else frame["provenance"]
+    is_pi = frame["is_pi"] if "is_pi" in frame.columns else [False] * len(frame)
+    out: dict[str, Source] = {}
+    for key, line, pi in zip(keys, frame["provenance"], is_pi):
+        out.setdefault(str(key), Source(str(line), bool(pi)))
+    return out
+
+
+def host_recordings(srcs: Mapping[str, Source]) -> set[str]:
+    """The names of the recordings among ``srcs`` that are host runs."""
+    return {r for r, s in srcs.items() if not s.is_pi and r}
 
 
 def data_label(frame: pd.DataFrame) -> str:
@@ -105,18 +127,19 @@ def data_label(frame: pd.DataFrame) -> str:
     A recorded host run is named by its recording (its provenance line names the machine
     it was recorded on, and is in every figure's footer); a live one by its provenance.
     """
-    provs = _provenances(frame, None)
+    srcs = sources(frame)
     mine = set(frame.loc[frame["mine"].astype(bool), "recording"]) if "mine" in frame.columns else set()
 
-    def label(rec: str, p: str) -> str:
-        if not (is_host(p) and rec and rec != p) or rec == LIVE_RECORDING:
-            return p   # a live run's provenance says "host run" and what was measured
+    def label(rec: str, s: Source) -> str:
+        if s.is_pi or not rec or rec == s.line or rec == LIVE_RECORDING:
+            return s.line   # a live run's provenance says "host run" and what was measured
         return f"host run ({'my-data' if rec in mine else 'data'}/{rec})"
-    return "; ".join(sorted(label(rec, p) for rec, p in provs.items()))
+    return "; ".join(sorted(label(rec, s) for rec, s in srcs.items()))
 
 
-def _footer_lines(provs: Mapping[str, str]) -> list[str]:
-    return [p if not r or r == p else f"{r}: {p}" for r, p in provs.items()]
+def footer_lines(srcs: Mapping[str, Source]) -> list[str]:
+    """The footer's lines for ``srcs``: 'recording: provenance', or the provenance alone."""
+    return [s.line if not r or r == s.line else f"{r}: {s.line}" for r, s in srcs.items()]
 
 
 def add_provenance(fig: Figure, lines: Iterable[str]) -> Any:
@@ -161,14 +184,14 @@ def host_title(title: str, host: bool, pi: bool = False) -> str:
     return title + (" - host run and Raspberry Pi figures" if pi else " - host run")
 
 
-def _info(ax: Axes) -> dict[str, Any]:
-    # What this module drew on the axes, for the overlays that need to know (host data or not).
+def axes_info(ax: Axes) -> dict[str, Any]:
+    """What pimem's figures drew on ``ax`` (host data or not, its sizes): the overlays drawn after ask."""
     if not hasattr(ax, "_pimem"):
         ax._pimem = {"host": False}  # type: ignore[attr-defined]
     return ax._pimem  # type: ignore[attr-defined]
 
 
-def _display_ready() -> None:
+def display_ready() -> None:
     """Let IPython show a bare ``Figure`` as a PNG even when pyplot was never imported."""
     try:
         from IPython import get_ipython
@@ -196,13 +219,13 @@ def new_axes(ax: Axes | None = None, size: tuple[float, float] = (8.0, 4.8)) -> 
     """The given axes and their figure, or a new figure (not registered with pyplot) with one axes."""
     if ax is not None:
         return ax.figure, ax  # type: ignore[return-value]
-    fig = _new_figure(size)
+    fig = new_figure(size)
     return fig, fig.add_subplot()
 
 
-def _new_figure(size: tuple[float, float]) -> Figure:
+def new_figure(size: tuple[float, float]) -> Figure:
     """A Figure not registered with pyplot, on an Agg canvas (so that ``fig.canvas.draw()`` lays it out)."""
-    _display_ready()
+    display_ready()
     fig = Figure(figsize=size, layout=None)
     FigureCanvasAgg(fig)
     return fig
@@ -278,7 +301,7 @@ def place_point_labels(fig: Figure, labels: Sequence[Any]) -> None:
         placed.append(box)
 
 
-def _keep_labels_inside(fig: Figure, ax: Axes, labels: Sequence[Any]) -> None:
+def keep_labels_inside(fig: Figure, ax: Axes, labels: Sequence[Any]) -> None:
     """Put a point's label on the left of its point where it would run out of the axes on the right."""
     renderer = _renderer(fig)
     frame = ax.get_window_extent(renderer)

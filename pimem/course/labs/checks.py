@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import html
 import math
-import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 HINT_LEVELS = (1, 2)
 
@@ -128,29 +126,31 @@ def _show(result: CheckResult) -> None:
         print(result)
 
 
-class _NotAnswered(Exception):
-    pass
+class NotAnswered(Exception):
+    """The student's function still raises NotImplementedError."""
 
 
-class _Raised(Exception):
+class Raised(Exception):
+    """The student's function raised on one input: the call and the error, to explain."""
+
     def __init__(self, call: str, error: Exception) -> None:
         super().__init__(f"{call} raised {type(error).__name__}: {error}")
         self.call = call
         self.error = error
 
 
-def _call(fn: Callable[..., Any], what: str, *args: Any) -> Any:
+def call_student(fn: Callable[..., Any], what: str, *args: Any) -> Any:
     """Run the student's code; turn its exceptions into explanations."""
     try:
         return fn(*args)
     except NotImplementedError:
-        raise _NotAnswered() from None
+        raise NotAnswered() from None
     except Exception as e:  # noqa: BLE001 - any error in student code is explained, never shown raw
-        raise _Raised(what, e) from None
+        raise Raised(what, e) from None
 
 
-class _Report:
-    """Collects failing cases and keeps the one to show: the first of the best rank.
+class Report:
+    """A check's failing cases; collects failing cases and keeps the one to show: the first of the best rank.
 
     Rank 2 is a recognised mistake (its explanation is specific), rank 1 a plain wrong value:
     the specific one teaches more, so it wins even when a plain one came first.
@@ -174,24 +174,25 @@ def _check_hint(hint: Any) -> int:
     return int(hint)
 
 
-def _run_check(title: str, fn: Any, body: Callable[[_Report], None], *, check: str, hint: int = 1,
-               args: str = "", need_callable: bool = True) -> CheckResult:
+def run_check(title: str, fn: Any, body: Callable[[Report], None], *, check: str, hint: int = 1,
+              args: str = "", need_callable: bool = True) -> CheckResult:
+    """Run a check's ``body`` on the student's ``fn``: its result, unanswered and crashing answers explained."""
     hint = _check_hint(hint)
     name = getattr(fn, "__name__", "your answer")
-    again = f"labs.{check}({_name(fn)}{args}, hint=2)"
+    again = f"labs.{check}({name_of(fn)}{args}, hint=2)"
     if fn is None or fn is Ellipsis:
         return CheckResult(title, False, False, [f"{name}: not answered yet."])
     if need_callable and not callable(fn):
         return CheckResult(title, False, True, [f"expected a function, got {type(fn).__name__} {fn!r}: "
                                                  "define it with def and pass the function itself (no parentheses)"])
-    rep = _Report()
+    rep = Report()
     try:
         body(rep)
-    except _NotAnswered:
+    except NotAnswered:
         return CheckResult(title, False, False,
                            [f"{name}: not answered yet (it still raises NotImplementedError): replace that line "
                             "with your code, run the cell, then this check again."])
-    except _Raised as e:
+    except Raised as e:
         case = Case(e.call, f"an exception, {type(e.error).__name__}: {e.error}", "a value (no exception)",
                     "your code stopped with an error on this input before it could answer",
                     "read the error's message: it usually names what went wrong",
@@ -204,17 +205,19 @@ def _run_check(title: str, fn: Any, body: Callable[[_Report], None], *, check: s
     return CheckResult(title, False, True, rep.case.lines(hint, again), case=rep.case)
 
 
-def _name(fn: Any) -> str:
+def name_of(fn: Any) -> str:
+    """The name of the student's function, as a message shows it."""
     return getattr(fn, "__name__", None) or "your function"
 
 
-def _is_int(x: Any) -> bool:
+def is_int(x: Any) -> bool:
+    """An int that is not a bool (True is no address)."""
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _hex(x: Any, width: int = 0) -> str:
+def hex_text(x: Any, width: int = 0) -> str:
     """An int as hex (what an address is read as), anything else as its repr."""
-    if _is_int(x):
+    if is_int(x):
         return f"0x{x:0{width}X}" if x >= 0 else f"-0x{-x:X}"
     return repr(x)
 
@@ -246,9 +249,6 @@ def _number_verdict(got: Any, want: float, slips: dict[float, Slip]) -> tuple[bo
     return False, _ratio_hint(got, want, slips)
 
 
-def _rng(seed: int | None) -> random.Random:
-    return random.Random(seed)
-
 
 def attempt(fn: Callable[..., Any], *args: Any) -> Any:
     """Call a student function in a notebook; None (and a note) if not answered or failing.
@@ -268,13 +268,13 @@ def _numeric(got: Any) -> str:
     return f"{got:.6g}" if isinstance(got, float) else repr(got)
 
 
-def number_case(rep: _Report, fn: Callable[..., Any], call: str, args: Sequence[Any], want: float, expected: str,
+def number_case(rep: Report, fn: Callable[..., Any], call: str, args: Sequence[Any], want: float, expected: str,
                 slips: dict[float, Slip], otherwise: Slip, *, upside_down: tuple[float, Slip] | None = None) -> None:
     """One numeric case: call ``fn(*args)``; a wrong answer is recorded with its likeliest slip, else ``otherwise``.
 
     ``upside_down`` is (the value an inverted formula gives, its explanation): checked when no slip fits.
     """
-    got = _call(fn, call, *args)
+    got = call_student(fn, call, *args)
     right, slip = _number_verdict(got, want, slips)
     if right:
         return
