@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -354,7 +355,7 @@ def test_a_row_with_the_wrong_number_of_fields_is_reported(good: Path) -> None:
     rows = read_rows(good)
     rows[3].append("surplus")
     message = load_error(make_bad(good, rows=rows))
-    assert "bad.csv, row 4" in message and f"{len(data.STORED) + 1} fields" in message
+    assert "bad.csv, row 4" in message and f"has {len(rows[0]) + 1} fields" in message
 
 
 def test_a_recording_needs_rows(good: Path) -> None:
@@ -869,3 +870,38 @@ def test_a_recording_in_the_first_format_still_loads(tmp_path: Path) -> None:
     # its checks still apply
     (tmp_path / "old.csv").write_text(out.getvalue().replace("host-copy", "host-cpy"))
     assert "row 4, column 'benchmark'" in load_error(tmp_path / "old.csv")
+
+
+_WITH_A_NEW_COLUMN = """
+import sys
+from pathlib import Path
+import pandas as pd
+from pimem.bench import data
+assert "arm_mhz" in data.STORED and "arm_mhz" not in data.schema.REQUIRED
+course = data.load_all(sys.argv[1])                      # files written before the column: they load
+assert course["arm_mhz"].isna().all(), course["arm_mhz"]
+r = data.load_recording(Path(sys.argv[1]) / "original-lesson-pi3b.csv")
+out = Path(sys.argv[2])
+plain = data.save_recording(r.frame.drop(columns=["arm_mhz"]), r.meta, out, "plain")
+assert "arm_mhz" not in plain.read_text().splitlines()[0]   # no row has it: the file is as before
+clocked = data.save_recording(r.frame.assign(arm_mhz=1200), r.meta, out, "clocked")
+assert (data.load_recording(clocked).frame["arm_mhz"] == 1200).all()
+print("ok")
+"""
+
+
+def test_an_optional_column_added_to_the_schema_leaves_every_file_as_it_is(tmp_path: Path) -> None:
+    # Add a column the way a developer would (a field in the table schema, not required) to a copy of
+    # the package: the committed files still load, and a save that does not use it writes the same CSV.
+    pkg = tmp_path / "pkg"
+    shutil.copytree(REPO / "pimem", pkg / "pimem", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    schema_file = pkg / "pimem" / "bench" / "schemas" / "recording-table.schema.json"
+    schema = json.loads(schema_file.read_text())
+    schema["fields"].append({"name": "arm_mhz", "type": "integer", "title": "ARM clock",
+                             "description": "the ARM clock in MHz", "constraints": {"minimum": 1}})
+    schema_file.write_text(json.dumps(schema))
+    (tmp_path / "out").mkdir()
+    done = subprocess.run([sys.executable, "-c", _WITH_A_NEW_COLUMN, str(DATA), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(pkg)})
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -149,6 +149,8 @@ def validate_frame(frame: pd.DataFrame, meta: Mapping[str, Any], *, name: str = 
 
 
 _DTYPES = {"integer": "int64", "number": "float64", "boolean": "bool"}   # text: pandas picks its string dtype
+#: For a column that is not required and is empty in some row (pandas' nullable types; a number's empty is NaN).
+_NULLABLE = {"integer": "Int64", "number": "float64", "boolean": "boolean"}
 _TYPES = {**{c: FIELDS[c].get("type", "string") for c in STORED},
           "seconds": "number", "bytes": "integer", "bus_bytes": "integer", "gb_per_s": "number", "gib_per_s": "number"}
 
@@ -162,7 +164,8 @@ def build_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         values = [r[c] for r in full]
         if kind == "number":
             values = [math.nan if v is None else v for v in values]
-        cols[c] = pd.Series(values, dtype=_DTYPES.get(kind))
+        dtypes = _NULLABLE if None in values else _DTYPES
+        cols[c] = pd.Series(values, dtype=dtypes.get(kind))
     return pd.DataFrame(cols, columns=list(COLUMNS))
 
 

@@ -16,7 +16,7 @@ from ...exc import DataError
 from ...safefs import remove_leftovers, write_file
 from .files import check_name, stored_rows, validate_frame
 from .rules import check_rows
-from .schema import FIELDS, STORED
+from .schema import FIELDS, REQUIRED, STORED
 from .sidecar import kind_of
 
 
@@ -32,11 +32,14 @@ def _format(col: str, value: Any) -> str:
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:
+    # A column the format does not require and no row fills is left out (as a file from before it was
+    # added has it), so that adding an optional column changes no file that does not use it.
+    columns = [c for c in STORED if c in REQUIRED or any(r.get(c) is not None for r in rows)]
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(STORED)
+    w.writerow(columns)
     for r in rows:
-        w.writerow([_format(c, r[c]) for c in STORED])
+        w.writerow([_format(c, r[c]) for c in columns])
     return out.getvalue()
 
 

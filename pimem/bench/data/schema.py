@@ -38,10 +38,10 @@ SCHEMA: str = META_SCHEMA["properties"]["schema"]["const"]
 STORED: tuple[str, ...] = tuple(FIELDS)
 REQUIRED: tuple[str, ...] = tuple(n for n, f in FIELDS.items() if f.get("constraints", {}).get("required"))
 
-#: A recording's frame (what load_recording gives and plots read): the stored columns with the
-#: computed ones (quantities.DERIVED) in the place readers expect them.
-COLUMNS: tuple[str, ...] = ("benchmark", "phase", "size_bytes", "statistic", "sample", *DERIVED, "reps",
-                            "overhead_bound", "verified", "kernel", "flags", "alias", "value", "unit")
+#: A recording's frame (what load_recording gives and plots read): the stored columns, with the computed
+#: ones (quantities.DERIVED) where the stored quantity is, and the quantity (value, unit) last.
+_QUANTITY = STORED.index("value"), STORED.index("unit") + 1
+COLUMNS: tuple[str, ...] = (*STORED[:_QUANTITY[0]], *DERIVED, *STORED[_QUANTITY[1]:], *STORED[slice(*_QUANTITY)])
 
 #: Each benchmark and the phases its rows may have (pimem.bench.catalog declares them).
 BENCHMARKS: dict[str, tuple[str, ...]] = {name: spec.phases for name, spec in CATALOG.items()}
