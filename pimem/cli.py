@@ -446,8 +446,12 @@ def cmd_grading_folder(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .course.render import render
+    from .course.render import render, write_benchmark_table
 
+    if args.tables:
+        changed = write_benchmark_table()
+        print("data/README.md's table of benchmarks " + ("written from the catalog" if changed else "is up to date"))
+        return 0
     if args.timeout <= 0:
         raise UsageError(f"--timeout {args.timeout}: give the seconds a cell may take, more than 0 (default 180)")
     done = render([Path(n) for n in args.notebooks] or None, timeout=args.timeout, progress=not args.json)
@@ -605,6 +609,8 @@ def _course_commands(add: _Add) -> None:
             backend=False)
     p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="default: every notebooks/NN-*.ipynb")
     p.add_argument("--timeout", type=int, default=180, help="seconds per cell (default 180)")
+    p.add_argument("--tables", action="store_true",
+                   help="only write the tables made from the code (data/README.md's benchmarks), run no notebook")
     p = add("html", cmd_html, "build the offline HTML edition of the notebooks (default build/html/)", backend=False)
     p.add_argument("--out", help="output folder (default: build/html in the repository)")
 

@@ -4,7 +4,8 @@ Each row says all there is to say about one benchmark; everything else derives f
 what `pimem bench`/`sweep` can run and how (`op`), the benchmark names and phases a recording may
 hold and the cache mode its flags must give (pimem.bench.data), each benchmark's colour and marker
 in every figure (pimem.course.plots), and the table of benchmarks in data/README.md (written by
-`pimem render`). Adding a benchmark is one row here (and, to run it, the operation in benchmarks.py).
+`pimem render --tables`). Adding a benchmark is one row here (and, for a new kind of operation, its code in
+benchmarks.py), then `pimem render --tables`.
 
 This module imports nothing heavy: the recording format and the plots read it without numpy's timing code.
 """

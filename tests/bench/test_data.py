@@ -697,7 +697,7 @@ def test_the_readme_benchmark_table_agrees_with_the_code() -> None:
     from pimem.bench.catalog import markdown_table
 
     # pimem render writes the table from the catalog; a hand edit, or a catalog change not yet rendered, fails
-    assert markdown_table() in text
+    assert markdown_table() in text, "data/README.md's benchmark table is not the catalog's: run pimem render --tables"
     rows = re.findall(r"^\| `([a-z0-9-]+)` \| ([a-z, ]+) \| .* \| ([A-Z0-9_]+|none) \|$", text, re.M)
     assert {b: tuple(p.split(", ")) for b, p, _ in rows} == BENCHMARKS
     assert {b: mode for b, _, mode in rows} == {
