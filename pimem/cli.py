@@ -50,8 +50,9 @@ def cmd_mountain(args: argparse.Namespace) -> int:
     target, make = _user_folder(args, "mountain") if args.save else (None, None)
     sizes = [parse_size(t) for t in args.sizes] if args.sizes else list(DEFAULT_SIZES)
     strides = args.strides or list(DEFAULT_STRIDES)
-    frame, meta = mountain(_backend(args), kind=args.kind, sizes=sizes, strides=strides,
-                           progress=not args.no_progress, announce=lambda m: print(m, file=sys.stderr))
+    with _clock_setting(args):
+        frame, meta = mountain(_backend(args), kind=args.kind, sizes=sizes, strides=strides,
+                               progress=not args.no_progress, announce=lambda m: print(m, file=sys.stderr))
     grid = frame.pivot(index="size_bytes", columns="stride_words", values="gb_per_s")
     host = "" if meta["machine"]["is_pi"] else " (host run: not a Raspberry Pi)"
     print(f"read GB/s by working set (rows) and stride in 8-byte words (columns), {args.kind} memory{host}")
@@ -204,6 +205,17 @@ def _check_gpu_size(size: int, backend: Backend, names: Sequence[str] | None = N
         raise UsageError(problem)
 
 
+def _clock_setting(args: argparse.Namespace) -> Any:
+    """--performance: the performance governor for the run (put back after); else nothing changes."""
+    import contextlib
+
+    if not getattr(args, "performance", False):
+        return contextlib.nullcontext()
+    from .bench.machine import performance_governor
+
+    return performance_governor()
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.report import bench
     from .units import parse_size
@@ -211,7 +223,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     size = parse_size(args.size, default_unit=1 << 20)
     backend = _backend(args)
     _check_gpu_size(size, backend)
-    report = bench(backend, size, kernel=args.kernel, options=_options(args), statistic=args.statistic)
+    with _clock_setting(args):
+        report = bench(backend, size, kernel=args.kernel, options=_options(args), statistic=args.statistic)
     if args.json:
         _print_json(report.as_dict())
     else:
@@ -227,9 +240,10 @@ def _run_sweep(args: argparse.Namespace):
     sizes = _sizes(args.sizes, backend)
     if args.sizes:
         _check_gpu_size(max(sizes), backend, names)
-    return sweep(backend, names, sizes, kernel=args.kernel, options=_options(args),
-                 progress=not args.json and not args.no_progress,
-                 command="pimem " + " ".join(sys.argv[1:]) if sys.argv[1:] else None)
+    with _clock_setting(args):
+        return sweep(backend, names, sizes, kernel=args.kernel, options=_options(args),
+                     progress=not args.json and not args.no_progress,
+                     command="pimem " + " ".join(sys.argv[1:]) if sys.argv[1:] else None)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -529,6 +543,7 @@ def _board_commands(add: _Add) -> None:
     p.add_argument("--dir", help="where --save writes (default: your my-data/mountain/)")
     p.add_argument("--contribute", action="store_true",
                    help="save into the course's data/mountain/ instead (to add a Pi's mountain to the course)")
+    _performance_option(p)
     add("core", cmd_core, "build (once) and load the compiled timing core; say where it is, or why not",
         backend=False)
     p = add("decode", cmd_decode, "decode bus addresses (hex) into alias and physical address", backend=False)
@@ -549,6 +564,13 @@ def _timing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up iterations (default 1)")
     p.add_argument("--kernel", choices=("c-loop", "libc", "numpy"), default=None,
                    help="how to fill, copy and read (default: c-loop, the compiled core, where it builds)")
+    _performance_option(p)
+
+
+def _performance_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--performance", action="store_true",
+                   help="root: set the CPU governor to performance for the run (a steady top clock), and put "
+                   "the previous one back after, on Ctrl-C too")
 
 
 def _measuring_commands(add: _Add) -> None:

@@ -197,6 +197,22 @@ def write_file(path: str | os.PathLike, data: bytes | str, *, replace: bool = Tr
     return path
 
 
+def write_kernel_setting(path: str | os.PathLike, text: str) -> None:
+    """Write a kernel setting (a file under /sys or /proc, e.g. a CPU's cpufreq governor).
+
+    Such a file cannot be replaced by a new one, so write_file's temporary does not apply: it is
+    opened in place, never through a symbolic link, and only under /sys or /proc (root's folders).
+    """
+    real = Path(path)
+    if real.parts[:2] not in (("/", "sys"), ("/", "proc")):
+        raise ValueError(f"{path}: not a kernel setting under /sys or /proc")
+    fd = os.open(real, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.write(fd, text.encode("ascii"))
+    finally:
+        os.close(fd)
+
+
 def sync_folder(folder: str | os.PathLike) -> None:
     """Make a folder's new names durable (where the platform allows it)."""
     try:

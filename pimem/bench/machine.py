@@ -6,6 +6,9 @@ import os
 import platform
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,11 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..exc import MailboxError, UsageError
+from ..firmware.mailbox import Clock, describe_throttled
+from ..firmware.protocol import Tag
 from ..memory.backend import Backend
+from ..safefs import write_kernel_setting
 from .benchmarks import RunOptions
 from .data import SCHEMA
 
@@ -93,3 +100,138 @@ def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: st
         "statistic_note": ("one row per timed sample; seconds per operation, the cost of the same call on "
                            "zero bytes subtracted (overhead-bound points keep their raw time)"),
     }
+
+
+# --- the conditions of a live run: clock, governor, throttling, temperature ------------------
+
+CPU_SYSFS = Path("/sys/devices/system/cpu")
+
+
+@dataclass(frozen=True)
+class RunConditions:
+    """The CPU's state at one moment of a run: what decides whether its times are the board's best.
+
+    An idle Pi 3B runs at 600 MHz under the ondemand governor and ramps to 1200 under load; the
+    firmware lowers the clock when it is hot or under-powered (FACTS.md: clocks at idle, throttling).
+    """
+
+    governor: str | None            #: cpu0's cpufreq governor (sysfs)
+    cur_mhz: float | None           #: cpu0's clock now, as cpufreq says
+    max_mhz: float | None           #: cpu0's highest clock (cpuinfo_max_freq)
+    arm_measured_mhz: float | None  #: the ARM clock the firmware measures (CLOCK_RATE_MEASURED)
+    arm_max_mhz: float | None       #: the ARM's highest clock, the firmware says (MAX_CLOCK_RATE)
+    throttled: int | None           #: GET_THROTTLED's bits
+    temperature_c: float | None     #: the SoC's temperature
+    unknown: tuple[str, ...] = ()   #: what could not be read here, and why
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["unknown"] = list(self.unknown)
+        d["throttled_now_or_since_boot"] = describe_throttled(self.throttled) if self.throttled else []
+        return d
+
+
+def _sysfs_number(path: Path) -> float | None:
+    try:
+        return int(path.read_text().strip()) / 1000   # kHz -> MHz
+    except (OSError, ValueError):
+        return None
+
+
+def read_conditions(backend: Backend, cpu_root: Path = CPU_SYSFS) -> RunConditions:
+    """The clock, governor, throttling and temperature now; what cannot be read is None and said why."""
+    unknown: list[str] = []
+    freq = cpu_root / "cpu0" / "cpufreq"
+    try:
+        governor: str | None = (freq / "scaling_governor").read_text().strip()
+    except OSError:
+        governor = None
+        unknown.append(f"cpufreq: {freq} is absent (no frequency scaling driver on this machine)")
+    cur, top = _sysfs_number(freq / "scaling_cur_freq"), _sysfs_number(freq / "cpuinfo_max_freq")
+    firmware: dict[str, Any] = dict.fromkeys(("arm_measured_mhz", "arm_max_mhz", "throttled", "temperature_c"))
+    if backend.name != "pi":
+        unknown.append("firmware clock, throttling and temperature: the emulator models them; they are not "
+                       "this machine's")
+    else:
+        mb = backend.mailbox
+        reads = {"arm_measured_mhz": lambda: mb.clock_rate(Clock.ARM, Tag.CLOCK_RATE_MEASURED) / 1e6,
+                 "arm_max_mhz": lambda: mb.clock_rate(Clock.ARM, Tag.MAX_CLOCK_RATE) / 1e6,
+                 "throttled": mb.throttled, "temperature_c": mb.temperature}
+        for key, read in reads.items():
+            try:
+                firmware[key] = read()
+            except MailboxError as e:
+                unknown.append(f"{key}: the firmware did not answer ({e})")
+    return RunConditions(governor, cur, top, **firmware, unknown=tuple(unknown))
+
+
+def conditions_warning(before: RunConditions, after: RunConditions) -> str | None:
+    """One line when a run's times may not be the board's best: a clock below its maximum, a governor
+    that ramps, throttling now or since boot, a hot SoC. None when nothing says so."""
+    parts = []
+    measured, top = after.arm_measured_mhz, after.arm_max_mhz or after.max_mhz
+    if measured and top and measured < 0.97 * top:
+        parts.append(f"the ARM ran at {measured:.0f} MHz just after the run, below its {top:.0f} MHz")
+    if before.governor and before.governor != "performance" and (before.max_mhz or 0) > (before.cur_mhz or 0):
+        parts.append(f"the {before.governor} governor had the CPU at {before.cur_mhz:.0f} of {before.max_mhz:.0f} MHz "
+                     "when the run began, so the first points may be slow (--performance fixes the clock)")
+    bits = (before.throttled or 0) | (after.throttled or 0)
+    if bits:
+        parts.append("the firmware reports " + ", ".join(describe_throttled(bits)) + f" (GET_THROTTLED 0x{bits:X}): "
+                     "check the power supply and cooling")
+    hot = max((c.temperature_c for c in (before, after) if c.temperature_c is not None), default=None)
+    if hot is not None and hot >= 80:
+        parts.append(f"the SoC reached {hot:.0f} C; the firmware throttles at 85 C")
+    return ("clock: " + "; ".join(parts)) if parts else None
+
+
+def conditions_record(before: RunConditions, after: RunConditions) -> dict[str, Any]:
+    """The sidecar's `conditions`: both snapshots and the warning line (or null)."""
+    return {"before": before.as_dict(), "after": after.as_dict(), "warning": conditions_warning(before, after)}
+
+
+@contextmanager
+def watched(backend: Backend) -> Iterator[dict[str, Any]]:
+    """Read the conditions before the block and after it: the dict yielded is conditions_record()'s on exit."""
+    record: dict[str, Any] = {}
+    before = read_conditions(backend)
+    yield record
+    record.update(conditions_record(before, read_conditions(backend)))
+
+
+@contextmanager
+def performance_governor(cpu_root: Path = CPU_SYSFS) -> Iterator[dict[str, str]]:
+    """Every CPU's cpufreq governor set to performance for the block (root only), the previous ones put back on
+    exit, Ctrl-C or SIGTERM. Yields {governor file: the governor it had}."""
+    import signal
+    import threading
+
+    files = sorted(cpu_root.glob("cpu[0-9]*/cpufreq/scaling_governor"))
+    if not files:
+        raise UsageError(f"--performance: this machine has no cpufreq governor to set ({cpu_root}/cpu*/cpufreq is "
+                         "absent); run without --performance")
+    if os.geteuid() != 0:
+        raise UsageError("--performance sets the CPU governor, which needs root; run pimem as root "
+                         "(sudo .venv/bin/pimem ...) or without --performance")
+    previous = {str(f): f.read_text().strip() for f in files}
+    handler = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM would end the process without running the restore below: make it an exit that does.
+        handler = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        for f in files:
+            write_kernel_setting(f, "performance")
+        yield previous
+    finally:
+        failed = []
+        for name, governor in previous.items():
+            try:
+                write_kernel_setting(name, governor)
+            except OSError as e:
+                failed.append(f"{name} ({e.strerror or e})")
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+        if failed:
+            print("pimem: could not put the CPU governor back: " + ", ".join(failed)
+                  + f"; set it by hand (echo ondemand | sudo tee {cpu_root}/cpu*/cpufreq/scaling_governor)",
+                  file=sys.stderr)

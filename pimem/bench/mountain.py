@@ -107,7 +107,7 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
              announce: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict]:
     """Measure the mountain in a buffer of ``kind`` ("host" or "direct"); (table, sidecar)."""
     from .benchmarks import RunOptions, chase_kernel
-    from .machine import run_metadata
+    from .machine import run_metadata, watched
 
     if kind not in KINDS:
         raise UsageError(f"kind {kind!r} is not a kind of buffer for the mountain; use one of: {', '.join(KINDS)}")
@@ -125,17 +125,22 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
         from ..memory.backend import get_backend
         backend = get_backend()
     big = max(sizes)
-    if KINDS[kind] is None:
-        rows = _measure(core, host_array(big, backend), kind, sizes, strides, iterations, progress, announce)
-    else:
+    if KINDS[kind] is not None:
         problem = backend.mailbox.too_big(big, what=", which the mountain's largest size needs",
                                           less="give smaller --sizes")
         if problem:
             raise UsageError(problem)
-        # A with-block: interrupted (Ctrl-C in a notebook), the buffer is released at once.
-        with GpuBuffer(big, KINDS[kind], backend=backend) as gpu:
-            rows = _measure(core, gpu.array, kind, sizes, strides, iterations, progress, announce)
+    with watched(backend) as conditions:
+        if KINDS[kind] is None:
+            rows = _measure(core, host_array(big, backend), kind, sizes, strides, iterations, progress, announce)
+        else:
+            # A with-block: interrupted (Ctrl-C in a notebook), the buffer is released at once.
+            with GpuBuffer(big, KINDS[kind], backend=backend) as gpu:
+                rows = _measure(core, gpu.array, kind, sizes, strides, iterations, progress, announce)
+    if conditions["warning"]:
+        announce(conditions["warning"])
     meta = run_metadata(backend, core.name, RunOptions(iterations=iterations, warmup=1))
+    meta["conditions"] = conditions
     meta.update({"title": f"memory mountain, {kind} memory", "buffer_kind": kind,
                  "statistic_note": "median of the timed regions; bytes = the 8-byte words read per pass"})
     meta["machine"]["is_pi"] = backend.name == "pi"

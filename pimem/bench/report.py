@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from ..memory.backend import Backend
 from .benchmarks import BENCHMARKS, PhaseResult, RunOptions, run_benchmark
 from ..memory.info import SystemInfo, system_info
+from .machine import watched
 from .kernels import get_kernel
 from ..firmware.memflags import Alias
 from ..units import format_size
@@ -24,6 +25,7 @@ class BenchReport:
     statistic: str
     info: SystemInfo
     results: list[PhaseResult]
+    conditions: dict | None = None   # pimem.bench.machine.conditions_record() of the run
 
     def get(self, benchmark: str, phase: str) -> PhaseResult | None:
         return next((r for r in self.results if r.benchmark == benchmark and r.phase == phase), None)
@@ -64,6 +66,7 @@ class BenchReport:
                 "overhead_bound": r.timing.overhead_bound,
             } for r in self.results],
             "analysis": self.analysis(),
+            "conditions": self.conditions,
         }
 
     def text(self) -> str:
@@ -84,6 +87,9 @@ class BenchReport:
         if emu:
             lines += ["  NOTE: host run (emulator backend): the \"GPU\" buffers are host memory; every figure",
                       "        below is a measurement of this host, not of a Raspberry Pi."]
+        warning = (self.conditions or {}).get("warning")
+        if warning:
+            lines.append(f"  NOTE: {warning}")
         lines += ["", "Bus address aliases (bits 31..30 of a bus address)",
                   f"  {'alias':6} {'base':11} {'BCM2835 manual (1.2.4)':38} firmware wiki (flag)"]
         for a in Alias:
@@ -187,6 +193,7 @@ def bench(backend: Backend, size: int, *, kernel: str | None = None, options: Ru
     k = get_kernel(kname)
     opts = options or RunOptions()
     results: list[PhaseResult] = []
-    for name in benchmarks:
-        results += run_benchmark(name, size, kernel=k, backend=backend, options=opts)
-    return BenchReport(size, opts, kname, statistic, system_info(backend), results)
+    with watched(backend) as conditions:
+        for name in benchmarks:
+            results += run_benchmark(name, size, kernel=k, backend=backend, options=opts)
+    return BenchReport(size, opts, kname, statistic, system_info(backend), results, conditions)

@@ -16,7 +16,7 @@ from .catalog import BenchmarkSpec
 from .data import COLUMNS
 from .data.quantities import derived
 from .kernels import KERNELS, get_kernel
-from .machine import run_metadata
+from .machine import run_metadata, watched
 
 DEFAULT_SIZES: tuple[int, ...] = tuple(1 << p for p in range(12, 29))  # 4 KiB .. 256 MiB
 
@@ -72,11 +72,15 @@ def sweep(backend: Backend, benchmarks: Sequence[str] = tuple(BENCHMARKS), sizes
     if bad:
         raise UsageError(f"sizes must be positive, got {bad[0]}")
     plan, notes = _plan(specs, sizes, backend)
-    results = _run_plan(plan, k, backend, opts, progress, notes)
+    with watched(backend) as conditions:
+        results = _run_plan(plan, k, backend, opts, progress, notes)
+    if conditions["warning"]:
+        notes.append(conditions["warning"])
     meta = run_metadata(backend, kernel_name, opts, command)
-    # Kept with the data: a recording should say which points it lacks and why
+    # Kept with the data: a recording should say which points it lacks and why, and what the clock did
     # (data/README.md allows extra keys in the sidecar).
     meta["skipped"] = list(notes)
+    meta["conditions"] = conditions
     return SweepResult(results_frame(results), meta, notes, results)
 
 

@@ -84,7 +84,7 @@ class Mailbox:
         return self.call(Tag.TEMPERATURE, 0)[1] / 1000
 
     def throttled(self) -> int:
-        """The throttled bits (0: no under-voltage, capping or throttling, now or since boot)."""
+        """The throttled bits (0: no under-voltage, capping or throttling, now or since boot; THROTTLED_BITS)."""
         return self.call(Tag.THROTTLED, 0)[0]
 
     def gencmd(self, command: str) -> str:
@@ -203,4 +203,19 @@ def exhausted_message(asked: int, gpu_mem: int, heap: int, advice: Callable[[int
     return head + f"; {advice(hint)}; or {cleanup}"
 
 
-__all__ = ["Clock", "Mailbox", "MemoryRange", "MailboxError", "exhausted_message", "suggest_gpu_mem"]
+#: What each bit of GET_THROTTLED (vcgencmd get_throttled) means: bits 0-3 now, 16-19 since boot
+#: (raspberrypi/documentation, computers/os.adoc, vcgencmd get_throttled).
+THROTTLED_BITS: dict[int, str] = {
+    0: "under-voltage now", 1: "ARM frequency capped now", 2: "throttled now", 3: "soft temperature limit now",
+    16: "under-voltage has occurred", 17: "ARM frequency capping has occurred", 18: "throttling has occurred",
+    19: "soft temperature limit has occurred",
+}
+
+
+def describe_throttled(bits: int) -> list[str]:
+    """The throttled bits in words (empty: none set)."""
+    return [what for bit, what in THROTTLED_BITS.items() if bits >> bit & 1]
+
+
+__all__ = ["Clock", "Mailbox", "MemoryRange", "MailboxError", "THROTTLED_BITS", "describe_throttled",
+           "exhausted_message", "suggest_gpu_mem"]
