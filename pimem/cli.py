@@ -67,6 +67,49 @@ def cmd_mountain(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The run kit's quick form (a check that the whole kit runs, not data to keep): small sizes, few repeats.
+_KIT_QUICK = {"record": ["--sizes", "4KiB", "64KiB", "1MiB", "--iterations", "2", "--warmup", "0"],
+              "mountain": ["--sizes", "16KiB", "64KiB", "256KiB", "--strides", "1", "2", "4", "8"]}
+
+
+def cmd_run_kit(args: argparse.Namespace) -> int:
+    """Every measurement the course draws, into one folder of the owner's, checked, with how to contribute it."""
+    from datetime import date
+    from pathlib import Path
+
+    from .bench.data import check_data_dir, check_name, user_data_dir
+    from .bench.mountain import load_mountain
+    from .exc import DataError
+
+    name = args.name or f"{'pi' if _backend(args).name == 'pi' else 'host'}-{date.today().isoformat()}-kit"
+    check_name(name, what="--name")
+    folder = Path(args.dir) if args.dir else user_data_dir()
+    common = (["--backend", args.backend] if args.backend else []) + (["--performance"] if args.performance else [])
+    quick = _KIT_QUICK if args.quick else {"record": [], "mountain": []}
+    steps = [("sweep: every runnable benchmark by size, as far as the GPU heap allows",
+              ["record", "--name", name, "--dir", str(folder), *quick["record"], *common]),
+             *((f"memory mountain, {kind} memory",
+                ["mountain", "--kind", kind, "--save", f"{name}-mountain-{kind}", "--dir", str(folder / "mountain"),
+                 "--no-progress", *quick["mountain"], *common]) for kind in ("host", "direct"))]
+    parser = build_parser()
+    status = 0
+    for i, (what, argv) in enumerate(steps, 1):
+        print(f"[{i}/{len(steps)}] {what}", flush=True)
+        step = parser.parse_args(argv)
+        status |= step.func(step)
+    problems = check_data_dir(folder)
+    for saved in sorted((folder / "mountain").glob(f"{name}-mountain-*.csv")):
+        try:
+            load_mountain(saved)
+        except DataError as e:
+            problems.append(str(e))
+    print(f"\nChecked {folder}: " + ("every recording follows the schema" if not problems else
+                                     f"{len(problems)} problem(s):\n  " + "\n  ".join(problems)))
+    print("To add this run to the course: data/README.md, 'Adding a run from your Pi' (copy the files into "
+          "data/, pimem check-data, a pull request). A run made off a Pi stays a host run.")
+    return status or (1 if problems else 0)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .memory.info import system_info
 
@@ -317,7 +360,10 @@ def _user_folder(args: argparse.Namespace, sub: str = "") -> tuple[Any, Callable
             raise UsageError("--contribute saves into the course's data/; leave out --dir (or --contribute)")
         _destination(args.dir, "--dir")
         target = Path(args.dir)
-        make = lambda: target   # noqa: E731
+
+        def make() -> Path:
+            target.mkdir(parents=True, exist_ok=True)   # as the invoking user: theirs
+            return target
     elif getattr(args, "contribute", False):
         target = data_dir() / sub if sub else data_dir()
         make = lambda: target   # noqa: E731
@@ -523,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _board_commands(add)
     _measuring_commands(add)
+    _kit_command(add)
     _course_commands(add)
     return parser
 
@@ -597,6 +644,16 @@ def _measuring_commands(add: _Add) -> None:
             p.add_argument("--contribute", action="store_true",
                            help="save into the course's data/ instead (to add a Pi run to the course: "
                            "data/README.md says how)")
+
+
+def _kit_command(add: _Add) -> None:
+    p = add("run-kit", cmd_run_kit, "on a Pi: every measurement the course draws (a sweep of each benchmark, a host "
+            "and a DIRECT mountain, with the clock's state) into your my-data/, checked")
+    p.add_argument("--name", help="name of the recording (default: pi-DATE-kit, or host-DATE-kit off a Pi); the "
+                   "mountains are NAME-mountain-host and NAME-mountain-direct")
+    p.add_argument("--dir", help="folder (default: your my-data/; mountains in its mountain/)")
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats: checks that the kit runs")
+    _performance_option(p)
 
 
 def _course_commands(add: _Add) -> None:

@@ -404,3 +404,24 @@ def test_under_sudo_a_recording_and_its_folder_belong_to_the_user(capsys, monkey
         assert code == 2 and "belongs to uid 0" in err and list(root_made.iterdir()) == []
     finally:
         shutil.rmtree(base)
+
+
+# --- run-kit: everything the course draws, in one folder ---------------------------------
+
+def test_run_kit_records_the_sweep_and_both_mountains_and_checks_them(capsys, backend, tmp_path):
+    code, out, err = run(capsys, "run-kit", "--quick", "--backend", "emulator", "--dir", str(tmp_path / "kit"),
+                         "--name", "kit")
+    assert code == 0, err
+    r = data.load_recording(tmp_path / "kit" / "kit.csv")
+    assert set(r.frame["benchmark"]) == {n for n, s in BENCHMARKS.items() if s.runnable
+                                         and (s.phases != ("latency",) or "c-loop" in KERNELS)}
+    assert set(r.meta["conditions"]) == {"before", "after", "warning"}
+    assert sorted(p.name for p in (tmp_path / "kit" / "mountain").glob("*.csv")) == [
+        "kit-mountain-direct.csv", "kit-mountain-host.csv"]
+    assert "every recording follows the schema" in out and "Adding a run from your Pi" in out
+    assert out.index("[1/3]") < out.index("[2/3]") < out.index("[3/3]")
+
+
+def test_run_kit_refuses_a_bad_name_before_measuring(capsys, backend, tmp_path):
+    code, out, err = run(capsys, "run-kit", "--quick", "--backend", "emulator", "--dir", str(tmp_path), "--name", "a/b")
+    assert code != 0 and "--name" in err and not any(tmp_path.iterdir())
