@@ -266,6 +266,44 @@ def test_a_latency_row_has_no_bandwidth(tmp_path: Path) -> None:
         validate_frame(f, r.meta)
 
 
+def test_a_time_per_8_bytes_is_the_time_of_size_bytes_over_8_elements() -> None:
+    # 16 uint64 elements of 4.994017 ns: one 128-byte pass of 79.904272 ns (the source prints 79.904276 ns,
+    # its time/iter, of which 4.994017 is the rounded sixteenth).
+    assert data.seconds_of(4.994017, "ns/8B", 128) == pytest.approx(79.904272e-9, rel=1e-12)
+    assert data.seconds_of(4.994017, "ns/8B", 8) == data.seconds_of(4.994017, "ns", 8)   # one element: its time
+    # as a bandwidth: 8 bytes per 4.994017 ns, whatever the size
+    for size in (8, 128, 314572792):
+        assert size / data.seconds_of(4.994017, "ns/8B", size) == pytest.approx(8 / 4.994017e-9, rel=1e-12)
+    unit = next(f for f in data.TABLE_SCHEMA["fields"] if f["name"] == "unit")
+    assert "ns/8B" in data.UNITS and "ns/8B" in unit["description"] and "ns/8B" in unit["constraints"]["enum"]
+
+
+def test_a_time_per_8_bytes_needs_whole_elements_and_is_no_latency(good: Path) -> None:
+    f = load_recording(DATA / "tinymembench-pi3b.csv")
+    frame = f.frame.copy()
+    frame.loc[frame.index[0], ["unit", "value"]] = ["ns/8B", 2.5]   # memset's row, 32 MiB: whole elements
+    validate_frame(frame, f.meta)
+    frame.loc[frame.index[0], "size_bytes"] = 32 * MiB + 4
+    with pytest.raises(DataError, match="row 2 .*column 'size_bytes': 33554436 with unit ns/8B, a time per 8 "
+                                        "bytes; expected a whole number of 8-byte elements"):
+        validate_frame(frame, f.meta)
+    frame = f.frame.copy()
+    i = frame.index[frame.phase == "latency"][0]
+    frame.loc[i, "unit"] = "ns/8B"
+    with pytest.raises(DataError, match="'ns/8B' on a latency row; a latency is a time"):
+        validate_frame(frame, f.meta)
+    # in a file, likewise; and a measured recording holds seconds only
+    rows = set_cell(read_rows(good), 3, "unit", "ns/8B")
+    assert "pimem measures seconds" in load_error(make_bad(good, rows=rows))
+
+
+def test_the_readme_lists_every_unit() -> None:
+    text = (DATA / "README.md").read_text(encoding="utf-8")
+    cell = re.search(r"^\| `unit` \| text \| (.*) \|$", text, re.M)
+    assert cell is not None
+    assert set(re.findall(r"`([^`]+)`", cell.group(1))) >= set(data.UNITS), "data/README.md's unit list misses a unit"
+
+
 def test_make_published_makes_the_shipped_files(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("make_published", DATA / "published" / "make_published.py")
     module = importlib.util.module_from_spec(spec)
