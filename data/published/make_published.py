@@ -6,7 +6,7 @@
 
 Nothing here was measured by pimem: every figure is a literal copied, as
 printed, from the source named beside it, and stored as printed: its value
-and its unit (ms, ns, MB/s = 10^6 B/s or MiB/s = 2^20 B/s). The time of one
+and its unit (ms, ns, MB/s = 10^6 B/s, MiB/s = 2^20 B/s, or ns/8B: ns per 8-byte element). The time of one
 operation and the bandwidths follow from it when a recording is read, as for
 any recording. The old files are deleted first, because save_recording never
 overwrites; each keeps the `created` time of the file it replaces.
@@ -31,6 +31,7 @@ from pimem.bench.data import COLUMNS, SCHEMA, save_recording  # noqa: E402
 
 MiB = 2 ** 20
 from sbc_bench_pi import RUNS  # noqa: E402  (the figures, transcribed with their quotes and commits)
+import cpp_memory_performance_pi3 as CPPMEM  # noqa: E402  (the Pi 3B read sweep, quoted and transcribed)
 
 #: sbc-bench result files of other Raspberry Pi models: recording name -> (result, board name).
 #: (The Pi 4B has two runs there; 3Gia is the one on Raspberry Pi OS.)
@@ -43,7 +44,8 @@ SBC_MODELS = {
     "tinymembench-pi400": ("2Cyi", "Raspberry Pi 400"),
     "tinymembench-pi5": ("4JAv", "Raspberry Pi 5"),
 }
-NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3", *SBC_MODELS)
+NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3", *SBC_MODELS,
+         "cpp-memory-performance-pi3b")
 COMMAND = "python data/published/make_published.py"
 CONVERTED_BY = f"pimem {__version__}, data/published/make_published.py"
 
@@ -380,6 +382,88 @@ def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame(rows), meta
 
 
+# --- 5. A by-size sweep on a Pi 3B: anetczuk/cpp-memory-performance ----------------------
+# Sequential read (a sum over a uint64_t array), 128 B to 300 MiB, gcc and clang builds; the figures,
+# their raw files verbatim and the lines of source and README relied on are in cpp_memory_performance_pi3.py.
+CPPMEM_KERNELS = {"gcc": "c-gcc", "clang": "c-clang"}
+
+
+def cpp_memory_performance(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    rows = []
+    for build, kernel in CPPMEM_KERNELS.items():
+        for _container, items, ns in CPPMEM.SWEEP[build]:
+            # size_bytes: the bytes the loop reads (items x sizeof(uint64_t)); value: ns per 8-byte item, as printed
+            rows.append(row("read-host", "read", items * 8, ns, "ns/8B", statistic="best", kernel=kernel))
+    first, last = CPPMEM.SWEEP["gcc"][0], CPPMEM.SWEEP["gcc"][-1]
+    notes = (
+        "Figures as printed: time/item in ns, one row per size and build, from doc/measurements/rpi3/gcc/ and "
+        "clang/array_st_data_raw.txt (the plot files beside them hold the same time/item). The unit ns/8B is ns "
+        "per 8-byte element: one pass over the array takes size_bytes / 8 x value ns, and 8 bytes per value ns "
+        "is its bandwidth (read bytes counted once). size_bytes is the bytes the loop reads, the printed items "
+        f"x 8 (a uint64_t each): {first[1]} items x 8 = {first[1] * 8} B for the first line, whose column 1 "
+        f"prints {first[0]}. Column 1 (and its KB label) is items x 8 + sizeof(Array), an 8-byte struct on this "
+        "32-bit build (a pointer and a size_t: MemoryExperiment's 'memSizeB = currListSize * DATA_SIZE + "
+        "CONTAINER_SIZE'), which the loop never reads; with it the computed pass time would be one element too "
+        "long (6 % at the first size). With items x 8, size_bytes / 8 x time/item is the printed time/iter "
+        "within 2 parts in 10 million (time/item's rounding). The last row is the whole array, 314572800 B = 300 MiB with the struct "
+        f"({last[1]} items): the largest size the program was given (its --maxmem value is not printed). "
+        "Method (src/ at the same commit): one array of uint64_t allocated with new[] and set to 0; after a "
+        "warm-up, each size times iters passes of 'sum += container[x]' over its first items elements in order "
+        "(std::chrono::high_resolution_clock), repeats that timed region 25 times at the smallest size down to "
+        "4 at the largest, and keeps the fastest (doc/README.md: 'access time is calculated by dividing fastest "
+        "iteration time per number of elements'): statistic best. Each timed region passes over the same "
+        "elements many times (57154 passes at 128 B, 2 at 300 MiB), so a size that fits a cache is read from it. "
+        "In the caches the loop, not the memory, sets the pace: with gcc, 4.175055 to 4.269801 ns per element "
+        "from 1 KiB to 32 KiB (L1) and 4.243480 to 4.325092 ns from 48 KiB to 384 KiB (L2), nearly alike "
+        "(more below 1 KiB, 4.994017 ns at 128 B, where starting the loop counts) (the author's README at commit 74e6d0c: 'RPi: there is no difference "
+        "between *L1* and *L2* cache'); a 64-bit sum on a 32-bit build takes an add and an add-with-carry per "
+        "element (an inference from the build, not read from its code). From 1 MiB up, past the 512 KiB L2, "
+        "5.065869 to 5.250071 ns per element with gcc (DRAM). kernel c-gcc is the gcc (g++ 4.9.2) build, c-clang the clang "
+        "(clang++ 3.5.0) build of the same source. Left out: the gcc_unroll and clang_unroll builds "
+        "(LOOP_UNROLL: their loop iterate_16 adds container[x+0] to [x+7] and [x+9] to [x+15] but never "
+        "[x+8], so it reads 15 of every 16 elements while its time is divided by all of them), and the "
+        "std::vector, linked-list and multi-thread/process experiments. Not stated by the source: the CMake "
+        "build type and flags (its README configures with CMAKE_BUILD_TYPE=Release; left unset, its CMake "
+        "files choose Debug), the kernel, the firmware, gpu_mem, the cpufreq governor and the clock during the "
+        "run (1200 MHz is the README's CPU line; an idle Pi 3B under the default ondemand governor runs at "
+        "600 MHz and ramps up under load; no clock was logged), the SDRAM clock (the README's RAM 'speed: "
+        "900 MHz' would be 450 MHz x 2 transfers, an inference; sdram_mhz null), the temperature and whether "
+        "the board throttled. One run per size; the doc/rpi3/ figures of an earlier run were removed by the "
+        "author (commit a390272, 'Remove old RPi results').")
+    meta = {
+        "schema": SCHEMA,
+        "title": "Sequential read of a uint64_t array on a Raspberry Pi 3B (1200 MHz), from 128 B to 300 MiB, "
+                 "gcc and clang builds: ns per 8-byte element",
+        "source": {
+            "kind": "published",
+            "short": "anetczuk/cpp-memory-performance array_st (best of repeats)",
+            "reference": f"{CPPMEM.REPO}, doc/measurements/rpi3/gcc/ and clang/ array_st_data_raw.txt and "
+                         f"array_st_data_plot.txt at commit {CPPMEM.COMMIT}; board and compilers in doc/README.md, "
+                         "section 'Raspberry Pi 3 Model B Rev 1.2'",
+            "url": CPPMEM.URL,
+            "notes": notes,
+        },
+        "machine": {
+            "is_pi": True,
+            "description": "Raspberry Pi 3 Model B Rev 1.2 of anetczuk/cpp-memory-performance "
+                           "(doc/README.md; its list of machines spells it 'Raspbery Pi 3')",
+            "board": "Raspberry Pi 3B", "revision": None,
+            "model_string": "Raspberry Pi 3 Model B Rev 1.2",
+            "cpu_model": "Broadcom BCM2837 SoC with ARMv7 Processor rev 4 (v7l) - ARM Cortex-A53 @ 1200 MHz",
+            "arch": None, "kernel": None, "cpu_mhz": 1200, "sdram_mhz": None, "cores": 4,
+            "os": "Raspbian 8 (jessie)",
+        },
+        "software": {"tool": "cpp-memory-performance benchmark_array_st",
+                     "compiler": "g++ 4.9.2 (kernel c-gcc), clang++ 3.5.0 (kernel c-clang)",
+                     "converted_by": CONVERTED_BY},
+        "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
+        "statistic_note": "best: per size, the fastest of 25 (smallest size) down to 4 (largest) timed regions, "
+                          "each of iters passes over the array (57154 passes at 128 B, 2 at 300 MiB), divided "
+                          "by iters and by the elements: the time of one element in the fastest region",
+    }
+    return frame(rows), meta
+
+
 def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
     """The recordings by name (exposed for the tests)."""
     return {
@@ -388,6 +472,7 @@ def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
         "tinymembench-pi3bplus": tinymembench("1iI5", created),
         "qmkl-pi3": qmkl(created),
         **{name: sbc_model(name, created) for name in SBC_MODELS},
+        "cpp-memory-performance-pi3b": cpp_memory_performance(created),
     }
 
 

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
 SHIPPED = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3",
            "tinymembench-pi1b", "tinymembench-pizerow", "tinymembench-pi2b", "tinymembench-pizero2w",
-           "tinymembench-pi4b", "tinymembench-pi400", "tinymembench-pi5")
+           "tinymembench-pi4b", "tinymembench-pi400", "tinymembench-pi5", "cpp-memory-performance-pi3b")
 LATENCY_LINE = re.compile(r"^\s*(\d+) :\s+([\d.]+) ns\s+/\s+([\d.]+) ns", re.M)
 MiB = 2 ** 20
 
@@ -250,6 +250,43 @@ def test_neon_rows_are_kept_where_the_run_printed_them() -> None:
     neon = f[f.kernel == "neon"].set_index("benchmark")["gb_per_s"] * 1000
     assert neon.to_dict() == pytest.approx({"read-host": 2148.2, "host-copy": 1203.4, "baseline": 1638.0})
     assert (load_recording(DATA / "tinymembench-pi3b.csv").frame.kernel != "neon").all()   # 4hOp printed none
+
+
+def test_the_pi3b_read_sweep_matches_the_raw_files_quoted_from_the_source() -> None:
+    # Each line of anetczuk/cpp-memory-performance's raw files, quoted verbatim beside the transcription,
+    # against the transcription and the recording: a slip in either shows here.
+    sys.path.insert(0, str(DATA / "published"))
+    import cpp_memory_performance_pi3 as src
+
+    line = re.compile(r"^(\d+) B ([\d.]+) (KB|MB) time/iter: ([\d.]+) ns time/item: ([\d.]+) ns "
+                      r"iters: (\d+) items: (\d+)$")
+    r = load_recording(DATA / "cpp-memory-performance-pi3b.csv")
+    assert r.is_pi and r.meta["machine"]["board"] == "Raspberry Pi 3B" and r.meta["machine"]["cpu_mhz"] == 1200
+    assert src.COMMIT in r.meta["source"]["url"] and src.COMMIT in r.meta["source"]["reference"]
+    assert set(r.frame.kernel) == {"c-gcc", "c-clang"}   # the unrolled builds are left out
+    for build, kernel in (("gcc", "c-gcc"), ("clang", "c-clang")):
+        printed = [line.match(ln) for ln in src.RAW[build].splitlines()]
+        assert len(printed) == 44 and all(printed), build
+        assert [(int(m[1]), int(m[7]), float(m[5])) for m in printed] == src.SWEEP[build]
+        plot_first, plot_last = src.PLOT_QUOTES[build]   # the plot files: column 1 and time/item, the same
+        assert plot_first.split()[:2] == [printed[0][1], printed[0][5]]
+        assert plot_last.split()[:2] == [printed[-1][1], printed[-1][5]]
+        rows = r.frame[r.frame.kernel == kernel].sort_values("size_bytes")
+        assert (rows[["benchmark", "phase", "statistic", "unit"]] == ["read-host", "read", "best", "ns/8B"]).all().all()
+        assert list(rows.size_bytes) == [8 * int(m[7]) for m in printed]
+        for m, (_, got) in zip(printed, rows.iterrows()):
+            assert int(m[1]) == got.size_bytes + 8   # column 1: the elements and the 8-byte Array struct
+            assert got.value == float(m[5])          # ns per element, as printed
+            # one operation is one pass over the elements: the printed time/iter
+            assert got.seconds * 1e9 == pytest.approx(float(m[4]), rel=3e-7)
+            assert got.gb_per_s == pytest.approx(8 / float(m[5]), rel=1e-12)   # 8 bytes per element's time
+    # the caches and DRAM, as printed (gcc): 4.175055 ns per element at 24 KiB, 5.073345 at 300 MiB
+    gcc = r.frame[r.frame.kernel == "c-gcc"].set_index("size_bytes")
+    assert gcc.loc[24576, "value"] == 4.175055 and gcc.loc[314572792, "value"] == 5.073345
+    # why the unrolled builds are left out: their loop skips container[x+8] (quoted: x+7, then x+ 9)
+    unrolled = src.CODE["src/mem_performance/ArrayExperiment.h"]
+    assert unrolled.index("sum += container[x+ 9];") == unrolled.index("sum += container[x+7];") + 1
+    assert "gcc_unroll" in r.meta["source"]["notes"] and "never [x+8]" in r.meta["source"]["notes"]
 
 
 def test_a_latency_row_has_no_bandwidth(tmp_path: Path) -> None:
