@@ -45,7 +45,7 @@ SBC_MODELS = {
     "tinymembench-pi5": ("4JAv", "Raspberry Pi 5"),
 }
 NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3", *SBC_MODELS,
-         "cpp-memory-performance-pi3b")
+         "cpp-memory-performance-pi3b", "ramlat-pi3b")
 COMMAND = "python data/published/make_published.py"
 CONVERTED_BY = f"pimem {__version__}, data/published/make_published.py"
 
@@ -142,6 +142,11 @@ def lesson(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
 # own notes 1 and 2). Buffer: 32 MiB (SIZE in tinymembench's main.c).
 TMB_BYTES = 32 * MiB
 TMB_URL = "https://github.com/ThomasKaiser/sbc-bench/blob/master/results/{}.txt"
+
+
+def sbc_url(run: dict[str, Any]) -> str:
+    """The address of a run's result file at the commit it was read at."""
+    return f"https://github.com/{run['repo']}/blob/{run['commit']}/{run['file']}"
 TMB_STAT = ("best: tinymembench's figure is the highest of up to 10 measurements, each timing "
             "batches of 16 operations on the 32 MiB buffer for at least 0.5 s; it adds the sample "
             "standard deviation in brackets when that exceeds 0.1%")
@@ -464,6 +469,78 @@ def cpp_memory_performance(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame(rows), meta
 
 
+# --- 6. ramlat on the Pi 3B (sbc-bench 4hOp): the whole time of one dependent load ---------------
+# The table is transcribed in sbc_bench_pi.py (RUNS, 'ramlat') and quoted there verbatim (quotes['ramlat']).
+RAMLAT_COLUMN = "1xPTR"
+
+
+def ramlat_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """ramlat's 1xPTR column as latency-chase rows: ns per load, as printed; sizes printed as 'Nk' are N KiB."""
+    col = run["ramlat"]["columns"].index(RAMLAT_COLUMN)
+    return [row("latency-chase", "latency", int(label.removesuffix("k")) * 1024, values[col], "ns",
+                statistic="sample", kernel="ramlat")
+            for label, values in run["ramlat"]["rows"]]
+
+
+def ramlat(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    run = run_of("4hOp")
+    rows = ramlat_rows(run)
+    first, last = run["ramlat"]["rows"][0], run["ramlat"]["rows"][-1]
+    col = run["ramlat"]["columns"].index(RAMLAT_COLUMN)
+    notes = (
+        "Figures as printed: the 1xPTR column of ramlat's table ('Executing ramlat on cpu0 (Cortex-A53), results "
+        f"in ns'), {first[0]} {first[1][col]} ns to {last[0]} {last[1][col]} ns; sizes printed as 'Nk' are N KiB "
+        "(ramlat prints size >> 10). What is timed (wtarreau/ramspeed ramlat.c at "
+        "f735eefeb1013034b20930684a7560a7beb9c076, 2022-06-05: sbc-bench 0.9.9 rebuilds ramlat after a git pull "
+        "whenever ramspeed's Makefile is missing, and the Makefile came in the next commit, e24bf19, with "
+        "ramlat.c unchanged after it until 2024): 1xPTR is one dependent chain, 'ofs0 = *ofs0' unrolled 16 times, "
+        "through a block filled by fill_area_ptr; on this armhf (32-bit) build a pointer is 4 bytes, and the "
+        "chain visits the block's 4-byte words in bit-reversed order, restarting from the block's start every "
+        "1048576 loads: every 64-byte line of the block is visited before one comes back, and no two loads in a "
+        "row fall in one line or one 4 KiB page (read from the code, and checked by walking its fill in Python). "
+        "ramlat runs each size for about 200 ms of CPU time (ITIMER_VIRTUAL), in whole rounds of 1048576 loads, "
+        "times them with gettimeofday and prints 1e6 / (loads per ms) as ns per load, to four significant "
+        "digits: the whole time of one access, an L1 hit included (the 4k to 32k rows, 2.527 to 2.598 ns, are "
+        "the L1 hit: 2.527 ns is 3.03 cycles at 1200 MHz). Every sbc-bench.sh of version 0.9.9 (e.g. "
+        "01410c18e79259ed7f5211e967d0e62c7c801188, its last change before the run) runs it as "
+        "'taskset -c 0 ramlat -s -n 200': -s a 500 ms pre-heat, -n ns per access, 200 ms per figure; ramspeed's "
+        "Makefile builds it with gcc -O3 (the run's gcc is 12.2.0). Without -w its largest block is 16 MiB, so "
+        "the table ends at 16384k. One figure per size: statistic sample. Not kept: 1x32 and 1x64 (one chain of "
+        "32- or 64-bit offsets added to the block's base: the same chase with an address add), 2xPTR to 8xPTR "
+        "(n independent chains: the time of one step of all n loads); all eight columns are in "
+        "data/published/sbc_bench_pi.py. The same file's tinymembench table (tinymembench-pi3b) is another walk "
+        "and another quantity, the time beyond an L1 hit: it prints 5.5 ns at 64 KiB where ramlat prints 22.84, "
+        "so the two do not differ by an L1 hit. pimem's latency-host is also a whole access time, along a random "
+        "cycle of 64-byte slots. The run: sbc-bench v0.9.9, 5 Dec 2022, 'Raspberry Pi 3 Model B Rev 1.2'; "
+        "ThreadX settings arm_freq=1200, sdram_freq=450; Raspbian bookworm/sid armhf userland on a 5.15.74-v8+ "
+        "aarch64 kernel; the health log shows 1200/1200 MHz throughout ramlat (59.1 to 61.2 C); the board "
+        "throttled later, in the multi-core 7-zip and cpuminer runs.")
+    meta = {
+        "schema": SCHEMA,
+        "title": "ramlat on a Raspberry Pi 3B (1200 MHz, sdram_freq 450): one dependent load at a time, whole "
+                 "access time, 4 KiB to 16 MiB",
+        "source": {"kind": "published", "short": "ramlat 1xPTR, sbc-bench 4hOp (one run per size)",
+                   "reference": f"ThomasKaiser/sbc-bench, results/4hOp.txt at commit {run['commit']} "
+                                "('Executing ramlat on cpu0 (Cortex-A53), results in ns', column 1xPTR); "
+                                "ramlat from wtarreau/ramspeed (ramlat.c)",
+                   "url": sbc_url(run), "notes": notes},
+        "machine": {
+            "is_pi": True,
+            "description": "Raspberry Pi 3 Model B Rev 1.2 of sbc-bench result 4hOp (the run of tinymembench-pi3b)",
+            "board": "Raspberry Pi 3B", "revision": None, "model_string": run["board"],
+            "cpu_model": "Cortex-A53 r0p4", "arch": "aarch64 kernel, armhf (32-bit) userland",
+            "kernel": "5.15.74-v8+", "cpu_mhz": run["cpu_mhz"], "sdram_mhz": run["sdram_mhz"], "cores": run["cores"],
+        },
+        "software": {"tool": "ramlat (wtarreau/ramspeed)", "harness": f"sbc-bench {run['sbc_bench_version']}",
+                     "compiler": "gcc 12.2.0 (Raspbian 12.2.0-9+rpi1), arm-linux-gnueabihf",
+                     "converted_by": CONVERTED_BY},
+        "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
+        "statistic_note": "sample: one timed run per size (about 200 ms of CPU time, rounds of 1048576 dependent "
+                          "loads), its elapsed time divided by the loads done; no repeats",
+    }
+    return frame(rows), meta
+
+
 def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
     """The recordings by name (exposed for the tests)."""
     return {
@@ -473,6 +550,7 @@ def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
         "qmkl-pi3": qmkl(created),
         **{name: sbc_model(name, created) for name in SBC_MODELS},
         "cpp-memory-performance-pi3b": cpp_memory_performance(created),
+        "ramlat-pi3b": ramlat(created),
     }
 
 

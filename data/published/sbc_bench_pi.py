@@ -13,8 +13,9 @@ Fields:
                   (1 MB = 1000000 bytes; 'copy' counts bytes copied, not read+written).
                   Row names exactly as printed; the Pi 5 file uses a tinymembench fork with
                   different names ('libc memcpy copy' / 'libc memset fill').
-  quotes          verbatim lines from the file (first+last latency row, clock line, board line;
-                  trailing whitespace stripped).
+  quotes          verbatim lines from the file (first+last latency row, clock line, board line, and for
+                  4hOp the whole ramlat table with its header line; trailing whitespace stripped, blank
+                  lines left out).
 No value was interpolated; anything not printed is None and explained in notes.
 """
 
@@ -316,7 +317,22 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'quotes': {'latency': '      1024 :    0.0 ns          /     0.0 ns\n'
                         '  67108864 :  177.7 ns          /   212.5 ns',
              'clock': 'Cpufreq OPP: 1200  ThreadX: 1200  Measured: 1187 @ 1.3188V     (-1.1%)',
-             'board': 'sbc-bench v0.9.9 Raspberry Pi 3 Model B Rev 1.2 (Mon, 05 Dec 2022 17:44:55 +0100)'},
+             'board': 'sbc-bench v0.9.9 Raspberry Pi 3 Model B Rev 1.2 (Mon, 05 Dec 2022 17:44:55 +0100)',
+             'ramlat': ('Executing ramlat on cpu0 (Cortex-A53), results in ns:\n'
+                        '       size:  1x32  2x32  1x64  2x64 1xPTR 2xPTR 4xPTR 8xPTR\n'
+                        '         4k: 2.527 2.527 2.633 2.637 2.527 2.527 3.475 7.055\n'
+                        '         8k: 2.532 2.528 2.638 2.638 2.532 2.553 3.486 7.068\n'
+                        '        16k: 2.533 2.533 2.644 2.638 2.529 2.536 3.477 7.074\n'
+                        '        32k: 2.591 2.587 2.699 2.702 2.598 2.590 3.528 7.135\n'
+                        '        64k: 22.87 25.49 22.94 25.54 22.84 25.73 33.26 61.25\n'
+                        '       128k: 26.93 28.52 27.03 29.52 26.93 28.72 37.31 72.54\n'
+                        '       256k: 28.76 29.99 28.85 30.12 28.76 30.04 37.75 73.81\n'
+                        '       512k: 76.46 120.1 75.73 92.65 76.32 91.89 139.4 232.7\n'
+                        '      1024k: 150.7 145.1 150.1 145.3 158.8 145.0 213.9 371.3\n'
+                        '      2048k: 163.2 152.0 163.3 152.1 163.2 156.2 234.9 399.8\n'
+                        '      4096k: 173.1 176.1 173.0 176.1 172.9 175.2 236.9 416.7\n'
+                        '      8192k: 173.3 176.2 172.9 177.1 173.6 176.6 228.1 439.9\n'
+                        '     16384k: 176.5 180.9 175.8 181.3 176.1 180.5 235.6 454.8')},
   'notes': "File prints 'SoC guess: BCM2710' and 'DT compat: raspberrypi,3-model-b / brcm,bcm2837'; soc set "
            'to BCM2837 from DT compat. ThreadX settings: arm_freq=1200, arm_freq_min=600, core_freq=400, '
            'sdram_freq=450. Benchmarks on cpu0 (Cortex-A53). tinymembench and ramlat ran at 1200/1200MHz per '

@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
 SHIPPED = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3",
            "tinymembench-pi1b", "tinymembench-pizerow", "tinymembench-pi2b", "tinymembench-pizero2w",
-           "tinymembench-pi4b", "tinymembench-pi400", "tinymembench-pi5", "cpp-memory-performance-pi3b")
+           "tinymembench-pi4b", "tinymembench-pi400", "tinymembench-pi5", "cpp-memory-performance-pi3b",
+           "ramlat-pi3b")
 LATENCY_LINE = re.compile(r"^\s*(\d+) :\s+([\d.]+) ns\s+/\s+([\d.]+) ns", re.M)
 MiB = 2 ** 20
 
@@ -221,8 +222,8 @@ def test_qmkl_reads_back_as_published() -> None:
 
 
 def test_latency_recordings_match_the_lines_quoted_from_the_source() -> None:
-    # The last latency line of each sbc-bench file, quoted verbatim beside the transcription,
-    # against what the recording holds: a transcription slip shows here.
+    # The latency lines of each sbc-bench file quoted verbatim beside the transcription (the first and last,
+    # or the whole table), against what the recording holds: a transcription slip shows here.
     sys.path.insert(0, str(DATA / "published"))
     from sbc_bench_pi import RUNS
 
@@ -230,18 +231,54 @@ def test_latency_recordings_match_the_lines_quoted_from_the_source() -> None:
     seen = 0
     for name in SHIPPED:
         r = load_recording(DATA / f"{name}.csv")
-        lat = r.frame[r.frame.phase == "latency"]
+        lat = r.frame[r.frame.benchmark.isin(["latency-single", "latency-dual"])]
         if lat.empty:
             continue
         seen += 1
         run = by_file["results/" + r.meta["source"]["url"].rsplit("/", 1)[1]]
-        size, single, dual = LATENCY_LINE.findall(run["quotes"]["latency"])[-1]
-        for bench, ns in (("latency-single", single), ("latency-dual", dual)):
-            got = lat[(lat.benchmark == bench) & (lat.size_bytes == int(size))].seconds
-            assert list(got * 1e9) == pytest.approx([float(ns)]), (name, bench)
+        quoted = LATENCY_LINE.findall(run["quotes"]["latency"])
+        assert len(quoted) >= 2 and quoted[-1][0] == str(64 * MiB)
+        for size, single, dual in quoted:
+            for bench, ns in (("latency-single", single), ("latency-dual", dual)):
+                got = lat[(lat.benchmark == bench) & (lat.size_bytes == int(size))].seconds
+                # a block timed at 0.0 ns (no time beyond L1) has no row
+                assert list(got * 1e9) == (pytest.approx([float(ns)]) if float(ns) > 0 else []), (name, bench, size)
         assert lat.gb_per_s.isna().all() and r.is_pi
         assert lat.size_bytes.min() >= 1024 and lat.size_bytes.max() == 64 * MiB
     assert seen >= 5   # the Pi 3B, the 3B+ and at least three other models
+
+
+RAMLAT_LINE = re.compile(r"^\s*(\d+)k:((?: +[\d.]+){8})$", re.M)
+
+
+def test_the_ramlat_recording_matches_the_table_quoted_from_the_source() -> None:
+    # sbc-bench 4hOp's ramlat table, quoted verbatim: its 1xPTR column is the recording, whole access times.
+    sys.path.insert(0, str(DATA / "published"))
+    from sbc_bench_pi import RUNS
+
+    run = next(r for r in RUNS if r["file"] == "results/4hOp.txt")
+    quote = run["quotes"]["ramlat"]
+    assert quote.splitlines()[0] == "Executing ramlat on cpu0 (Cortex-A53), results in ns:"
+    header = quote.splitlines()[1].split()
+    assert header[0] == "size:" and header[1:] == run["ramlat"]["columns"]
+    quoted = [(int(k), [float(v) for v in vals.split()]) for k, vals in RAMLAT_LINE.findall(quote)]
+    assert len(quoted) == 13 == len(quote.splitlines()) - 2
+    # the transcription of all eight columns, against the quote
+    assert [(int(label[:-1]), values) for label, values in run["ramlat"]["rows"]] == quoted
+    r = load_recording(DATA / "ramlat-pi3b.csv")
+    f = r.frame.sort_values("size_bytes")
+    assert (f[["benchmark", "phase", "statistic", "unit", "kernel"]]
+            == ["latency-chase", "latency", "sample", "ns", "ramlat"]).all().all()
+    col = header.index("1xPTR") - 1
+    assert list(f.size_bytes) == [k * 1024 for k, _ in quoted]
+    assert list(f.value) == [values[col] for _, values in quoted]
+    assert f.gb_per_s.isna().all() and r.is_pi and r.meta["machine"]["cpu_mhz"] == 1200
+    assert run["commit"] in r.meta["source"]["url"]
+    # a whole access: the L1 rows are an L1 hit (2.527 ns), not tinymembench's 0.0 beyond one
+    assert f.seconds.iloc[0] * 1e9 == pytest.approx(2.527) and f.seconds.iloc[-1] * 1e9 == pytest.approx(176.1)
+    from pimem.bench.catalog import CATALOG
+
+    assert not CATALOG["latency-chase"].runnable and "whole time of one access" in CATALOG["latency-chase"].what
 
 
 def test_neon_rows_are_kept_where_the_run_printed_them() -> None:
