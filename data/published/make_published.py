@@ -141,9 +141,6 @@ def lesson(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
 # 1 MB = 1000000 bytes; a copy's figure counts its bytes once (tinymembench's
 # own notes 1 and 2). Buffer: 32 MiB (SIZE in tinymembench's main.c).
 TMB_BYTES = 32 * MiB
-TMB_URL = "https://github.com/ThomasKaiser/sbc-bench/blob/master/results/{}.txt"
-
-
 def sbc_url(run: dict[str, Any]) -> str:
     """The address of a run's result file at the commit it was read at."""
     return f"https://github.com/{run['repo']}/blob/{run['commit']}/{run['file']}"
@@ -252,9 +249,9 @@ def tinymembench(result: str, created: str) -> tuple[pd.DataFrame, dict[str, Any
     meta = {
         "schema": SCHEMA, "title": title,
         "source": {"kind": "published", "short": short,
-                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt "
+                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
                                 "(tinymembench 0.4.9 'Memory bandwidth tests' and 'Memory latency test')",
-                   "url": TMB_URL.format(result), "notes": notes},
+                   "url": sbc_url(run), "notes": notes},
         "machine": machine, "software": software,
         "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
         "statistic_note": TMB_STAT,
@@ -373,7 +370,7 @@ def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         "source": {"kind": "published", "short": f"tinymembench, sbc-bench {result} (best of repeats)",
                    "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
                                 "(tinymembench 'Memory bandwidth tests' and 'Memory latency test')",
-                   "url": TMB_URL.format(result), "notes": notes},
+                   "url": sbc_url(run), "notes": notes},
         "machine": {"is_pi": True, "description": f"{run['board']} of sbc-bench result {result}",
                     "board": board, "revision": None, "model_string": run["board"],
                     "cpu_model": run["cpu"], "arch": run["kernel"].split("(")[-1].rstrip(")"),

@@ -236,6 +236,7 @@ def test_latency_recordings_match_the_lines_quoted_from_the_source() -> None:
             continue
         seen += 1
         run = by_file["results/" + r.meta["source"]["url"].rsplit("/", 1)[1]]
+        assert run["commit"] in r.meta["source"]["url"], name   # the address names the commit read
         quoted = LATENCY_LINE.findall(run["quotes"]["latency"])
         assert len(quoted) >= 2 and quoted[-1][0] == str(64 * MiB)
         for size, single, dual in quoted:
