@@ -44,8 +44,15 @@ SBC_MODELS = {
     "tinymembench-pi400": ("2Cyi", "Raspberry Pi 400"),
     "tinymembench-pi5": ("4JAv", "Raspberry Pi 5"),
 }
+#: The latency tables of other runs of BCM2837-class boards (the Pi 3B's Cortex-A53 cores): recording name ->
+#: (result, board name). Their names do not start with tinymembench-: those are one run per model.
+LATENCY_RUNS = {
+    "latency-pizero2w-600mhz": ("3Dfo", "Raspberry Pi Zero 2 W"),
+    "latency-pizero2w-1000mhz": ("3E85", "Raspberry Pi Zero 2 W"),
+    "latency-pi3bplus-1200mhz": ("1iGM", "Raspberry Pi 3B+"),
+}
 NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3", *SBC_MODELS,
-         "cpp-memory-performance-pi3b", "ramlat-pi3b")
+         "cpp-memory-performance-pi3b", "ramlat-pi3b", *LATENCY_RUNS)
 COMMAND = "python data/published/make_published.py"
 CONVERTED_BY = f"pimem {__version__}, data/published/make_published.py"
 
@@ -538,6 +545,43 @@ def ramlat(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame(rows), meta
 
 
+# --- 7. tinymembench latency tables of BCM2837-class boards at other clocks -------------------------
+# The Zero 2 W (RP3A0: four Cortex-A53 r0p4 as in 4hOp's Pi 3B, sdram_freq 450) at 600 and 1000 MHz (its 1200 MHz run is
+# tinymembench-pizero2w), and a Pi 3B+ whose firmware held it at 1200 MHz: the latency table only, as printed.
+
+def latency_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    result, board = LATENCY_RUNS[name]
+    run = run_of(result)
+    clocks = f"{run['cpu_mhz']} MHz" + (f", sdram_freq {run['sdram_mhz']}" if run["sdram_mhz"] else "")
+    printed = not run["quotes"]["board"].startswith("(")   # sbc-bench v0.4 printed no board line
+    board_line = f"'{run['quotes']['board']}'" if printed else run["quotes"]["board"]
+    notes = (f"{LATENCY_NOTE}Only the latency table is kept: the file's bandwidth rows are transcribed in "
+             "data/published/sbc_bench_pi.py, and the tinymembench-* recordings hold one run per model. "
+             f"The run: {board_line}, {run['cores']} x {run['cpu']}, {clocks}, {run['os']}, "
+             f"kernel {run['kernel']}, {run['date']}, sbc-bench {run['sbc_bench_version']}, tinymembench "
+             f"{run['tinymembench_version']}. {run['notes']}")
+    meta = {
+        "schema": SCHEMA,
+        "title": f"tinymembench random-read latency on a {board} at {clocks}",
+        "source": {"kind": "published", "short": f"tinymembench latency, sbc-bench {result} (best of repeats)",
+                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
+                                "(tinymembench 'Memory latency test')",
+                   "url": sbc_url(run), "notes": notes},
+        "machine": {"is_pi": True,
+                    "description": f"{board} of sbc-bench result {result}, real clock {run['cpu_mhz']} MHz",
+                    "board": board, "revision": None, "model_string": run["board"] if printed else None,
+                    "cpu_model": run["cpu"], "arch": run["kernel"].split("(")[-1].rstrip(")"),
+                    "kernel": run["kernel"].split(" ")[0], "cpu_mhz": run["cpu_mhz"], "sdram_mhz": run["sdram_mhz"],
+                    "cores": run["cores"]},
+        "software": {"tool": f"tinymembench {run['tinymembench_version']}",
+                     "harness": f"sbc-bench {run['sbc_bench_version']}", "converted_by": CONVERTED_BY},
+        "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
+        "statistic_note": ("best: tinymembench's latency is the lowest of its repeats at a random offset "
+                           "(its source comment: 'We are reporting the \"best\" measured latency')"),
+    }
+    return frame(latency_rows(run)), meta
+
+
 def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
     """The recordings by name (exposed for the tests)."""
     return {
@@ -548,6 +592,7 @@ def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
         **{name: sbc_model(name, created) for name in SBC_MODELS},
         "cpp-memory-performance-pi3b": cpp_memory_performance(created),
         "ramlat-pi3b": ramlat(created),
+        **{name: latency_model(name, created) for name in LATENCY_RUNS},
     }
 
 

@@ -30,7 +30,7 @@ DATA = REPO / "data"
 SHIPPED = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3",
            "tinymembench-pi1b", "tinymembench-pizerow", "tinymembench-pi2b", "tinymembench-pizero2w",
            "tinymembench-pi4b", "tinymembench-pi400", "tinymembench-pi5", "cpp-memory-performance-pi3b",
-           "ramlat-pi3b")
+           "ramlat-pi3b", "latency-pizero2w-600mhz", "latency-pizero2w-1000mhz", "latency-pi3bplus-1200mhz")
 LATENCY_LINE = re.compile(r"^\s*(\d+) :\s+([\d.]+) ns\s+/\s+([\d.]+) ns", re.M)
 MiB = 2 ** 20
 
@@ -247,6 +247,39 @@ def test_latency_recordings_match_the_lines_quoted_from_the_source() -> None:
         assert lat.gb_per_s.isna().all() and r.is_pi
         assert lat.size_bytes.min() >= 1024 and lat.size_bytes.max() == 64 * MiB
     assert seen >= 5   # the Pi 3B, the 3B+ and at least three other models
+
+
+def test_the_bcm2837_latency_tables_at_other_clocks_are_whole_tables_of_their_real_clock() -> None:
+    # The Zero 2 W at 600, 1000 (latency-*) and 1200 MHz (tinymembench-pizero2w), the 3B+ held at 1200 MHz:
+    # each quoted whole (header and 17 lines) and transcribed whole; sdram_freq 450 on every Zero 2 W run.
+    sys.path.insert(0, str(DATA / "published"))
+    from sbc_bench_pi import RUNS
+
+    by_file = {r["file"]: r for r in RUNS}
+    far = {}
+    for name, result, mhz, sdram in [("latency-pizero2w-600mhz", "3Dfo", 600, 450),
+                                     ("latency-pizero2w-1000mhz", "3E85", 1000, 450),
+                                     ("tinymembench-pizero2w", "3DeL", 1200, 450),
+                                     ("latency-pi3bplus-1200mhz", "1iGM", 1200, None)]:
+        r = load_recording(DATA / f"{name}.csv")
+        run = by_file[f"results/{result}.txt"]
+        m = r.meta["machine"]
+        assert (m["cpu_mhz"], m["sdram_mhz"], m["cores"]) == (mhz, sdram, 4) and r.is_pi, name
+        assert result in r.meta["source"]["reference"] and run["commit"] in r.meta["source"]["url"]
+        if name.startswith("latency-"):
+            assert set(r.frame.phase) == {"latency"}   # the table only
+            assert run["quotes"]["latency"].splitlines()[0] == "block size : single random read / dual random read"
+            assert [tuple(map(float, t)) for t in LATENCY_LINE.findall(run["quotes"]["latency"])] == \
+                [tuple(map(float, t)) for t in run["latency_ns"]]
+        far[name] = float(r.frame[(r.frame.benchmark == "latency-single")
+                                  & (r.frame.size_bytes == 64 * MiB)].value.iloc[0])
+    # as printed: 216.9, 175.3 and 163.7 ns beyond L1 at 64 MiB for the Zero 2 W at 600, 1000 and 1200 MHz
+    assert far == {"latency-pizero2w-600mhz": 216.9, "latency-pizero2w-1000mhz": 175.3,
+                   "tinymembench-pizero2w": 163.7, "latency-pi3bplus-1200mhz": 188.5}
+    assert "1400/1200MHz" in load_recording(DATA / "latency-pi3bplus-1200mhz.csv").meta["source"]["notes"]
+    # the generations figure draws every tinymembench-* recording: one run per model, so these are named latency-*
+    boards = [r.meta["machine"]["board"] for r in list_recordings(DATA) if r.name.startswith("tinymembench-")]
+    assert len(boards) == len(set(boards)) == 9
 
 
 RAMLAT_LINE = re.compile(r"^\s*(\d+)k:((?: +[\d.]+){8})$", re.M)
