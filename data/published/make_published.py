@@ -6,7 +6,7 @@
 
 Nothing here was measured by pimem: every figure is a literal copied, as
 printed, from the source named beside it, and stored as printed: its value
-and its unit (ms, ns, MB/s = 10^6 B/s or MiB/s = 2^20 B/s). The time of one
+and its unit (ms, ns, MB/s = 10^6 B/s, MiB/s = 2^20 B/s, or ns/8B: ns per 8-byte element). The time of one
 operation and the bandwidths follow from it when a recording is read, as for
 any recording. The old files are deleted first, because save_recording never
 overwrites; each keeps the `created` time of the file it replaces.
@@ -31,6 +31,7 @@ from pimem.bench.data import COLUMNS, SCHEMA, save_recording  # noqa: E402
 
 MiB = 2 ** 20
 from sbc_bench_pi import RUNS  # noqa: E402  (the figures, transcribed with their quotes and commits)
+import cpp_memory_performance_pi3 as CPPMEM  # noqa: E402  (the Pi 3B read sweep, quoted and transcribed)
 
 #: sbc-bench result files of other Raspberry Pi models: recording name -> (result, board name).
 #: (The Pi 4B has two runs there; 3Gia is the one on Raspberry Pi OS.)
@@ -43,7 +44,15 @@ SBC_MODELS = {
     "tinymembench-pi400": ("2Cyi", "Raspberry Pi 400"),
     "tinymembench-pi5": ("4JAv", "Raspberry Pi 5"),
 }
-NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3", *SBC_MODELS)
+#: The latency tables of other runs of BCM2837-class boards (the Pi 3B's Cortex-A53 cores): recording name ->
+#: (result, board name). Their names do not start with tinymembench-: those are one run per model.
+LATENCY_RUNS = {
+    "latency-pizero2w-600mhz": ("3Dfo", "Raspberry Pi Zero 2 W"),
+    "latency-pizero2w-1000mhz": ("3E85", "Raspberry Pi Zero 2 W"),
+    "latency-pi3bplus-1200mhz": ("1iGM", "Raspberry Pi 3B+"),
+}
+NAMES = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3", *SBC_MODELS,
+         "cpp-memory-performance-pi3b", "ramlat-pi3b", *LATENCY_RUNS)
 COMMAND = "python data/published/make_published.py"
 CONVERTED_BY = f"pimem {__version__}, data/published/make_published.py"
 
@@ -139,7 +148,9 @@ def lesson(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
 # 1 MB = 1000000 bytes; a copy's figure counts its bytes once (tinymembench's
 # own notes 1 and 2). Buffer: 32 MiB (SIZE in tinymembench's main.c).
 TMB_BYTES = 32 * MiB
-TMB_URL = "https://github.com/ThomasKaiser/sbc-bench/blob/master/results/{}.txt"
+def sbc_url(run: dict[str, Any]) -> str:
+    """The address of a run's result file at the commit it was read at."""
+    return f"https://github.com/{run['repo']}/blob/{run['commit']}/{run['file']}"
 TMB_STAT = ("best: tinymembench's figure is the highest of up to 10 measurements, each timing "
             "batches of 16 operations on the 32 MiB buffer for at least 0.5 s; it adds the sample "
             "standard deviation in brackets when that exceeds 0.1%")
@@ -245,9 +256,9 @@ def tinymembench(result: str, created: str) -> tuple[pd.DataFrame, dict[str, Any
     meta = {
         "schema": SCHEMA, "title": title,
         "source": {"kind": "published", "short": short,
-                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt "
+                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
                                 "(tinymembench 0.4.9 'Memory bandwidth tests' and 'Memory latency test')",
-                   "url": TMB_URL.format(result), "notes": notes},
+                   "url": sbc_url(run), "notes": notes},
         "machine": machine, "software": software,
         "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
         "statistic_note": TMB_STAT,
@@ -366,7 +377,7 @@ def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
         "source": {"kind": "published", "short": f"tinymembench, sbc-bench {result} (best of repeats)",
                    "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
                                 "(tinymembench 'Memory bandwidth tests' and 'Memory latency test')",
-                   "url": TMB_URL.format(result), "notes": notes},
+                   "url": sbc_url(run), "notes": notes},
         "machine": {"is_pi": True, "description": f"{run['board']} of sbc-bench result {result}",
                     "board": board, "revision": None, "model_string": run["board"],
                     "cpu_model": run["cpu"], "arch": run["kernel"].split("(")[-1].rstrip(")"),
@@ -380,6 +391,197 @@ def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     return frame(rows), meta
 
 
+# --- 5. A by-size sweep on a Pi 3B: anetczuk/cpp-memory-performance ----------------------
+# Sequential read (a sum over a uint64_t array), 128 B to 300 MiB, gcc and clang builds; the figures,
+# their raw files verbatim and the lines of source and README relied on are in cpp_memory_performance_pi3.py.
+CPPMEM_KERNELS = {"gcc": "c-gcc", "clang": "c-clang"}
+
+
+def cpp_memory_performance(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    rows = []
+    for build, kernel in CPPMEM_KERNELS.items():
+        for _container, items, ns in CPPMEM.SWEEP[build]:
+            # size_bytes: the bytes the loop reads (items x sizeof(uint64_t)); value: ns per 8-byte item, as printed
+            rows.append(row("read-host", "read", items * 8, ns, "ns/8B", statistic="best", kernel=kernel))
+    first, last = CPPMEM.SWEEP["gcc"][0], CPPMEM.SWEEP["gcc"][-1]
+    notes = (
+        "Figures as printed: time/item in ns, one row per size and build, from doc/measurements/rpi3/gcc/ and "
+        "clang/array_st_data_raw.txt (the plot files beside them hold the same time/item). The unit ns/8B is ns "
+        "per 8-byte element: one pass over the array takes size_bytes / 8 x value ns, and 8 bytes per value ns "
+        "is its bandwidth (read bytes counted once). size_bytes is the bytes the loop reads, the printed items "
+        f"x 8 (a uint64_t each): {first[1]} items x 8 = {first[1] * 8} B for the first line, whose column 1 "
+        f"prints {first[0]}. Column 1 (and its KB label) is items x 8 + sizeof(Array), an 8-byte struct on this "
+        "32-bit build (a pointer and a size_t: MemoryExperiment's 'memSizeB = currListSize * DATA_SIZE + "
+        "CONTAINER_SIZE'), which the loop never reads; with it the computed pass time would be one element too "
+        "long (6 % at the first size). With items x 8, size_bytes / 8 x time/item is the printed time/iter "
+        "within 2 parts in 10 million (time/item's rounding). The last row is the whole array, 314572800 B = 300 MiB with the struct "
+        f"({last[1]} items): the largest size the program was given (its --maxmem value is not printed). "
+        "Method (src/ at the same commit): one array of uint64_t allocated with new[] and set to 0; after a "
+        "warm-up, each size times iters passes of 'sum += container[x]' over its first items elements in order "
+        "(std::chrono::high_resolution_clock), repeats that timed region 25 times at the smallest size down to "
+        "4 at the largest, and keeps the fastest (doc/README.md: 'access time is calculated by dividing fastest "
+        "iteration time per number of elements'): statistic best. Each timed region passes over the same "
+        "elements many times (57154 passes at 128 B, 2 at 300 MiB), so a size that fits a cache is read from it. "
+        "In the caches the loop, not the memory, sets the pace: with gcc, 4.175055 to 4.269801 ns per element "
+        "from 1 KiB to 32 KiB (L1) and 4.243480 to 4.325092 ns from 48 KiB to 384 KiB (L2), nearly alike "
+        "(more below 1 KiB, 4.994017 ns at 128 B, where starting the loop counts) (the author's README at commit 74e6d0c: 'RPi: there is no difference "
+        "between *L1* and *L2* cache'); a 64-bit sum on a 32-bit build takes an add and an add-with-carry per "
+        "element (an inference from the build, not read from its code). From 1 MiB up, past the 512 KiB L2, "
+        "5.065869 to 5.250071 ns per element with gcc (DRAM). kernel c-gcc is the gcc (g++ 4.9.2) build, c-clang the clang "
+        "(clang++ 3.5.0) build of the same source. Left out: the gcc_unroll and clang_unroll builds "
+        "(LOOP_UNROLL: their loop iterate_16 adds container[x+0] to [x+7] and [x+9] to [x+15] but never "
+        "[x+8], so it reads 15 of every 16 elements while its time is divided by all of them), and the "
+        "std::vector, linked-list and multi-thread/process experiments. Not stated by the source: the CMake "
+        "build type and flags (its README configures with CMAKE_BUILD_TYPE=Release; left unset, its CMake "
+        "files choose Debug), the kernel, the firmware, gpu_mem, the cpufreq governor and the clock during the "
+        "run (1200 MHz is the README's CPU line; an idle Pi 3B under the default ondemand governor runs at "
+        "600 MHz and ramps up under load; no clock was logged), the SDRAM clock (the README's RAM 'speed: "
+        "900 MHz' would be 450 MHz x 2 transfers, an inference; sdram_mhz null), the temperature and whether "
+        "the board throttled. One run per size; the doc/rpi3/ figures of an earlier run were removed by the "
+        "author (commit a390272, 'Remove old RPi results').")
+    meta = {
+        "schema": SCHEMA,
+        "title": "Sequential read of a uint64_t array on a Raspberry Pi 3B (1200 MHz), from 128 B to 300 MiB, "
+                 "gcc and clang builds: ns per 8-byte element",
+        "source": {
+            "kind": "published",
+            "short": "anetczuk/cpp-memory-performance array_st (best of repeats)",
+            "reference": f"{CPPMEM.REPO}, doc/measurements/rpi3/gcc/ and clang/ array_st_data_raw.txt and "
+                         f"array_st_data_plot.txt at commit {CPPMEM.COMMIT}; board and compilers in doc/README.md, "
+                         "section 'Raspberry Pi 3 Model B Rev 1.2'",
+            "url": CPPMEM.URL,
+            "notes": notes,
+        },
+        "machine": {
+            "is_pi": True,
+            "description": "Raspberry Pi 3 Model B Rev 1.2 of anetczuk/cpp-memory-performance "
+                           "(doc/README.md; its list of machines spells it 'Raspbery Pi 3')",
+            "board": "Raspberry Pi 3B", "revision": None,
+            "model_string": "Raspberry Pi 3 Model B Rev 1.2",
+            "cpu_model": "Broadcom BCM2837 SoC with ARMv7 Processor rev 4 (v7l) - ARM Cortex-A53 @ 1200 MHz",
+            "arch": None, "kernel": None, "cpu_mhz": 1200, "sdram_mhz": None, "cores": 4,
+            "os": "Raspbian 8 (jessie)",
+        },
+        "software": {"tool": "cpp-memory-performance benchmark_array_st",
+                     "compiler": "g++ 4.9.2 (kernel c-gcc), clang++ 3.5.0 (kernel c-clang)",
+                     "converted_by": CONVERTED_BY},
+        "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
+        "statistic_note": "best: per size, the fastest of 25 (smallest size) down to 4 (largest) timed regions, "
+                          "each of iters passes over the array (57154 passes at 128 B, 2 at 300 MiB), divided "
+                          "by iters and by the elements: the time of one element in the fastest region",
+    }
+    return frame(rows), meta
+
+
+# --- 6. ramlat on the Pi 3B (sbc-bench 4hOp): the whole time of one dependent load ---------------
+# The table is transcribed in sbc_bench_pi.py (RUNS, 'ramlat') and quoted there verbatim (quotes['ramlat']).
+RAMLAT_COLUMN = "1xPTR"
+
+
+def ramlat_rows(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """ramlat's 1xPTR column as latency-chase rows: ns per load, as printed; sizes printed as 'Nk' are N KiB."""
+    col = run["ramlat"]["columns"].index(RAMLAT_COLUMN)
+    return [row("latency-chase", "latency", int(label.removesuffix("k")) * 1024, values[col], "ns",
+                statistic="sample", kernel="ramlat")
+            for label, values in run["ramlat"]["rows"]]
+
+
+def ramlat(created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    run = run_of("4hOp")
+    rows = ramlat_rows(run)
+    first, last = run["ramlat"]["rows"][0], run["ramlat"]["rows"][-1]
+    col = run["ramlat"]["columns"].index(RAMLAT_COLUMN)
+    notes = (
+        "Figures as printed: the 1xPTR column of ramlat's table ('Executing ramlat on cpu0 (Cortex-A53), results "
+        f"in ns'), {first[0]} {first[1][col]} ns to {last[0]} {last[1][col]} ns; sizes printed as 'Nk' are N KiB "
+        "(ramlat prints size >> 10). What is timed (wtarreau/ramspeed ramlat.c at "
+        "f735eefeb1013034b20930684a7560a7beb9c076, 2022-06-05: sbc-bench 0.9.9 rebuilds ramlat after a git pull "
+        "whenever ramspeed's Makefile is missing, and the Makefile came in the next commit, e24bf19, with "
+        "ramlat.c unchanged after it until 2024): 1xPTR is one dependent chain, 'ofs0 = *ofs0' unrolled 16 times, "
+        "through a block filled by fill_area_ptr; on this armhf (32-bit) build a pointer is 4 bytes, and the "
+        "chain visits the block's 4-byte words in bit-reversed order, restarting from the block's start every "
+        "1048576 loads: every 64-byte line of the block is visited before one comes back, and no two loads in a "
+        "row fall in one line or one 4 KiB page (read from the code, and checked by walking its fill in Python). "
+        "ramlat runs each size for about 200 ms of CPU time (ITIMER_VIRTUAL), in whole rounds of 1048576 loads, "
+        "times them with gettimeofday and prints 1e6 / (loads per ms) as ns per load, to four significant "
+        "digits: the whole time of one access, an L1 hit included (the 4k to 32k rows, 2.527 to 2.598 ns, are "
+        "the L1 hit: 2.527 ns is 3.03 cycles at 1200 MHz). Every sbc-bench.sh of version 0.9.9 (e.g. "
+        "01410c18e79259ed7f5211e967d0e62c7c801188, its last change before the run) runs it as "
+        "'taskset -c 0 ramlat -s -n 200': -s a 500 ms pre-heat, -n ns per access, 200 ms per figure; ramspeed's "
+        "Makefile builds it with gcc -O3 (the run's gcc is 12.2.0). Without -w its largest block is 16 MiB, so "
+        "the table ends at 16384k. One figure per size: statistic sample. Not kept: 1x32 and 1x64 (one chain of "
+        "32- or 64-bit offsets added to the block's base: the same chase with an address add), 2xPTR to 8xPTR "
+        "(n independent chains: the time of one step of all n loads); all eight columns are in "
+        "data/published/sbc_bench_pi.py. The same file's tinymembench table (tinymembench-pi3b) is another walk "
+        "and another quantity, the time beyond an L1 hit: it prints 5.5 ns at 64 KiB where ramlat prints 22.84, "
+        "so the two do not differ by an L1 hit. pimem's latency-host is also a whole access time, along a random "
+        "cycle of 64-byte slots. The run: sbc-bench v0.9.9, 5 Dec 2022, 'Raspberry Pi 3 Model B Rev 1.2'; "
+        "ThreadX settings arm_freq=1200, sdram_freq=450; Raspbian bookworm/sid armhf userland on a 5.15.74-v8+ "
+        "aarch64 kernel; the health log shows 1200/1200 MHz throughout ramlat (59.1 to 61.2 C); the board "
+        "throttled later, in the multi-core 7-zip and cpuminer runs.")
+    meta = {
+        "schema": SCHEMA,
+        "title": "ramlat on a Raspberry Pi 3B (1200 MHz, sdram_freq 450): one dependent load at a time, whole "
+                 "access time, 4 KiB to 16 MiB",
+        "source": {"kind": "published", "short": "ramlat 1xPTR, sbc-bench 4hOp (one run per size)",
+                   "reference": f"ThomasKaiser/sbc-bench, results/4hOp.txt at commit {run['commit']} "
+                                "('Executing ramlat on cpu0 (Cortex-A53), results in ns', column 1xPTR); "
+                                "ramlat from wtarreau/ramspeed (ramlat.c)",
+                   "url": sbc_url(run), "notes": notes},
+        "machine": {
+            "is_pi": True,
+            "description": "Raspberry Pi 3 Model B Rev 1.2 of sbc-bench result 4hOp (the run of tinymembench-pi3b)",
+            "board": "Raspberry Pi 3B", "revision": None, "model_string": run["board"],
+            "cpu_model": "Cortex-A53 r0p4", "arch": "aarch64 kernel, armhf (32-bit) userland",
+            "kernel": "5.15.74-v8+", "cpu_mhz": run["cpu_mhz"], "sdram_mhz": run["sdram_mhz"], "cores": run["cores"],
+        },
+        "software": {"tool": "ramlat (wtarreau/ramspeed)", "harness": f"sbc-bench {run['sbc_bench_version']}",
+                     "compiler": "gcc 12.2.0 (Raspbian 12.2.0-9+rpi1), arm-linux-gnueabihf",
+                     "converted_by": CONVERTED_BY},
+        "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
+        "statistic_note": "sample: one timed run per size (about 200 ms of CPU time, rounds of 1048576 dependent "
+                          "loads), its elapsed time divided by the loads done; no repeats",
+    }
+    return frame(rows), meta
+
+
+# --- 7. tinymembench latency tables of BCM2837-class boards at other clocks -------------------------
+# The Zero 2 W (RP3A0: four Cortex-A53 r0p4 as in 4hOp's Pi 3B, sdram_freq 450) at 600 and 1000 MHz (its 1200 MHz run is
+# tinymembench-pizero2w), and a Pi 3B+ whose firmware held it at 1200 MHz: the latency table only, as printed.
+
+def latency_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    result, board = LATENCY_RUNS[name]
+    run = run_of(result)
+    clocks = f"{run['cpu_mhz']} MHz" + (f", sdram_freq {run['sdram_mhz']}" if run["sdram_mhz"] else "")
+    printed = not run["quotes"]["board"].startswith("(")   # sbc-bench v0.4 printed no board line
+    board_line = f"'{run['quotes']['board']}'" if printed else run["quotes"]["board"]
+    notes = (f"{LATENCY_NOTE}Only the latency table is kept: the file's bandwidth rows are transcribed in "
+             "data/published/sbc_bench_pi.py, and the tinymembench-* recordings hold one run per model. "
+             f"The run: {board_line}, {run['cores']} x {run['cpu']}, {clocks}, {run['os']}, "
+             f"kernel {run['kernel']}, {run['date']}, sbc-bench {run['sbc_bench_version']}, tinymembench "
+             f"{run['tinymembench_version']}. {run['notes']}")
+    meta = {
+        "schema": SCHEMA,
+        "title": f"tinymembench random-read latency on a {board} at {clocks}",
+        "source": {"kind": "published", "short": f"tinymembench latency, sbc-bench {result} (best of repeats)",
+                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
+                                "(tinymembench 'Memory latency test')",
+                   "url": sbc_url(run), "notes": notes},
+        "machine": {"is_pi": True,
+                    "description": f"{board} of sbc-bench result {result}, real clock {run['cpu_mhz']} MHz",
+                    "board": board, "revision": None, "model_string": run["board"] if printed else None,
+                    "cpu_model": run["cpu"], "arch": run["kernel"].split("(")[-1].rstrip(")"),
+                    "kernel": run["kernel"].split(" ")[0], "cpu_mhz": run["cpu_mhz"], "sdram_mhz": run["sdram_mhz"],
+                    "cores": run["cores"]},
+        "software": {"tool": f"tinymembench {run['tinymembench_version']}",
+                     "harness": f"sbc-bench {run['sbc_bench_version']}", "converted_by": CONVERTED_BY},
+        "backend": None, "kernel_choice": None, "created": created, "command": COMMAND,
+        "statistic_note": ("best: tinymembench's latency is the lowest of its repeats at a random offset "
+                           "(its source comment: 'We are reporting the \"best\" measured latency')"),
+    }
+    return frame(latency_rows(run)), meta
+
+
 def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
     """The recordings by name (exposed for the tests)."""
     return {
@@ -388,6 +590,9 @@ def build(created: str) -> dict[str, tuple[pd.DataFrame, dict[str, Any]]]:
         "tinymembench-pi3bplus": tinymembench("1iI5", created),
         "qmkl-pi3": qmkl(created),
         **{name: sbc_model(name, created) for name in SBC_MODELS},
+        "cpp-memory-performance-pi3b": cpp_memory_performance(created),
+        "ramlat-pi3b": ramlat(created),
+        **{name: latency_model(name, created) for name in LATENCY_RUNS},
     }
 
 

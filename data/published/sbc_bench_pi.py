@@ -2,7 +2,7 @@
 
 Literal data only (no imports, no network access).
 Source repository: https://github.com/ThomasKaiser/sbc-bench  (folder results/)
-Each run cites repo + path + the commit of the stored copy that was read.
+Each run cites repo + path + the commit of the stored copy that was read; its url is pinned to that commit.
 
 Fields:
   latency_ns      tinymembench "block size : single random read / dual random read" rows
@@ -13,8 +13,10 @@ Fields:
                   (1 MB = 1000000 bytes; 'copy' counts bytes copied, not read+written).
                   Row names exactly as printed; the Pi 5 file uses a tinymembench fork with
                   different names ('libc memcpy copy' / 'libc memset fill').
-  quotes          verbatim lines from the file (first+last latency row, clock line, board line;
-                  trailing whitespace stripped).
+  quotes          verbatim lines from the file (first+last latency row, or for 3Dfo, 3E85 and 1iGM the
+                  whole latency table with its header line; clock line, board line; and for 4hOp the
+                  whole ramlat table with its header line; trailing whitespace stripped, blank lines
+                  left out).
 No value was interpolated; anything not printed is None and explained in notes.
 """
 
@@ -22,7 +24,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi 1 Model B',
   'file': 'results/3E7U.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/3E7U.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7/results/3E7U.txt',
   'commit': 'f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7',
   'soc': None,
   'cpu': 'ARM1176 / r0p7',
@@ -88,12 +90,14 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
            "Measured:  460 @ 1.2V' (measured while the single core was under load). No ramlat section in "
            'this file (sbc-bench v0.8.3). No NEON rows (ARMv6); VFP/ARM rows kept. Load average during '
            'tinymembench was 2.19-2.51 on this single-core board (uptime 1:02, load 1.70 at start), so some '
-           "background activity may have been present. Results.md labels ix.io/3E7U 'Raspberry Pi B'."},
+           "background activity may have been present. Results.md labels ix.io/3E7U 'Raspberry Pi B'. "
+           "results/3E7U.txt was deleted from the repository by commit 5f462e18d7ba903718c41ddb2cfd8d6034bd9ade "
+           "(2023-05-16, 'Some updated numbers'): f473f583, the commit that added it, is the only one holding it."},
  {'board': 'Raspberry Pi Zero W Rev 1.1',
   'model_family': 'Raspberry Pi Zero W',
   'file': 'results/3Njz.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/3Njz.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/255bc81806eaccd7f43ab08ab298c3f48837ac37/results/3Njz.txt',
   'commit': '255bc81806eaccd7f43ab08ab298c3f48837ac37',
   'soc': 'BCM2835',
   'cpu': 'ARM1176 / r0p7',
@@ -160,7 +164,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi 2 Model B',
   'file': 'results/3MGs.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/3MGs.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/88a6d006a32f4394c9047fd357b1cc376067658b/results/3MGs.txt',
   'commit': '88a6d006a32f4394c9047fd357b1cc376067658b',
   'soc': 'BCM2836/BCM2709',
   'cpu': 'Cortex-A7 / r0p5',
@@ -252,7 +256,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi 3 Model B',
   'file': 'results/4hOp.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/4hOp.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/63d3617f6a18c3b11b4a766ec3cf7362895aec59/results/4hOp.txt',
   'commit': '63d3617f6a18c3b11b4a766ec3cf7362895aec59',
   'soc': 'BCM2837',
   'cpu': 'Cortex-A53 / r0p4',
@@ -316,7 +320,22 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'quotes': {'latency': '      1024 :    0.0 ns          /     0.0 ns\n'
                         '  67108864 :  177.7 ns          /   212.5 ns',
              'clock': 'Cpufreq OPP: 1200  ThreadX: 1200  Measured: 1187 @ 1.3188V     (-1.1%)',
-             'board': 'sbc-bench v0.9.9 Raspberry Pi 3 Model B Rev 1.2 (Mon, 05 Dec 2022 17:44:55 +0100)'},
+             'board': 'sbc-bench v0.9.9 Raspberry Pi 3 Model B Rev 1.2 (Mon, 05 Dec 2022 17:44:55 +0100)',
+             'ramlat': ('Executing ramlat on cpu0 (Cortex-A53), results in ns:\n'
+                        '       size:  1x32  2x32  1x64  2x64 1xPTR 2xPTR 4xPTR 8xPTR\n'
+                        '         4k: 2.527 2.527 2.633 2.637 2.527 2.527 3.475 7.055\n'
+                        '         8k: 2.532 2.528 2.638 2.638 2.532 2.553 3.486 7.068\n'
+                        '        16k: 2.533 2.533 2.644 2.638 2.529 2.536 3.477 7.074\n'
+                        '        32k: 2.591 2.587 2.699 2.702 2.598 2.590 3.528 7.135\n'
+                        '        64k: 22.87 25.49 22.94 25.54 22.84 25.73 33.26 61.25\n'
+                        '       128k: 26.93 28.52 27.03 29.52 26.93 28.72 37.31 72.54\n'
+                        '       256k: 28.76 29.99 28.85 30.12 28.76 30.04 37.75 73.81\n'
+                        '       512k: 76.46 120.1 75.73 92.65 76.32 91.89 139.4 232.7\n'
+                        '      1024k: 150.7 145.1 150.1 145.3 158.8 145.0 213.9 371.3\n'
+                        '      2048k: 163.2 152.0 163.3 152.1 163.2 156.2 234.9 399.8\n'
+                        '      4096k: 173.1 176.1 173.0 176.1 172.9 175.2 236.9 416.7\n'
+                        '      8192k: 173.3 176.2 172.9 177.1 173.6 176.6 228.1 439.9\n'
+                        '     16384k: 176.5 180.9 175.8 181.3 176.1 180.5 235.6 454.8')},
   'notes': "File prints 'SoC guess: BCM2710' and 'DT compat: raspberrypi,3-model-b / brcm,bcm2837'; soc set "
            'to BCM2837 from DT compat. ThreadX settings: arm_freq=1200, arm_freq_min=600, core_freq=400, '
            'sdram_freq=450. Benchmarks on cpu0 (Cortex-A53). tinymembench and ramlat ran at 1200/1200MHz per '
@@ -329,7 +348,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi 3 Model B+',
   'file': 'results/1iI5.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/1iI5.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7/results/1iI5.txt',
   'commit': 'f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7',
   'soc': None,
   'cpu': 'ARMv7 Processor rev 4 (v7l)',
@@ -424,7 +443,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi Zero 2 W',
   'file': 'results/3DeL.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/3DeL.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7/results/3DeL.txt',
   'commit': 'f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7',
   'soc': None,
   'cpu': 'Cortex-A53 / r0p4',
@@ -509,7 +528,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'notes': "Board line reads 'Raspberry Pi Zero 2 Rev 1.0' (the file does not say 'W'). No 'SoC guess' line "
            'printed; soc None. arm_freq=1200 is set explicitly in /boot/config.txt (and echoed in Actual '
            "ThreadX settings with sdram_freq=450); Results.md lists this run as 'Raspberry Pi Zero 2' at "
-           '1200 MHz (other Zero 2 entries there at 600 and 1000 MHz are 3Dfo and 3E85, not extracted). '
+           '1200 MHz (the other Zero 2 entries there, at 600 and 1000 MHz, are 3Dfo and 3E85, transcribed below). '
            "Initial OPP check was erratic ('Cpufreq OPP: 1200    ThreadX: 1200    Measured: "
            "915.137/823.189/992.916', load average 1.60 nine minutes after boot); the post-benchmark "
            "re-check printed 'Measured: 1199.287/1190.401/1198.160'. tinymembench ran at 1200/1200MHz per "
@@ -518,7 +537,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi 4 Model B',
   'file': 'results/3Gia.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/3Gia.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/cda7a50885bab18f1bea6e13733a6012bf84b3ab/results/3Gia.txt',
   'commit': 'cda7a50885bab18f1bea6e13733a6012bf84b3ab',
   'soc': None,
   'cpu': 'Cortex-A72 / r0p3',
@@ -581,7 +600,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi 4 Model B',
   'file': 'results/3VME.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/3VME.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/31efd5f4c99dcacabc4557e79c277945a42bd144/results/3VME.txt',
   'commit': '31efd5f4c99dcacabc4557e79c277945a42bd144',
   'soc': 'BCM2711B0',
   'cpu': 'Cortex-A72 / r0p3',
@@ -672,7 +691,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi 400',
   'file': 'results/2Cyi.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/2Cyi.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7/results/2Cyi.txt',
   'commit': 'f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7',
   'soc': None,
   'cpu': 'Cortex-A72 / r0p3',
@@ -763,7 +782,7 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
   'model_family': 'Raspberry Pi 5 Model B',
   'file': 'results/4JAv.txt',
   'repo': 'ThomasKaiser/sbc-bench',
-  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/master/results/4JAv.txt',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/e25a67794ab36a86b4388b3ce5df6accd958643f/results/4JAv.txt',
   'commit': 'e25a67794ab36a86b4388b3ce5df6accd958643f',
   'soc': 'BCM2712',
   'cpu': 'Cortex-A76 / r4p1',
@@ -855,4 +874,345 @@ RUNS = [{'board': 'Raspberry Pi Model B Rev 2',
            "copy', 'libc memchr scan', 'libc memset fill' (there are NO 'standard memcpy'/'standard memset' "
            "rows), plus 'C scan N' rows and AArch64 NEON/ARM LDP/STP rows; values are best of 2-3 repeats. "
            "ramlat goes up to 131072k (16 rows). 'Results validation' prints '* No throttling'. Also "
-           'summarised in results/reviews/RPi-5B-Rev1.0.md (links ix.io/4JAv).'}]
+           'summarised in results/reviews/RPi-5B-Rev1.0.md (links ix.io/4JAv).'},
+ {'board': 'Raspberry Pi Zero 2 Rev 1.0',
+  'model_family': 'Raspberry Pi Zero 2 W',
+  'file': 'results/3Dfo.txt',
+  'repo': 'ThomasKaiser/sbc-bench',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7/results/3Dfo.txt',
+  'commit': 'f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7',
+  'soc': None,
+  'cpu': 'Cortex-A53 / r0p4',
+  'cores': 4,
+  'cpu_mhz': 600,
+  'sdram_mhz': 450,
+  'ram': 'total_mem=512 (ThreadX); free: 427Mi total',
+  'kernel': '5.10.63-v7+ (armv7l)',
+  'os': 'Raspbian GNU/Linux 10 (buster), armhf',
+  'date': 'Fri, 29 Oct 2021 14:35:16 +0700',
+  'sbc_bench_version': 'v0.7.9',
+  'tinymembench_version': 'v0.4.9',
+  'latency_ns': [(1024, 0.0, 0.0),
+                 (2048, 0.0, 0.0),
+                 (4096, 0.0, 0.0),
+                 (8192, 0.0, 0.0),
+                 (16384, 0.0, 0.0),
+                 (32768, 0.0, 0.0),
+                 (65536, 10.7, 18.3),
+                 (131072, 16.4, 26.1),
+                 (262144, 19.2, 29.6),
+                 (524288, 25.4, 40.3),
+                 (1048576, 101.2, 155.6),
+                 (2097152, 145.2, 200.6),
+                 (4194304, 176.7, 229.4),
+                 (8388608, 193.6, 242.1),
+                 (16777216, 205.5, 252.7),
+                 (33554432, 213.2, 259.1),
+                 (67108864, 216.9, 261.9)],
+  'ramlat': None,
+  'bandwidth_mb_s': {'C copy backwards': 1023.4,
+                     'C copy backwards (32 byte blocks)': 1025.2,
+                     'C copy backwards (64 byte blocks)': 1005.9,
+                     'C copy': 1027.3,
+                     'C copy prefetched (32 bytes step)': 1062.4,
+                     'C copy prefetched (64 bytes step)': 1062.4,
+                     'C 2-pass copy': 716.4,
+                     'C 2-pass copy prefetched (32 bytes step)': 727.5,
+                     'C 2-pass copy prefetched (64 bytes step)': 727.3,
+                     'C fill': 1127.9,
+                     'C fill (shuffle within 16 byte blocks)': 1127.2,
+                     'C fill (shuffle within 32 byte blocks)': 1125.8,
+                     'C fill (shuffle within 64 byte blocks)': 1127.8,
+                     'standard memcpy': 1040.8,
+                     'standard memset': 1128.5,
+                     'NEON read': 1438.7,
+                     'NEON read prefetched (32 bytes step)': 1535.2,
+                     'NEON read prefetched (64 bytes step)': 1535.2,
+                     'NEON read 2 data streams': 1330.5,
+                     'NEON read 2 data streams prefetched (32 bytes step)': 1450.9,
+                     'NEON read 2 data streams prefetched (64 bytes step)': 1437.0,
+                     'NEON copy': 1018.0,
+                     'NEON copy prefetched (32 bytes step)': 1059.8,
+                     'NEON copy prefetched (64 bytes step)': 1058.8,
+                     'NEON unrolled copy': 1019.6,
+                     'NEON unrolled copy prefetched (32 bytes step)': 1053.6,
+                     'NEON unrolled copy prefetched (64 bytes step)': 1056.0,
+                     'NEON copy backwards': 1026.5,
+                     'NEON copy backwards prefetched (32 bytes step)': 1058.6,
+                     'NEON copy backwards prefetched (64 bytes step)': 1057.5,
+                     'NEON 2-pass copy': 726.1,
+                     'NEON 2-pass copy prefetched (32 bytes step)': 752.6,
+                     'NEON 2-pass copy prefetched (64 bytes step)': 755.1,
+                     'NEON unrolled 2-pass copy': 704.3,
+                     'NEON unrolled 2-pass copy prefetched (32 bytes step)': 725.7,
+                     'NEON unrolled 2-pass copy prefetched (64 bytes step)': 748.9,
+                     'NEON fill': 1124.0,
+                     'NEON fill backwards': 1126.9,
+                     'VFP copy': 1023.4,
+                     'VFP 2-pass copy': 703.7,
+                     'ARM fill (STRD)': 1122.8,
+                     'ARM fill (STM with 8 registers)': 1123.7,
+                     'ARM fill (STM with 4 registers)': 1124.6,
+                     'ARM copy prefetched (incr pld)': 1057.6,
+                     'ARM copy prefetched (wrap pld)': 1054.6,
+                     'ARM 2-pass copy prefetched (incr pld)': 731.3,
+                     'ARM 2-pass copy prefetched (wrap pld)': 729.8},
+  'quotes': {'latency': 'block size : single random read / dual random read\n'
+                        '      1024 :    0.0 ns          /     0.0 ns\n'
+                        '      2048 :    0.0 ns          /     0.0 ns\n'
+                        '      4096 :    0.0 ns          /     0.0 ns\n'
+                        '      8192 :    0.0 ns          /     0.0 ns\n'
+                        '     16384 :    0.0 ns          /     0.0 ns\n'
+                        '     32768 :    0.0 ns          /     0.0 ns\n'
+                        '     65536 :   10.7 ns          /    18.3 ns\n'
+                        '    131072 :   16.4 ns          /    26.1 ns\n'
+                        '    262144 :   19.2 ns          /    29.6 ns\n'
+                        '    524288 :   25.4 ns          /    40.3 ns\n'
+                        '   1048576 :  101.2 ns          /   155.6 ns\n'
+                        '   2097152 :  145.2 ns          /   200.6 ns\n'
+                        '   4194304 :  176.7 ns          /   229.4 ns\n'
+                        '   8388608 :  193.6 ns          /   242.1 ns\n'
+                        '  16777216 :  205.5 ns          /   252.7 ns\n'
+                        '  33554432 :  213.2 ns          /   259.1 ns\n'
+                        '  67108864 :  216.9 ns          /   261.9 ns',
+             'clock': 'Cpufreq OPP:  600    ThreadX:  600    Measured: 598.696/598.006/599.150',
+             'board': 'sbc-bench v0.7.9 Raspberry Pi Zero 2 Rev 1.0 (Fri, 29 Oct 2021 14:35:16 +0700)'},
+  'notes': "Board line reads 'Raspberry Pi Zero 2 Rev 1.0' (the file does not say 'W'); Results.md lists "
+           "this run as 'Raspberry Pi Zero 2 (RP3A0)' at '600 MHz'. No 'SoC guess' line printed; soc None. "
+           'arm_freq=600 is set in /boot/config.txt (3E85, whose config.txt sets no clock, runs '
+           'arm_freq=1000) and echoed in Actual ThreadX settings with arm_freq_min=600, core_freq=400, '
+           "sdram_freq=450; lscpu 'CPU max MHz: 600.0000'. tinymembench ran at 600/600MHz per health log "
+           "(14:35:18 .. 14:45:19, 49.4-52.6 C); 'Throttling statistics' prints only '600 MHz: 1023.54 sec'. "
+           'ThreadX firmware 51215b4f (Sep 30 2021), gcc 8.3.0 (Raspbian 8.3.0-6+rpi1): the OS, kernel and '
+           'firmware of 3DeL (1200 MHz), run the same day (whether on the same board is not printed). No '
+           'ramlat section (sbc-bench v0.7.9).'},
+ {'board': 'Raspberry Pi Zero 2 Rev 1.0',
+  'model_family': 'Raspberry Pi Zero 2 W',
+  'file': 'results/3E85.txt',
+  'repo': 'ThomasKaiser/sbc-bench',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7/results/3E85.txt',
+  'commit': 'f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7',
+  'soc': None,
+  'cpu': 'Cortex-A53 / r0p4',
+  'cores': 4,
+  'cpu_mhz': 1000,
+  'sdram_mhz': 450,
+  'ram': 'total_mem=512 (ThreadX); free: 427Mi total',
+  'kernel': '5.10.63-v7+ (armv7l)',
+  'os': 'Raspbian GNU/Linux 10 (buster), armhf',
+  'date': 'Fri, 05 Nov 2021 15:58:54 +0000',
+  'sbc_bench_version': 'v0.8.3',
+  'tinymembench_version': 'v0.4.9',
+  'latency_ns': [(1024, 0.0, 0.0),
+                 (2048, 0.0, 0.0),
+                 (4096, 0.0, 0.0),
+                 (8192, 0.0, 0.0),
+                 (16384, 0.0, 0.0),
+                 (32768, 0.0, 0.0),
+                 (65536, 6.4, 11.0),
+                 (131072, 9.9, 15.7),
+                 (262144, 11.6, 17.7),
+                 (524288, 12.9, 19.5),
+                 (1048576, 81.1, 125.8),
+                 (2097152, 121.8, 165.4),
+                 (4194304, 145.0, 185.8),
+                 (8388608, 157.4, 195.6),
+                 (16777216, 165.6, 201.2),
+                 (33554432, 171.2, 206.2),
+                 (67108864, 175.3, 209.3)],
+  'ramlat': None,
+  'bandwidth_mb_s': {'C copy backwards': 1264.6,
+                     'C copy backwards (32 byte blocks)': 1270.9,
+                     'C copy backwards (64 byte blocks)': 1263.2,
+                     'C copy': 1280.2,
+                     'C copy prefetched (32 bytes step)': 1304.5,
+                     'C copy prefetched (64 bytes step)': 1309.3,
+                     'C 2-pass copy': 997.6,
+                     'C 2-pass copy prefetched (32 bytes step)': 1006.5,
+                     'C 2-pass copy prefetched (64 bytes step)': 1005.8,
+                     'C fill': 1577.1,
+                     'C fill (shuffle within 16 byte blocks)': 1571.7,
+                     'C fill (shuffle within 32 byte blocks)': 1572.5,
+                     'C fill (shuffle within 64 byte blocks)': 1567.7,
+                     'standard memcpy': 1295.5,
+                     'standard memset': 1570.9,
+                     'NEON read': 2114.2,
+                     'NEON read prefetched (32 bytes step)': 2318.3,
+                     'NEON read prefetched (64 bytes step)': 2312.3,
+                     'NEON read 2 data streams': 1969.2,
+                     'NEON read 2 data streams prefetched (32 bytes step)': 2116.2,
+                     'NEON read 2 data streams prefetched (64 bytes step)': 2107.6,
+                     'NEON copy': 1258.4,
+                     'NEON copy prefetched (32 bytes step)': 1305.3,
+                     'NEON copy prefetched (64 bytes step)': 1302.7,
+                     'NEON unrolled copy': 1278.4,
+                     'NEON unrolled copy prefetched (32 bytes step)': 1314.5,
+                     'NEON unrolled copy prefetched (64 bytes step)': 1298.3,
+                     'NEON copy backwards': 1256.2,
+                     'NEON copy backwards prefetched (32 bytes step)': 1300.7,
+                     'NEON copy backwards prefetched (64 bytes step)': 1299.6,
+                     'NEON 2-pass copy': 979.5,
+                     'NEON 2-pass copy prefetched (32 bytes step)': 1022.2,
+                     'NEON 2-pass copy prefetched (64 bytes step)': 1027.5,
+                     'NEON unrolled 2-pass copy': 988.7,
+                     'NEON unrolled 2-pass copy prefetched (32 bytes step)': 1011.3,
+                     'NEON unrolled 2-pass copy prefetched (64 bytes step)': 1003.2,
+                     'NEON fill': 1578.6,
+                     'NEON fill backwards': 1576.7,
+                     'VFP copy': 1272.9,
+                     'VFP 2-pass copy': 979.8,
+                     'ARM fill (STRD)': 1570.7,
+                     'ARM fill (STM with 8 registers)': 1570.7,
+                     'ARM fill (STM with 4 registers)': 1566.5,
+                     'ARM copy prefetched (incr pld)': 1303.4,
+                     'ARM copy prefetched (wrap pld)': 1300.1,
+                     'ARM 2-pass copy prefetched (incr pld)': 1011.5,
+                     'ARM 2-pass copy prefetched (wrap pld)': 1006.9},
+  'quotes': {'latency': 'block size : single random read / dual random read\n'
+                        '      1024 :    0.0 ns          /     0.0 ns\n'
+                        '      2048 :    0.0 ns          /     0.0 ns\n'
+                        '      4096 :    0.0 ns          /     0.0 ns\n'
+                        '      8192 :    0.0 ns          /     0.0 ns\n'
+                        '     16384 :    0.0 ns          /     0.0 ns\n'
+                        '     32768 :    0.0 ns          /     0.0 ns\n'
+                        '     65536 :    6.4 ns          /    11.0 ns\n'
+                        '    131072 :    9.9 ns          /    15.7 ns\n'
+                        '    262144 :   11.6 ns          /    17.7 ns\n'
+                        '    524288 :   12.9 ns          /    19.5 ns\n'
+                        '   1048576 :   81.1 ns          /   125.8 ns\n'
+                        '   2097152 :  121.8 ns          /   165.4 ns\n'
+                        '   4194304 :  145.0 ns          /   185.8 ns\n'
+                        '   8388608 :  157.4 ns          /   195.6 ns\n'
+                        '  16777216 :  165.6 ns          /   201.2 ns\n'
+                        '  33554432 :  171.2 ns          /   206.2 ns\n'
+                        '  67108864 :  175.3 ns          /   209.3 ns',
+             'clock': 'Cpufreq OPP: 1000  ThreadX: 1000  Measured: 1000 @ 1.2375V',
+             'board': 'sbc-bench v0.8.3 Raspberry Pi Zero 2 Rev 1.0 (Fri, 05 Nov 2021 15:58:54 +0000)'},
+  'notes': "Board line reads 'Raspberry Pi Zero 2 Rev 1.0' (the file does not say 'W'); Results.md lists "
+           "this run as 'Raspberry Pi Zero 2 (RP3A0)' at '1000 MHz'. No 'SoC guess' line printed; soc None. "
+           'config.txt sets no clock; Actual ThreadX settings: arm_freq=1000, arm_freq_min=600, '
+           "core_freq=400, sdram_freq=450; lscpu 'CPU max MHz: 1000.0000'. The first OPP check printed "
+           "'Cpufreq OPP: 1000  ThreadX: 1000  Measured:  905 @ 1.2375V' (16 minutes after boot), the "
+           "re-check after the benchmarks 'Measured: 1000 @ 1.2375V' (quoted as clock). tinymembench ran at "
+           '1000/1000MHz per health log (15:58:59 .. 16:11:00, 47.8-59.1 C), with %cpu 29-30% after the '
+           "first sample where tinymembench's one thread is 25% (some background load). ThreadX firmware "
+           'b8a114e5 (Oct 29 2021), gcc 8.3.0 (Raspbian 8.3.0-6+rpi1). No ramlat section (sbc-bench '
+           'v0.8.3).'},
+ {'board': 'Raspberry Pi 3 Model B+',
+  'model_family': 'Raspberry Pi 3 Model B+',
+  'file': 'results/1iGM.txt',
+  'repo': 'ThomasKaiser/sbc-bench',
+  'url': 'https://github.com/ThomasKaiser/sbc-bench/blob/f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7/results/1iGM.txt',
+  'commit': 'f473f583ebc85a7ee98d77ef3d9f1a9bc5a178b7',
+  'soc': None,
+  'cpu': 'ARMv7 Processor rev 4 (v7l)',
+  'cores': 4,
+  'cpu_mhz': 1200,
+  'sdram_mhz': None,
+  'ram': 'free: 927M total (no total_mem printed)',
+  'kernel': '4.14.50-v7+ (armv7l)',
+  'os': 'Raspbian GNU/Linux 9.4 (stretch), armhf',
+  'date': 'Sun, 29 Jul 2018 17:56:03 +0000',
+  'sbc_bench_version': 'v0.4',
+  'tinymembench_version': 'v0.4.9',
+  'latency_ns': [(1024, 0.0, 0.0),
+                 (2048, 0.0, 0.0),
+                 (4096, 0.0, 0.0),
+                 (8192, 0.0, 0.0),
+                 (16384, 0.0, 0.0),
+                 (32768, 0.0, 0.0),
+                 (65536, 5.4, 9.2),
+                 (131072, 8.2, 13.1),
+                 (262144, 9.7, 14.8),
+                 (524288, 16.6, 26.3),
+                 (1048576, 91.3, 142.7),
+                 (2097152, 131.6, 183.6),
+                 (4194304, 158.0, 204.8),
+                 (8388608, 171.7, 214.3),
+                 (16777216, 180.3, 220.5),
+                 (33554432, 185.5, 224.7),
+                 (67108864, 188.5, 227.2)],
+  'ramlat': None,
+  'bandwidth_mb_s': {'C copy backwards': 1026.9,
+                     'C copy backwards (32 byte blocks)': 1026.4,
+                     'C copy backwards (64 byte blocks)': 1029.2,
+                     'C copy': 1036.6,
+                     'C copy prefetched (32 bytes step)': 1042.3,
+                     'C copy prefetched (64 bytes step)': 1042.3,
+                     'C 2-pass copy': 876.7,
+                     'C 2-pass copy prefetched (32 bytes step)': 893.0,
+                     'C 2-pass copy prefetched (64 bytes step)': 892.2,
+                     'C fill': 1506.3,
+                     'C fill (shuffle within 16 byte blocks)': 1506.5,
+                     'C fill (shuffle within 32 byte blocks)': 1503.9,
+                     'C fill (shuffle within 64 byte blocks)': 1506.5,
+                     'standard memcpy': 1050.1,
+                     'standard memset': 1505.7,
+                     'NEON read': 1770.5,
+                     'NEON read prefetched (32 bytes step)': 1929.0,
+                     'NEON read prefetched (64 bytes step)': 1931.6,
+                     'NEON read 2 data streams': 1666.2,
+                     'NEON read 2 data streams prefetched (32 bytes step)': 1721.4,
+                     'NEON read 2 data streams prefetched (64 bytes step)': 1719.3,
+                     'NEON copy': 1028.4,
+                     'NEON copy prefetched (32 bytes step)': 1055.0,
+                     'NEON copy prefetched (64 bytes step)': 1054.1,
+                     'NEON unrolled copy': 1036.1,
+                     'NEON unrolled copy prefetched (32 bytes step)': 1055.0,
+                     'NEON unrolled copy prefetched (64 bytes step)': 1055.8,
+                     'NEON copy backwards': 1028.7,
+                     'NEON copy backwards prefetched (32 bytes step)': 1035.3,
+                     'NEON copy backwards prefetched (64 bytes step)': 1047.8,
+                     'NEON 2-pass copy': 888.0,
+                     'NEON 2-pass copy prefetched (32 bytes step)': 909.4,
+                     'NEON 2-pass copy prefetched (64 bytes step)': 910.4,
+                     'NEON unrolled 2-pass copy': 871.5,
+                     'NEON unrolled 2-pass copy prefetched (32 bytes step)': 885.8,
+                     'NEON unrolled 2-pass copy prefetched (64 bytes step)': 885.9,
+                     'NEON fill': 1503.2,
+                     'NEON fill backwards': 1507.0,
+                     'VFP copy': 1035.4,
+                     'VFP 2-pass copy': 865.8,
+                     'ARM fill (STRD)': 1503.4,
+                     'ARM fill (STM with 8 registers)': 1506.6,
+                     'ARM fill (STM with 4 registers)': 1504.9,
+                     'ARM copy prefetched (incr pld)': 1054.1,
+                     'ARM copy prefetched (wrap pld)': 1053.2,
+                     'ARM 2-pass copy prefetched (incr pld)': 895.5,
+                     'ARM 2-pass copy prefetched (wrap pld)': 893.2},
+  'quotes': {'latency': 'block size : single random read / dual random read\n'
+                        '      1024 :    0.0 ns          /     0.0 ns\n'
+                        '      2048 :    0.0 ns          /     0.0 ns\n'
+                        '      4096 :    0.0 ns          /     0.0 ns\n'
+                        '      8192 :    0.0 ns          /     0.0 ns\n'
+                        '     16384 :    0.0 ns          /     0.0 ns\n'
+                        '     32768 :    0.0 ns          /     0.0 ns\n'
+                        '     65536 :    5.4 ns          /     9.2 ns\n'
+                        '    131072 :    8.2 ns          /    13.1 ns\n'
+                        '    262144 :    9.7 ns          /    14.8 ns\n'
+                        '    524288 :   16.6 ns          /    26.3 ns\n'
+                        '   1048576 :   91.3 ns          /   142.7 ns\n'
+                        '   2097152 :  131.6 ns          /   183.6 ns\n'
+                        '   4194304 :  158.0 ns          /   204.8 ns\n'
+                        '   8388608 :  171.7 ns          /   214.3 ns\n'
+                        '  16777216 :  180.3 ns          /   220.5 ns\n'
+                        '  33554432 :  185.5 ns          /   224.7 ns\n'
+                        '  67108864 :  188.5 ns          /   227.2 ns',
+             'clock': 'Cpufreq OPP: 1400    ThreadX: 1200    Measured: 1187.159/1184.722/1186.845',
+             'board': "(not printed in file; first line is 'sbc-bench v0.4 -- Sun, 29 Jul 2018 17:56:03 "
+                      "+0000'). Results.md row: | [Raspberry Pi 3 B+ (BCM2837B0)](results/1iGM.txt) | normal "
+                      '| 4.14 | Raspbian Stretch | 3040 | 856 | 36600 | 1050 | 1500 | - |'},
+  'notes': 'The file itself does NOT print a board model line, SoC name, arm_freq or sdram_freq (sbc-bench '
+           'v0.4). Board identity comes from Results.md (at ec003e8b), which labels results/1iGM.txt '
+           "'Raspberry Pi 3 B+ (BCM2837B0)' with clockspeed 'normal' ('made with no or just a heatsink'); "
+           "the file agrees: cpufreq's top OPP is 1400 (lscpu 'CPU max MHz: 1400.0000'), 927M of memory for "
+           "Linux. cpu_mhz=1200 is the real clock: the kernel's cpufreq says 1400 but the firmware ran 1200 "
+           "('Cpufreq OPP: 1400    ThreadX: 1200    Measured: 1187.159/1184.722/1186.845', before and after "
+           "the benchmarks), and the health log shows '1400/1200MHz' (fake/real) in all 9 samples while "
+           'tinymembench ran (17:56:05 .. 18:04:06, 61.2-63.4 C). Why 1200 is not printed; the SoC was above '
+           "60 C, the 3B+'s soft temperature limit (temp_soft_limit, default 60 C, in the Raspberry Pi "
+           "documentation's config.txt overclocking page), so that limit is the likely cause (an inference; "
+           "Results.md says the firmware 'downclocks to 1200 MHz' above 60 C of the 'OC/normal' run 1iGz). "
+           'ThreadX firmware 4800f08a (Jun 7 2018); config.txt sets only disable_overscan=1 and '
+           'dtparam=audio=on, so no clock or sdram_freq override: sdram_mhz None (the documented 3B+ default '
+           'is 500). No throttling or under-voltage lines printed. No ramlat section.'}]

@@ -91,6 +91,12 @@ CATALOG: dict[str, BenchmarkSpec] = {s.name: s for s in [
     _spec("latency-dual", "Latency, dual random read", "latency", None, "",
           "two independent random reads at a time (tinymembench's \"dual random read\"), likewise",
           (OKABE_ITO["sky blue"], "X")),
+    _spec("latency-chase", "Latency, dependent chase (published)", "latency", None, "",
+          "one dependent load at a time through a block of size_bytes of cached host memory, each load's address "
+          "read by the load before (published figures: ramlat's 1xPTR, a fixed bit-reversed walk that visits every "
+          "64-byte line of the block before it comes back to one, never two loads in a row in one line or one 4 KiB "
+          "page); seconds is the whole time of one access (an L1 hit not subtracted, unlike latency-single), and "
+          "the row has no bandwidth", (OKABE_ITO["black"], "v")),
     _spec("latency-host", "Latency, cached host", "latency", None, "chase",
           "pimem's pointer chase (compiled core): one dependent load at a time along a random cycle through the "
           "block's 64-byte slots, in a cached host buffer; seconds is the whole time of one access (an L1 hit not "

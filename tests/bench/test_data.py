@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
 SHIPPED = ("original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3",
            "tinymembench-pi1b", "tinymembench-pizerow", "tinymembench-pi2b", "tinymembench-pizero2w",
-           "tinymembench-pi4b", "tinymembench-pi400", "tinymembench-pi5")
+           "tinymembench-pi4b", "tinymembench-pi400", "tinymembench-pi5", "cpp-memory-performance-pi3b",
+           "ramlat-pi3b", "latency-pizero2w-600mhz", "latency-pizero2w-1000mhz", "latency-pi3bplus-1200mhz")
 LATENCY_LINE = re.compile(r"^\s*(\d+) :\s+([\d.]+) ns\s+/\s+([\d.]+) ns", re.M)
 MiB = 2 ** 20
 
@@ -221,8 +222,8 @@ def test_qmkl_reads_back_as_published() -> None:
 
 
 def test_latency_recordings_match_the_lines_quoted_from_the_source() -> None:
-    # The last latency line of each sbc-bench file, quoted verbatim beside the transcription,
-    # against what the recording holds: a transcription slip shows here.
+    # The latency lines of each sbc-bench file quoted verbatim beside the transcription (the first and last,
+    # or the whole table), against what the recording holds: a transcription slip shows here.
     sys.path.insert(0, str(DATA / "published"))
     from sbc_bench_pi import RUNS
 
@@ -230,18 +231,88 @@ def test_latency_recordings_match_the_lines_quoted_from_the_source() -> None:
     seen = 0
     for name in SHIPPED:
         r = load_recording(DATA / f"{name}.csv")
-        lat = r.frame[r.frame.phase == "latency"]
+        lat = r.frame[r.frame.benchmark.isin(["latency-single", "latency-dual"])]
         if lat.empty:
             continue
         seen += 1
         run = by_file["results/" + r.meta["source"]["url"].rsplit("/", 1)[1]]
-        size, single, dual = LATENCY_LINE.findall(run["quotes"]["latency"])[-1]
-        for bench, ns in (("latency-single", single), ("latency-dual", dual)):
-            got = lat[(lat.benchmark == bench) & (lat.size_bytes == int(size))].seconds
-            assert list(got * 1e9) == pytest.approx([float(ns)]), (name, bench)
+        assert run["commit"] in r.meta["source"]["url"], name   # the address names the commit read
+        quoted = LATENCY_LINE.findall(run["quotes"]["latency"])
+        assert len(quoted) >= 2 and quoted[-1][0] == str(64 * MiB)
+        for size, single, dual in quoted:
+            for bench, ns in (("latency-single", single), ("latency-dual", dual)):
+                got = lat[(lat.benchmark == bench) & (lat.size_bytes == int(size))].seconds
+                # a block timed at 0.0 ns (no time beyond L1) has no row
+                assert list(got * 1e9) == (pytest.approx([float(ns)]) if float(ns) > 0 else []), (name, bench, size)
         assert lat.gb_per_s.isna().all() and r.is_pi
         assert lat.size_bytes.min() >= 1024 and lat.size_bytes.max() == 64 * MiB
     assert seen >= 5   # the Pi 3B, the 3B+ and at least three other models
+
+
+def test_the_bcm2837_latency_tables_at_other_clocks_are_whole_tables_of_their_real_clock() -> None:
+    # The Zero 2 W at 600, 1000 (latency-*) and 1200 MHz (tinymembench-pizero2w), the 3B+ held at 1200 MHz:
+    # each quoted whole (header and 17 lines) and transcribed whole; sdram_freq 450 on every Zero 2 W run.
+    sys.path.insert(0, str(DATA / "published"))
+    from sbc_bench_pi import RUNS
+
+    by_file = {r["file"]: r for r in RUNS}
+    far = {}
+    for name, result, mhz, sdram in [("latency-pizero2w-600mhz", "3Dfo", 600, 450),
+                                     ("latency-pizero2w-1000mhz", "3E85", 1000, 450),
+                                     ("tinymembench-pizero2w", "3DeL", 1200, 450),
+                                     ("latency-pi3bplus-1200mhz", "1iGM", 1200, None)]:
+        r = load_recording(DATA / f"{name}.csv")
+        run = by_file[f"results/{result}.txt"]
+        m = r.meta["machine"]
+        assert (m["cpu_mhz"], m["sdram_mhz"], m["cores"]) == (mhz, sdram, 4) and r.is_pi, name
+        assert result in r.meta["source"]["reference"] and run["commit"] in r.meta["source"]["url"]
+        if name.startswith("latency-"):
+            assert set(r.frame.phase) == {"latency"}   # the table only
+            assert run["quotes"]["latency"].splitlines()[0] == "block size : single random read / dual random read"
+            assert [tuple(map(float, t)) for t in LATENCY_LINE.findall(run["quotes"]["latency"])] == \
+                [tuple(map(float, t)) for t in run["latency_ns"]]
+        far[name] = float(r.frame[(r.frame.benchmark == "latency-single")
+                                  & (r.frame.size_bytes == 64 * MiB)].value.iloc[0])
+    # as printed: 216.9, 175.3 and 163.7 ns beyond L1 at 64 MiB for the Zero 2 W at 600, 1000 and 1200 MHz
+    assert far == {"latency-pizero2w-600mhz": 216.9, "latency-pizero2w-1000mhz": 175.3,
+                   "tinymembench-pizero2w": 163.7, "latency-pi3bplus-1200mhz": 188.5}
+    assert "1400/1200MHz" in load_recording(DATA / "latency-pi3bplus-1200mhz.csv").meta["source"]["notes"]
+    # the generations figure draws every tinymembench-* recording: one run per model, so these are named latency-*
+    boards = [r.meta["machine"]["board"] for r in list_recordings(DATA) if r.name.startswith("tinymembench-")]
+    assert len(boards) == len(set(boards)) == 9
+
+
+RAMLAT_LINE = re.compile(r"^\s*(\d+)k:((?: +[\d.]+){8})$", re.M)
+
+
+def test_the_ramlat_recording_matches_the_table_quoted_from_the_source() -> None:
+    # sbc-bench 4hOp's ramlat table, quoted verbatim: its 1xPTR column is the recording, whole access times.
+    sys.path.insert(0, str(DATA / "published"))
+    from sbc_bench_pi import RUNS
+
+    run = next(r for r in RUNS if r["file"] == "results/4hOp.txt")
+    quote = run["quotes"]["ramlat"]
+    assert quote.splitlines()[0] == "Executing ramlat on cpu0 (Cortex-A53), results in ns:"
+    header = quote.splitlines()[1].split()
+    assert header[0] == "size:" and header[1:] == run["ramlat"]["columns"]
+    quoted = [(int(k), [float(v) for v in vals.split()]) for k, vals in RAMLAT_LINE.findall(quote)]
+    assert len(quoted) == 13 == len(quote.splitlines()) - 2
+    # the transcription of all eight columns, against the quote
+    assert [(int(label[:-1]), values) for label, values in run["ramlat"]["rows"]] == quoted
+    r = load_recording(DATA / "ramlat-pi3b.csv")
+    f = r.frame.sort_values("size_bytes")
+    assert (f[["benchmark", "phase", "statistic", "unit", "kernel"]]
+            == ["latency-chase", "latency", "sample", "ns", "ramlat"]).all().all()
+    col = header.index("1xPTR") - 1
+    assert list(f.size_bytes) == [k * 1024 for k, _ in quoted]
+    assert list(f.value) == [values[col] for _, values in quoted]
+    assert f.gb_per_s.isna().all() and r.is_pi and r.meta["machine"]["cpu_mhz"] == 1200
+    assert run["commit"] in r.meta["source"]["url"]
+    # a whole access: the L1 rows are an L1 hit (2.527 ns), not tinymembench's 0.0 beyond one
+    assert f.seconds.iloc[0] * 1e9 == pytest.approx(2.527) and f.seconds.iloc[-1] * 1e9 == pytest.approx(176.1)
+    from pimem.bench.catalog import CATALOG
+
+    assert not CATALOG["latency-chase"].runnable and "whole time of one access" in CATALOG["latency-chase"].what
 
 
 def test_neon_rows_are_kept_where_the_run_printed_them() -> None:
@@ -250,6 +321,43 @@ def test_neon_rows_are_kept_where_the_run_printed_them() -> None:
     neon = f[f.kernel == "neon"].set_index("benchmark")["gb_per_s"] * 1000
     assert neon.to_dict() == pytest.approx({"read-host": 2148.2, "host-copy": 1203.4, "baseline": 1638.0})
     assert (load_recording(DATA / "tinymembench-pi3b.csv").frame.kernel != "neon").all()   # 4hOp printed none
+
+
+def test_the_pi3b_read_sweep_matches_the_raw_files_quoted_from_the_source() -> None:
+    # Each line of anetczuk/cpp-memory-performance's raw files, quoted verbatim beside the transcription,
+    # against the transcription and the recording: a slip in either shows here.
+    sys.path.insert(0, str(DATA / "published"))
+    import cpp_memory_performance_pi3 as src
+
+    line = re.compile(r"^(\d+) B ([\d.]+) (KB|MB) time/iter: ([\d.]+) ns time/item: ([\d.]+) ns "
+                      r"iters: (\d+) items: (\d+)$")
+    r = load_recording(DATA / "cpp-memory-performance-pi3b.csv")
+    assert r.is_pi and r.meta["machine"]["board"] == "Raspberry Pi 3B" and r.meta["machine"]["cpu_mhz"] == 1200
+    assert src.COMMIT in r.meta["source"]["url"] and src.COMMIT in r.meta["source"]["reference"]
+    assert set(r.frame.kernel) == {"c-gcc", "c-clang"}   # the unrolled builds are left out
+    for build, kernel in (("gcc", "c-gcc"), ("clang", "c-clang")):
+        printed = [line.match(ln) for ln in src.RAW[build].splitlines()]
+        assert len(printed) == 44 and all(printed), build
+        assert [(int(m[1]), int(m[7]), float(m[5])) for m in printed] == src.SWEEP[build]
+        plot_first, plot_last = src.PLOT_QUOTES[build]   # the plot files: column 1 and time/item, the same
+        assert plot_first.split()[:2] == [printed[0][1], printed[0][5]]
+        assert plot_last.split()[:2] == [printed[-1][1], printed[-1][5]]
+        rows = r.frame[r.frame.kernel == kernel].sort_values("size_bytes")
+        assert (rows[["benchmark", "phase", "statistic", "unit"]] == ["read-host", "read", "best", "ns/8B"]).all().all()
+        assert list(rows.size_bytes) == [8 * int(m[7]) for m in printed]
+        for m, (_, got) in zip(printed, rows.iterrows()):
+            assert int(m[1]) == got.size_bytes + 8   # column 1: the elements and the 8-byte Array struct
+            assert got.value == float(m[5])          # ns per element, as printed
+            # one operation is one pass over the elements: the printed time/iter
+            assert got.seconds * 1e9 == pytest.approx(float(m[4]), rel=3e-7)
+            assert got.gb_per_s == pytest.approx(8 / float(m[5]), rel=1e-12)   # 8 bytes per element's time
+    # the caches and DRAM, as printed (gcc): 4.175055 ns per element at 24 KiB, 5.073345 at 300 MiB
+    gcc = r.frame[r.frame.kernel == "c-gcc"].set_index("size_bytes")
+    assert gcc.loc[24576, "value"] == 4.175055 and gcc.loc[314572792, "value"] == 5.073345
+    # why the unrolled builds are left out: their loop skips container[x+8] (quoted: x+7, then x+ 9)
+    unrolled = src.CODE["src/mem_performance/ArrayExperiment.h"]
+    assert unrolled.index("sum += container[x+ 9];") == unrolled.index("sum += container[x+7];") + 1
+    assert "gcc_unroll" in r.meta["source"]["notes"] and "never [x+8]" in r.meta["source"]["notes"]
 
 
 def test_a_latency_row_has_no_bandwidth(tmp_path: Path) -> None:
@@ -264,6 +372,44 @@ def test_a_latency_row_has_no_bandwidth(tmp_path: Path) -> None:
     f.loc[f.index[0], "phase"] = "latency"   # a memset figure is no latency
     with pytest.raises(DataError, match="not a phase of baseline"):
         validate_frame(f, r.meta)
+
+
+def test_a_time_per_8_bytes_is_the_time_of_size_bytes_over_8_elements() -> None:
+    # 16 uint64 elements of 4.994017 ns: one 128-byte pass of 79.904272 ns (the source prints 79.904276 ns,
+    # its time/iter, of which 4.994017 is the rounded sixteenth).
+    assert data.seconds_of(4.994017, "ns/8B", 128) == pytest.approx(79.904272e-9, rel=1e-12)
+    assert data.seconds_of(4.994017, "ns/8B", 8) == data.seconds_of(4.994017, "ns", 8)   # one element: its time
+    # as a bandwidth: 8 bytes per 4.994017 ns, whatever the size
+    for size in (8, 128, 314572792):
+        assert size / data.seconds_of(4.994017, "ns/8B", size) == pytest.approx(8 / 4.994017e-9, rel=1e-12)
+    unit = next(f for f in data.TABLE_SCHEMA["fields"] if f["name"] == "unit")
+    assert "ns/8B" in data.UNITS and "ns/8B" in unit["description"] and "ns/8B" in unit["constraints"]["enum"]
+
+
+def test_a_time_per_8_bytes_needs_whole_elements_and_is_no_latency(good: Path) -> None:
+    f = load_recording(DATA / "tinymembench-pi3b.csv")
+    frame = f.frame.copy()
+    frame.loc[frame.index[0], ["unit", "value"]] = ["ns/8B", 2.5]   # memset's row, 32 MiB: whole elements
+    validate_frame(frame, f.meta)
+    frame.loc[frame.index[0], "size_bytes"] = 32 * MiB + 4
+    with pytest.raises(DataError, match="row 2 .*column 'size_bytes': 33554436 with unit ns/8B, a time per 8 "
+                                        "bytes; expected a whole number of 8-byte elements"):
+        validate_frame(frame, f.meta)
+    frame = f.frame.copy()
+    i = frame.index[frame.phase == "latency"][0]
+    frame.loc[i, "unit"] = "ns/8B"
+    with pytest.raises(DataError, match="'ns/8B' on a latency row; a latency is a time"):
+        validate_frame(frame, f.meta)
+    # in a file, likewise; and a measured recording holds seconds only
+    rows = set_cell(read_rows(good), 3, "unit", "ns/8B")
+    assert "pimem measures seconds" in load_error(make_bad(good, rows=rows))
+
+
+def test_the_readme_lists_every_unit() -> None:
+    text = (DATA / "README.md").read_text(encoding="utf-8")
+    cell = re.search(r"^\| `unit` \| text \| (.*) \|$", text, re.M)
+    assert cell is not None
+    assert set(re.findall(r"`([^`]+)`", cell.group(1))) >= set(data.UNITS), "data/README.md's unit list misses a unit"
 
 
 def test_make_published_makes_the_shipped_files(tmp_path: Path) -> None:

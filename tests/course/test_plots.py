@@ -447,6 +447,22 @@ def test_published_comparison_without_a_run_and_with_one_crowded_row():
     assert_apart_and_inside(fig, size_labels(fig))
 
 
+def test_the_course_comparison_places_single_published_figures_not_sweeps():
+    d = load_all()
+    sweep = d[d.recording == "cpp-memory-performance-pi3b"]   # a Pi 3B read sweep, 44 sizes per build
+    assert sweep.is_pi.all() and sweep.board.eq("Raspberry Pi 3B").all() and sweep.size_bytes.nunique() == 44
+    pub = plots.course_published()
+    assert "cpp-memory-performance-pi3b" not in set(pub.recording)
+    assert {"original-lesson-pi3b", "tinymembench-pi3b", "tinymembench-pi3bplus", "qmkl-pi3"} <= set(pub.recording)
+    assert (pub.groupby(["recording", "benchmark", "phase", "kernel"]).size() == 1).all()
+    fig = plots.published_comparison(None, benchmarks=["read-host"])   # qmkl's and the 3B+'s NEON read only
+    drawn = {a.get_gid().split(":", 1)[1] for a in fig.axes[0].get_children() if (a.get_gid() or "").startswith("published:")}
+    assert drawn == {"qmkl-pi3", "tinymembench-pi3bplus"}
+    # drawn against size, a sweep is a curve
+    curve = plots.bandwidth_curve(sweep)
+    assert len(by_gid(curve, "read-host [c-gcc]:points")[0].get_xdata()) == 44
+
+
 def test_generation_labels_do_not_overlap_and_stay_inside():
     from pimem.bench.data import list_recordings
 

@@ -13,7 +13,7 @@ from .files import (
     list_recordings, load_all, load_recording, orphan_sidecars, RECORDING_COLUMNS, remove_data_leftovers, user_data_dir,
     validate_frame,
 )
-from .quantities import DERIVED, RATE_UNITS, TIME_UNITS, UNITS, seconds_of
+from .quantities import DERIVED, PER_BYTES_UNITS, RATE_UNITS, TIME_UNITS, UNITS, seconds_of
 from .rules import label_problem
 from .save import save_recording
 from .schema import (
@@ -23,7 +23,7 @@ from .schema import (
 
 __all__ = [
     "ALIASES", "BENCHMARKS", "BUFFER_MODE", "BUS_FACTOR", "COLUMNS", "DERIVED", "DataError", "ENV_DATA_DIR",
-    "ENV_USER_DATA_DIR", "LABEL_MAX", "META_SCHEMA", "NAME_MAX", "NAME_RE", "PHASES", "RATE_UNITS", "RECORDING_COLUMNS", "Recording",
+    "ENV_USER_DATA_DIR", "LABEL_MAX", "META_SCHEMA", "NAME_MAX", "NAME_RE", "PER_BYTES_UNITS", "PHASES", "RATE_UNITS", "RECORDING_COLUMNS", "Recording",
     "SCHEMA", "SOURCE_KINDS", "STATISTICS", "STORED", "TABLE_SCHEMA", "TIME_UNITS", "UNITS", "UsageError",
     "VERIFIED", "check_data_dir", "check_name", "data_dir", "data_folders", "label_problem", "list_recordings",
     "load_all", "load_recording", "orphan_sidecars", "remove_data_leftovers", "save_recording", "seconds_of",

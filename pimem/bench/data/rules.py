@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ...firmware.memflags import MemFlag
-from .quantities import TIME_UNITS
+from .quantities import PER_BYTES_UNITS, TIME_UNITS
 from .schema import BENCHMARKS, BUFFER_MODE, LABEL_MAX, MODE_MASK
 from .table import PRIMARY_KEY, READERS
 
@@ -41,6 +41,10 @@ def _row_rules(row: Mapping[str, Any], bad: set[str], kind: str | None) -> Itera
         yield "sample", f"{row['sample']} on a {stat} row; a statistic's row has sample 0"
     if ok(("phase", "unit")) and phase == "latency" and unit not in TIME_UNITS:
         yield "unit", f"{unit!r} on a latency row; a latency is a time: {', '.join(TIME_UNITS)}"
+    if ok(("unit", "size_bytes")) and unit in PER_BYTES_UNITS and row["size_bytes"] % PER_BYTES_UNITS[unit][1]:
+        per = PER_BYTES_UNITS[unit][1]
+        yield "size_bytes", (f"{row['size_bytes']} with unit {unit}, a time per {per} bytes; expected a whole "
+                             f"number of {per}-byte elements (a multiple of {per})")
     if kind == "measured" and ok(("unit",)) and unit != "s":
         yield "unit", f"{unit!r} in a measured recording; pimem measures seconds: s"
     yield from _flag_rules(row, bad)

@@ -151,12 +151,19 @@ _PHASE_ORDER = ("fill", "write", "read", "copy", "total", "latency")
 
 
 def course_published(directory: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """The published bandwidth rows of the course's board, the Pi 3: from ``directory``, or the data folders."""
+    """The published bandwidth figures of the course's board, the Pi 3: from ``directory``, or the data folders.
+
+    Single figures only: a published sweep by size (one recording holding several sizes of a benchmark,
+    phase and kernel, such as cpp-memory-performance-pi3b) is left out, since the comparisons place one
+    figure per source; draw a sweep with ``bandwidth_curve``.
+    """
     from ...bench.data import load_all
 
     allrec = load_all(directory)
-    return allrec[(allrec["kind"] == "published") & allrec["board"].str.startswith("Raspberry Pi 3")
-                  & (allrec["phase"] != "latency")].reset_index(drop=True)
+    pub = allrec[(allrec["kind"] == "published") & allrec["board"].str.startswith("Raspberry Pi 3")
+                 & (allrec["phase"] != "latency")]
+    sizes = pub.groupby(["recording", "benchmark", "phase", "kernel"])["size_bytes"].transform("nunique")
+    return pub[sizes == 1].reset_index(drop=True)
 
 
 def _published_points(pub: pd.DataFrame) -> dict[tuple[str, str], list[_Point]]:
