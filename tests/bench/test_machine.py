@@ -94,6 +94,17 @@ def test_performance_sets_every_cpu_and_puts_back(tmp_path, monkeypatch):
             pass
 
 
+def test_performance_without_permission_says_to_run_as_root(tmp_path, monkeypatch):
+    root = cpufreq(tmp_path)
+    written = []
+    monkeypatch.setattr(machine, "write_kernel_setting", lambda p, text: written.append(p))
+    monkeypatch.setattr(machine.os, "access", lambda path, mode: False)
+    with pytest.raises(UsageError, match=r"may not write.*sudo .venv/bin/pimem"):
+        with machine.performance_governor(root):
+            pass
+    assert written == []
+
+
 _TERMINATED = """
 import os, signal, sys
 from pathlib import Path
