@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import json
+import mmap
 import os
 import pathlib
 import shutil
@@ -520,6 +521,14 @@ class FirmwareEmulator:
             raise self._corrupt("memory.bin (the emulated GPU memory) is missing") from None
         except OSError as e:
             raise self._corrupt(f"memory.bin cannot be opened: {e.strerror}") from None
+
+    def map_memory(self, offset: int, size: int) -> mmap.mmap:
+        """A shared read/write mapping of `size` bytes of the emulated GPU memory from `offset` (page aligned)."""
+        fd = self._open_memory()
+        try:
+            return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
+        finally:
+            os.close(fd)
 
     def _corrupt(self, what: str) -> CorruptState:
         return CorruptState(f"the emulator's state in {self.state_dir} is damaged: {what}. Run "
