@@ -137,8 +137,10 @@ class GpuBuffer:
     def _expose(self, held: HeldAllocation) -> None:
         """The numpy array over the mapping, and the release its last view's death will queue."""
         # The exporter points at the mapping without holding a buffer export on it, so the mmap can be
-        # closed from the releasing thread.
+        # closed from the releasing thread; it keeps the mmap object, so after a detach the scratch memory
+        # lasts as long as the views do.
         exporter = _exporter_type(self._length).from_address(held.address)
+        exporter.mapping = held.mapping
         self._held = held
         array = np.frombuffer(exporter, dtype=np.uint8, count=self.size)
         self._exporter_ref = _arm(exporter, held)
