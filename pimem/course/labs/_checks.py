@@ -128,8 +128,8 @@ def _show(result: CheckResult) -> None:
         print(result)
 
 
-class _NotAnswered(Exception):
-    pass
+class NotAnswered(Exception):
+    """The student's code still raises NotImplementedError: the check says "not answered yet"."""
 
 
 class _Raised(Exception):
@@ -139,17 +139,17 @@ class _Raised(Exception):
         self.error = error
 
 
-def _call(fn: Callable[..., Any], what: str, *args: Any) -> Any:
+def call_student(fn: Callable[..., Any], what: str, *args: Any) -> Any:
     """Run the student's code; turn its exceptions into explanations."""
     try:
         return fn(*args)
     except NotImplementedError:
-        raise _NotAnswered() from None
+        raise NotAnswered() from None
     except Exception as e:  # noqa: BLE001 - any error in student code is explained, never shown raw
         raise _Raised(what, e) from None
 
 
-class _Report:
+class Report:
     """Collects failing cases and keeps the one to show: the first of the best rank.
 
     Rank 2 is a recognised mistake (its explanation is specific), rank 1 a plain wrong value:
@@ -174,20 +174,24 @@ def _check_hint(hint: Any) -> int:
     return int(hint)
 
 
-def _run_check(title: str, fn: Any, body: Callable[[_Report], None], *, check: str, hint: int = 1,
-               args: str = "", need_callable: bool = True) -> CheckResult:
+def run_check(title: str, fn: Any, body: Callable[[Report], None], *, check: str, hint: int = 1,
+              args: str = "", need_callable: bool = True) -> CheckResult:
+    """A check's result: `body(report)` tries the student's `fn` on its cases, recording what fails.
+
+    `check` names the check for the hint=2 line; an unanswered or raising `fn` is explained here.
+    """
     hint = _check_hint(hint)
     name = getattr(fn, "__name__", "your answer")
-    again = f"labs.{check}({_name(fn)}{args}, hint=2)"
+    again = f"labs.{check}({function_name(fn)}{args}, hint=2)"
     if fn is None or fn is Ellipsis:
         return CheckResult(title, False, False, [f"{name}: not answered yet."])
     if need_callable and not callable(fn):
         return CheckResult(title, False, True, [f"expected a function, got {type(fn).__name__} {fn!r}: "
                                                  "define it with def and pass the function itself (no parentheses)"])
-    rep = _Report()
+    rep = Report()
     try:
         body(rep)
-    except _NotAnswered:
+    except NotAnswered:
         return CheckResult(title, False, False,
                            [f"{name}: not answered yet (it still raises NotImplementedError): replace that line "
                             "with your code, run the cell, then this check again."])
@@ -204,17 +208,19 @@ def _run_check(title: str, fn: Any, body: Callable[[_Report], None], *, check: s
     return CheckResult(title, False, True, rep.case.lines(hint, again), case=rep.case)
 
 
-def _name(fn: Any) -> str:
+def function_name(fn: Any) -> str:
+    """How a message names the student's function."""
     return getattr(fn, "__name__", None) or "your function"
 
 
-def _is_int(x: Any) -> bool:
+def is_int(x: Any) -> bool:
+    """An int, and not a bool."""
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _hex(x: Any, width: int = 0) -> str:
+def as_hex(x: Any, width: int = 0) -> str:
     """An int as hex (what an address is read as), anything else as its repr."""
-    if _is_int(x):
+    if is_int(x):
         return f"0x{x:0{width}X}" if x >= 0 else f"-0x{-x:X}"
     return repr(x)
 
@@ -246,7 +252,8 @@ def _number_verdict(got: Any, want: float, slips: dict[float, Slip]) -> tuple[bo
     return False, _ratio_hint(got, want, slips)
 
 
-def _rng(seed: int | None) -> random.Random:
+def case_rng(seed: int | None) -> random.Random:
+    """The random source of a check's fresh cases (a seed makes them repeatable, for tests)."""
     return random.Random(seed)
 
 
@@ -268,13 +275,13 @@ def _numeric(got: Any) -> str:
     return f"{got:.6g}" if isinstance(got, float) else repr(got)
 
 
-def number_case(rep: _Report, fn: Callable[..., Any], call: str, args: Sequence[Any], want: float, expected: str,
+def number_case(rep: Report, fn: Callable[..., Any], call: str, args: Sequence[Any], want: float, expected: str,
                 slips: dict[float, Slip], otherwise: Slip, *, upside_down: tuple[float, Slip] | None = None) -> None:
     """One numeric case: call ``fn(*args)``; a wrong answer is recorded with its likeliest slip, else ``otherwise``.
 
     ``upside_down`` is (the value an inverted formula gives, its explanation): checked when no slip fits.
     """
-    got = _call(fn, call, *args)
+    got = call_student(fn, call, *args)
     right, slip = _number_verdict(got, want, slips)
     if right:
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Callable
 
-from ._checks import GiB, MiB, CheckResult, _call, _hex, _is_int, _name, _Report, _rng, _run_check
+from ._checks import CheckResult, GiB, MiB, Report, as_hex, call_student, case_rng, function_name, is_int, run_check
 
 ALIAS_MASK = 0xC0000000
 
@@ -26,15 +26,15 @@ def _alias_why(bus: int) -> str:
 
 def check_alias(fn: Callable[[int], int], *, seed: int | None = None, hint: int = 1) -> CheckResult:
     """fn(bus) must return the alias as its hex digit: 0x0, 0x4, 0x8 or 0xC."""
-    def body(rep: _Report) -> None:
-        for bus in _fresh_buses(_rng(seed)):
+    def body(rep: Report) -> None:
+        for bus in _fresh_buses(case_rng(seed)):
             want = (bus >> 28) & 0xC
-            call = f"{_name(fn)}(0x{bus:08X})"
-            got = _call(fn, call, bus)
-            if _is_int(got) and got == want:
+            call = f"{function_name(fn)}(0x{bus:08X})"
+            got = call_student(fn, call, bus)
+            if is_int(got) and got == want:
                 continue
-            args = (call, _hex(got), f"0x{want:X}")
-            if not _is_int(got):
+            args = (call, as_hex(got), f"0x{want:X}")
+            if not is_int(got):
                 rep.fail(*args, "an alias is a number, named by one hex digit",
                          "return an int such as 0xC (which is 12), not text or a tuple",
                          "0xC and 12 are the same int; hex is only how it is written. Return the number and let "
@@ -72,7 +72,7 @@ def check_alias(fn: Callable[[int], int], *, seed: int | None = None, hint: int 
                          "the hex digit those two bits make when they stay at the top of a 4-bit digit "
                          "(00xx, 01xx, 10xx, 11xx with xx = 00).")
         rep.notes.append("right on addresses of every alias, including 0xFAAA8000 (DIRECT) and 0xBAAA8000 (COHERENT)")
-    return _run_check("Alias of a bus address", fn, body, check="check_alias", hint=hint)
+    return run_check("Alias of a bus address", fn, body, check="check_alias", hint=hint)
 
 
 def check_bus_to_phys(fn: Callable[[int], int], *, seed: int | None = None, hint: int = 1) -> CheckResult:
@@ -84,17 +84,17 @@ def check_bus_to_phys(fn: Callable[[int], int], *, seed: int | None = None, hint
              "function on the address of each alias (0x3AAA8000, 0x7AAA8000, 0xBAAA8000, 0xFAAA8000): all "
              "four must give the same physical address.")
 
-    def body(rep: _Report) -> None:
-        for bus in _fresh_buses(_rng(seed)):
+    def body(rep: Report) -> None:
+        for bus in _fresh_buses(case_rng(seed)):
             want = bus & ~ALIAS_MASK
-            call = f"{_name(fn)}(0x{bus:08X})"
-            got = _call(fn, call, bus)
-            if _is_int(got) and got == want:
+            call = f"{function_name(fn)}(0x{bus:08X})"
+            got = call_student(fn, call, bus)
+            if is_int(got) and got == want:
                 continue
             a = (bus >> 28) & 0xC
-            args = (call, _hex(got, 8), f"0x{want:08X}")
+            args = (call, as_hex(got, 8), f"0x{want:08X}")
             same = f"0x{bus:08X} with bits 31..30 cleared is 0x{want:08X}"
-            if not _is_int(got):
+            if not is_int(got):
                 rep.fail(*args, "an address is a number", "return an int", *clear[1:], rank=2)
             elif got in (bus - ALIAS_MASK, (bus - ALIAS_MASK) & 0xFFFFFFFF):
                 rep.fail(*args, f"subtracting 0xC0000000 is right only for the 0xC alias; 0x{bus:08X} is the 0x{a:X} "
@@ -120,7 +120,7 @@ def check_bus_to_phys(fn: Callable[[int], int], *, seed: int | None = None, hint
             else:
                 rep.fail(*args, same, clear[0], clear[1])
         rep.notes.append("right for all four aliases: the conversion clears bits 31..30 and keeps every other bit")
-    return _run_check("bus_to_phys", fn, body, check="check_bus_to_phys", hint=hint)
+    return run_check("bus_to_phys", fn, body, check="check_bus_to_phys", hint=hint)
 
 
 def _region(phys: int, arm_size: int, gpu_size: int) -> str:
@@ -138,16 +138,16 @@ def check_region(fn: Callable[[int, int, int], str], *, seed: int | None = None,
             "side of each boundary by hand, arm_size - 1 and arm_size, then arm_size + gpu_size - 1 and "
             "arm_size + gpu_size.")
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         for gpu_mib in rng.sample([64, 76, 128, 192, 256], 3):
             gpu = gpu_mib * MiB
             arm = GiB - gpu
             cases = [rng.randrange(0, arm), arm - 1, arm, rng.randrange(arm, GiB), GiB + rng.randrange(0, GiB)]
             for phys in cases:
                 want = _region(phys, arm, gpu)
-                call = f"{_name(fn)}(0x{phys:08X}, {arm:#x}, {gpu:#x})"
-                got = _call(fn, call, phys, arm, gpu)
+                call = f"{function_name(fn)}(0x{phys:08X}, {arm:#x}, {gpu:#x})"
+                got = call_student(fn, call, phys, arm, gpu)
                 if isinstance(got, str) and got.strip().upper() == want.upper():
                     continue
                 why = (f"ARM memory is 0x00000000..0x{arm - 1:08X} and GPU memory 0x{arm:08X}..0x{GiB - 1:08X}, "
@@ -162,7 +162,7 @@ def check_region(fn: Callable[[int, int, int], str], *, seed: int | None = None,
                     rep.fail(call, repr(got), repr(want), why, "compare the address with where each part starts "
                              "and ends", more)
         rep.notes.append("right for three gpu_mem splits, including both sides of the boundary")
-    return _run_check("Which memory a physical address is in", fn, body, check="check_region", hint=hint)
+    return run_check("Which memory a physical address is in", fn, body, check="check_region", hint=hint)
 
 
 #: Lab 1's question about a wrong conversion: letter -> (right?, why).
@@ -188,9 +188,9 @@ def check_wrong_conversion(fn: Callable[[], str], *, hint: int = 1) -> CheckResu
             "drivers/char/mem.c decides what /dev/mem may map. Choose the option that is true on every "
             "Raspberry Pi.")
 
-    def body(rep: _Report) -> None:
-        call = f"{_name(fn)}()"
-        got = _call(fn, call)
+    def body(rep: Report) -> None:
+        call = f"{function_name(fn)}()"
+        got = call_student(fn, call)
         letter = got.strip().lower() if isinstance(got, str) else None
         if letter not in WRONG_CONVERSION_OPTIONS:
             rep.fail(call, repr(got), "one letter, 'a' to 'e'", "the question is multiple choice",
@@ -203,4 +203,4 @@ def check_wrong_conversion(fn: Callable[[], str], *, hint: int = 1) -> CheckResu
             rep.fail(call, repr(letter), f"another option than ({letter})", f"({letter}) is not it: {why}",
                      "run the cell above the question and see which memory the wrong address lands in",
                      more, rank=2)
-    return _run_check("What a wrong conversion does", fn, body, check="check_wrong_conversion", hint=hint)
+    return run_check("What a wrong conversion does", fn, body, check="check_wrong_conversion", hint=hint)

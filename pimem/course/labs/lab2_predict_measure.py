@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from ...paths import pimem_command
-from ._checks import KiB, MiB, CheckResult, Slip, _call, _name, _Report, _rng, _run_check, number_case
+from ._checks import CheckResult, KiB, MiB, Report, Slip, call_student, case_rng, function_name, number_case, run_check
 
 # Raspberry Pi 3B figures (FACTS section 3): SDRAM clock and bus width,
 # and the caches from bcm2837.dtsi.
@@ -36,18 +36,18 @@ def check_peak_bandwidth(fn: Callable[[float, int], float], *, seed: int | None 
         1e-6: ("you returned MB/s; the answer is in bytes per second", "return bytes per second", units),
     }
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         cases = [(PI3B_SDRAM_MHZ, PI3B_BUS_BITS), (500, 32)] + \
                 [(rng.randrange(200, 1100), rng.choice([16, 32, 64])) for _ in range(4)]
         for mhz, bits in cases:
             want = mhz * 1e6 * 2 * bits / 8
-            number_case(rep, fn, f"{_name(fn)}({mhz}, {bits})", (mhz, bits), want, f"{want:.4g} B/s", slips,
+            number_case(rep, fn, f"{function_name(fn)}({mhz}, {bits})", (mhz, bits), want, f"{want:.4g} B/s", slips,
                         (f"{mhz} million cycles a second, two transfers per cycle, {bits // 8} bytes per "
                          f"transfer make {want:.4g} bytes per second",
                          "the peak is cycles per second times transfers per cycle times bytes per transfer", units))
         rep.notes.append("right: 450 MHz x 2 x 4 B = 3.6 GB/s on a Pi 3B, 4.0 GB/s at the 3B+'s 500 MHz")
-    return _run_check("Peak DRAM bandwidth", fn, body, check="check_peak_bandwidth", hint=hint)
+    return run_check("Peak DRAM bandwidth", fn, body, check="check_peak_bandwidth", hint=hint)
 
 
 def check_fill_time(fn: Callable[[int, float], float], *, seed: int | None = None, hint: int = 1) -> CheckResult:
@@ -66,20 +66,20 @@ def check_fill_time(fn: Callable[[int, float], float], *, seed: int | None = Non
         2**20 / 1e6: ("you mixed MB (10^6) and MiB (2^20)", mixed, units),
     }
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         cases = [(64 * MiB, 3.6e9), (256 * KiB, 3.6e9)] + \
                 [(rng.randrange(1, 512) * rng.choice([KiB, MiB]), rng.uniform(0.5, 20) * 1e9) for _ in range(4)]
         for size, bw in cases:
             want = size / bw
-            number_case(rep, fn, f"{_name(fn)}({size}, {bw:.4g})", (size, bw), want, f"{want:.6g} s", slips,
+            number_case(rep, fn, f"{function_name(fn)}({size}, {bw:.4g})", (size, bw), want, f"{want:.6g} s", slips,
                         (f"{size} bytes at {bw:.4g} bytes every second take {want:.6g} s",
                          "think of how many seconds' worth of the rate the size is", units),
                         upside_down=(bw / size, ("upside down: your answer grows with the bandwidth, but a faster "
                                                  "memory takes less time",
                                                  "a bigger buffer must take longer, a faster memory less", units)))
         rep.notes.append("right: 64 MiB at 3.6 GB/s takes 18.6 ms at the very least; 256 KiB, 72.8 µs if it went to DRAM")
-    return _run_check("Time to fill at a bandwidth", fn, body, check="check_fill_time", hint=hint)
+    return run_check("Time to fill at a bandwidth", fn, body, check="check_fill_time", hint=hint)
 
 
 def _cache_level(size: int, l1: int, l2: int) -> str:
@@ -92,8 +92,8 @@ def check_cache_level(fn: Callable[[int, int, int], str], *, seed: int | None = 
             "nearer, faster L1. So ask the questions from the nearest level outwards: does it fit in the L1? If "
             "not, in the L2? If not, it streams from DRAM. A buffer exactly the size of a cache fits in it.")
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         cases = [(256 * KiB, PI3B_L1D, PI3B_L2), (64 * MiB, PI3B_L1D, PI3B_L2), (8 * KiB, PI3B_L1D, PI3B_L2)]
         for _ in range(3):
             l1 = rng.choice([16, 32, 48, 64]) * KiB
@@ -103,8 +103,8 @@ def check_cache_level(fn: Callable[[int, int, int], str], *, seed: int | None = 
                       (int(l2 * rng.uniform(1.5, 100)), l1, l2)]
         for size, l1, l2 in cases:
             want = _cache_level(size, l1, l2)
-            call = f"{_name(fn)}({size}, {l1}, {l2})"
-            got = _call(fn, call, size, l1, l2)
+            call = f"{function_name(fn)}({size}, {l1}, {l2})"
+            got = call_student(fn, call, size, l1, l2)
             if isinstance(got, str) and got.strip().upper() == want:
                 continue
             why = (f"{size} bytes is {size / KiB:.4g} KiB, with an L1 of {l1 // KiB} KiB and an L2 of "
@@ -120,7 +120,7 @@ def check_cache_level(fn: Callable[[int, int, int], str], *, seed: int | None = 
             else:
                 rep.fail(*args, "compare the size with each cache's size, the nearest cache first", more)
         rep.notes.append("right: on a Pi 3B a 256 KiB buffer fits in the L2 (512 KiB), 64 MiB fits nowhere")
-    return _run_check("Which cache a buffer fits in", fn, body, check="check_cache_level", hint=hint)
+    return run_check("Which cache a buffer fits in", fn, body, check="check_cache_level", hint=hint)
 
 
 def check_efficiency(fn: Callable[[int, float, float], float], *, seed: int | None = None, hint: int = 1) -> CheckResult:
@@ -134,13 +134,13 @@ def check_efficiency(fn: Callable[[int, float, float], float], *, seed: int | No
         2**30 / 1e9: ("you mixed GB and GiB", "keep both in bytes per second", units),
     }
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         cases = [(64 * MiB, 0.05016, 3.6e9)] + \
                 [(rng.randrange(1, 256) * MiB, rng.uniform(0.001, 0.2), rng.uniform(1, 10) * 1e9) for _ in range(4)]
         for size, s, peak in cases:
             want = size / s / peak
-            number_case(rep, fn, f"{_name(fn)}({size}, {s:.5g}, {peak:.4g})", (size, s, peak), want,
+            number_case(rep, fn, f"{function_name(fn)}({size}, {s:.5g}, {peak:.4g})", (size, s, peak), want,
                         f"{want:.4g}", slips,
                         (f"{size} bytes in {s:.5g} s is {size / s:.4g} B/s, which is {want:.4g} of the "
                          f"{peak:.4g} B/s peak", "first the measured bytes per second, then compare with the peak",
@@ -149,7 +149,7 @@ def check_efficiency(fn: Callable[[int, float, float], float], *, seed: int | No
                                                 "the peak, at most 1 for a DRAM-bound run",
                                                 "which of the two should be on top?", units)))
         rep.notes.append("right: the original lesson's 64 MiB fill in 50.16 ms is 1.34 GB/s, 37% of 3.6 GB/s")
-    return _run_check("Efficiency against the peak", fn, body, check="check_efficiency", hint=hint)
+    return run_check("Efficiency against the peak", fn, body, check="check_efficiency", hint=hint)
 
 
 # --- the data lab 2 works on (host_recording serves lab 3 too) ---------------------

@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from ._checks import KiB, CheckResult, _call, _name, _Report, _rng, _run_check
+from ._checks import CheckResult, KiB, Report, call_student, case_rng, function_name, run_check
 from .lab2_predict_measure import PI3B_L1D, PI3B_L2, host_recording
 
 
@@ -80,8 +80,8 @@ def check_crossover(fn: Callable[[pd.DataFrame], int | None], data: pd.DataFrame
             "is not faster ends the walk. If zero-copy is not faster at the largest size, there is no "
             "crossover. A table of the medians (groupby, then unstack) lets you see it before you code it.")
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         cases: list[tuple[str, pd.DataFrame]] = []
         for _ in range(2):
             c = 1 << rng.randrange(15, 24)
@@ -95,8 +95,8 @@ def check_crossover(fn: Callable[[pd.DataFrame], int | None], data: pd.DataFrame
             cases.append(("the lab's data", data))
         for label, frame in cases:
             want = crossover_size(frame)
-            call = f"{_name(fn)}(<{label}>)"
-            got = _call(fn, call, frame.copy())
+            call = f"{function_name(fn)}(<{label}>)"
+            got = call_student(fn, call, frame.copy())
             if _within_power_of_two(got, want):
                 continue
             sizes, zc, std = _medians(frame)
@@ -124,7 +124,7 @@ def check_crossover(fn: Callable[[pd.DataFrame], int | None], data: pd.DataFrame
                          f"{want} bytes up to the largest size",
                          "compare the medians size by size: where does zero-copy start winning for good?", more)
         rep.notes.append("right on made-up cases (a stray small-size win, no crossover either way) and on the lab's data")
-    return _run_check("The crossover size", fn, body, check="check_crossover", args=", frame", hint=hint)
+    return run_check("The crossover size", fn, body, check="check_crossover", args=", frame", hint=hint)
 
 
 def _vs_fill(frame: pd.DataFrame) -> int | None:
@@ -146,12 +146,12 @@ def check_standard_in_cache(fn: Callable[[int], int], *, seed: int | None = None
             "Then ask, for each, whether the ARM's caches hold it: the exercise says how pimem maps the GPU "
             "buffer, and what that does to caching. Only the buffers the caches hold have to fit.")
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         for cache in [PI3B_L2, PI3B_L1D] + [rng.choice([48, 96, 768, 1024, 1536, 4096]) * KiB for _ in range(3)]:
             want = cache
-            call = f"{_name(fn)}({cache})"
-            got = _call(fn, call, cache)
+            call = f"{function_name(fn)}({cache})"
+            got = call_student(fn, call, cache)
             if _is_int_like(got) and abs(int(got) - want) <= 64:  # a cache line either way
                 continue
             args = (call, repr(got), f"{want} bytes")
@@ -165,7 +165,7 @@ def check_standard_in_cache(fn: Callable[[int], int], *, seed: int | None = None
                          "cache", "which of the two buffers take room in the cache?", more)
         rep.notes.append("right: only the host buffer is cached (up to the 512 KiB L2 on a Pi 3B); the copy's writes "
                          "into the GPU buffer go to DRAM at every size (read from the kernel source; a live sweep tests it)")
-    return _run_check("Which part of the standard path a cache holds", fn, body, check="check_standard_in_cache",
+    return run_check("Which part of the standard path a cache holds", fn, body, check="check_standard_in_cache",
                       hint=hint)
 
 

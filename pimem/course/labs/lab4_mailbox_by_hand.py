@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 from ...firmware.memflags import MemFlag
 from ...firmware.protocol import RESPONSE_PARSE_ERROR, RESPONSE_SUCCESS, TAG_RESPONSE, Tag, build_request
-from ._checks import CheckResult, _call, _hex, _is_int, _name, _NotAnswered, _Report, _rng, _run_check
+from ._checks import CheckResult, NotAnswered, Report, as_hex, call_student, case_rng, function_name, is_int, run_check
 
 
 def reference_message(tag: int, values: Sequence[int], response_words: int) -> bytes:
@@ -78,16 +78,16 @@ def _message_problem(got: Any, want: bytes, tag: int, values: Sequence[int], rw:
 def check_build_message(fn: Callable[[int, Sequence[int], int], bytes], *, seed: int | None = None,
                         hint: int = 1) -> CheckResult:
     """fn(tag, values, response_words) -> the request as little-endian 32-bit words."""
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         cases = [(int(Tag.ALLOCATE_MEMORY), [rng.randrange(1, 4096) * 4096, 4096, int(MemFlag.DIRECT | MemFlag.ZERO)], 1),
                  (int(Tag.LOCK_MEMORY), [rng.randrange(1, 50)], 1),
                  (int(Tag.RELEASE_MEMORY), [rng.randrange(1, 50)], 1),
                  (int(Tag.VC_MEMORY), [], 2),
                  (0x00030000 | rng.randrange(0x100, 0x1000), [rng.getrandbits(32) for _ in range(2)], 3)]
         for tag, values, rw in cases:
-            call = f"{_name(fn)}(0x{tag:08X}, {values}, {rw})"
-            got = _call(fn, call, tag, list(values), rw)
+            call = f"{function_name(fn)}(0x{tag:08X}, {values}, {rw})"
+            got = call_student(fn, call, tag, list(values), rw)
             want = reference_message(tag, values, rw)
             problem = _message_problem(got, want, tag, values, rw)
             if problem:
@@ -95,7 +95,7 @@ def check_build_message(fn: Callable[[int, Sequence[int], int], bytes], *, seed:
                 rep.fail(call, shown, f"{len(want)} bytes: {want.hex(' ', 4)}", problem[0], problem[1],
                          _MESSAGE_MORE, rank=2)
         rep.notes.append("byte for byte right for allocate, lock, release, a tag with no request values and an unknown tag")
-    return _run_check("Building a mailbox message", fn, body, check="check_build_message", hint=hint)
+    return run_check("Building a mailbox message", fn, body, check="check_build_message", hint=hint)
 
 
 def _answer(tag: int, values: Sequence[int], *, status: int = RESPONSE_SUCCESS, code: int | None = None,
@@ -118,15 +118,15 @@ def check_parse_answer(fn: Callable[[bytes, int, int], Sequence[int]], *, seed: 
                   "must have bit 31 set, and the length in its other bits must cover response_words words. "
                   "Raise an exception (ValueError) as soon as one is wrong, before reading any value.")
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         good = [(int(Tag.ALLOCATE_MEMORY), [rng.randrange(1, 100)]),
                 (int(Tag.LOCK_MEMORY), [0xC0000000 | rng.randrange(0x38000, 0x3C000) << 12]),
                 (int(Tag.VC_MEMORY), [0x3B400000, 0x04C00000])]
         for tag, values in good:
             buf = _answer(tag, values)
-            call = f"{_name(fn)}(<a good answer to 0x{tag:08X}: {buf.hex(' ', 4)}>, 0x{tag:08X}, {len(values)})"
-            got = _call(fn, call, bytes(buf), tag, len(values))
+            call = f"{function_name(fn)}(<a good answer to 0x{tag:08X}: {buf.hex(' ', 4)}>, 0x{tag:08X}, {len(values)})"
+            got = call_student(fn, call, bytes(buf), tag, len(values))
             try:
                 ok = got is not None and [int(v) for v in got] == list(values)
             except (TypeError, ValueError):
@@ -162,10 +162,10 @@ def check_parse_answer(fn: Callable[[bytes, int, int], Sequence[int]], *, seed: 
             try:
                 got = fn(bytes(buf), int(Tag.LOCK_MEMORY), 1)
             except NotImplementedError:
-                raise _NotAnswered() from None
+                raise NotAnswered() from None
             except Exception:  # noqa: BLE001 - raising is the right answer here
                 continue
-            rep.fail(f"{_name(fn)}(<an answer with {what}: {buf.hex(' ', 4)}>, 0x{int(Tag.LOCK_MEMORY):08X}, 1)",
+            rep.fail(f"{function_name(fn)}(<an answer with {what}: {buf.hex(' ', 4)}>, 0x{int(Tag.LOCK_MEMORY):08X}, 1)",
                      repr(got), "an exception", f"you returned {got!r} instead of raising. The value word still "
                      f"holds what was sent ({handle}, the handle), so a caller would take the request for the "
                      "answer (hello_fft's mailbox.c returns the size as a handle this way)",
@@ -173,7 +173,7 @@ def check_parse_answer(fn: Callable[[bytes, int, int], Sequence[int]], *, seed: 
                      "if any is wrong", more_raise, rank=2)
         rep.notes.append("returns the values of good answers and refuses parse errors, unanswered tags, short answers "
                          "and answers for another tag")
-    return _run_check("Reading the firmware's answer", fn, body, check="check_parse_answer", hint=hint)
+    return run_check("Reading the firmware's answer", fn, body, check="check_parse_answer", hint=hint)
 
 
 class _SpyTransport:
@@ -269,54 +269,54 @@ def check_round_trip(fn: Callable[[Any, int, int], int], *, seed: int | None = N
             "Whatever happens after the allocate succeeds, the release must run: put the steps after it in a "
             "try block and the release in its finally: block, then return the bus address.")
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         for flags, alias in ((MemFlag.DIRECT | MemFlag.ZERO, 0xC), (MemFlag.COHERENT, 0x8)):
             size = rng.randrange(1, 64) * 4096
             with tempfile.TemporaryDirectory(prefix="pimem-lab4-") as d:
                 t = _SpyTransport(d)
                 try:
-                    call = f"{_name(fn)}(transport, {size}, {int(flags)})"
-                    got = _call(fn, call, t, size, int(flags))
+                    call = f"{function_name(fn)}(transport, {size}, {int(flags)})"
+                    got = call_student(fn, call, t, size, int(flags))
                     left = t.firmware.allocations()
                 finally:
                     t.close()
                 seq = [x for x in t.tags if x in (Tag.ALLOCATE_MEMORY, Tag.LOCK_MEMORY, Tag.UNLOCK_MEMORY,
                                                    Tag.RELEASE_MEMORY)]
                 if left:
-                    rep.fail(call, _hex(got, 8), "a bus address, and every allocation released",
+                    rep.fail(call, as_hex(got, 8), "a bus address, and every allocation released",
                              f"{len(left)} allocation(s) still held after your function returned. Nothing frees "
                              "mailbox memory when a process dies: on a Pi it stays gone until a reboot",
                              "unlock and release what you allocated", more, rank=2)
                 elif Tag.UNLOCK_MEMORY not in seq:
-                    rep.fail(call, _hex(got, 8), "the block unlocked, then released",
+                    rep.fail(call, as_hex(got, 8), "the block unlocked, then released",
                              "you released the block without unlocking it first; the firmware's documentation "
                              "does not say what release does to a locked block",
                              "send the unlock before the release", more, rank=2)
-                if not _is_int(got) or not 0 <= got <= 0xFFFFFFFF or (got >> 28) & 0xC != alias:
+                if not is_int(got) or not 0 <= got <= 0xFFFFFFFF or (got >> 28) & 0xC != alias:
                     what = "not a bus address of this flag's alias"
-                    if _is_int(got) and 0 < got < 1 << 16:
+                    if is_int(got) and 0 < got < 1 << 16:
                         what = f"{got} looks like the handle, not an address"
-                    elif _is_int(got) and 0 < got < 0x40000000:
+                    elif is_int(got) and 0 < got < 0x40000000:
                         what = f"0x{got:08X} is a physical address (alias bits cleared)"
-                    rep.fail(call, _hex(got, 8), f"the bus address the lock answered (alias 0x{alias:X} for "
+                    rep.fail(call, as_hex(got, 8), f"the bus address the lock answered (alias 0x{alias:X} for "
                              "these flags)", what, "return the lock's answer unchanged", more, rank=2)
         with tempfile.TemporaryDirectory(prefix="pimem-lab4-") as d:
             t = _SpyTransport(d, fail_tag=int(Tag.LOCK_MEMORY))
             try:
                 fn(t, 4096, int(MemFlag.DIRECT))
             except NotImplementedError:
-                raise _NotAnswered() from None
+                raise NotAnswered() from None
             except Exception:  # noqa: BLE001 - failing is fine; leaking is not
                 pass
             finally:
                 left = t.firmware.allocations()
                 t.close()
             if left:
-                rep.fail(f"{_name(fn)}(transport, 4096, {int(MemFlag.DIRECT)}) with the lock made to fail",
+                rep.fail(f"{function_name(fn)}(transport, 4096, {int(MemFlag.DIRECT)}) with the lock made to fail",
                          "the allocation left behind", "an exception is fine, but the block released",
                          "when the lock fails (this check made it fail), your function leaves the allocation "
                          "behind", "release in a finally: block, so the memory comes back on every path",
                          more, rank=2)
         rep.notes.append("allocates, locks, unlocks and releases, and frees the memory even when the lock fails")
-    return _run_check("Allocate, lock, unlock, release by hand", fn, body, check="check_round_trip", hint=hint)
+    return run_check("Allocate, lock, unlock, release by hand", fn, body, check="check_round_trip", hint=hint)

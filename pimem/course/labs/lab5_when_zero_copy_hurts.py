@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ._checks import KiB, MiB, CheckResult, Slip, _Report, _call, _name, _rng, _run_check, number_case
+from ._checks import CheckResult, KiB, MiB, Report, Slip, call_student, case_rng, function_name, number_case, run_check
 
 
 #: Keys of the bandwidth table lab 5 works with (MiB/s), and the qmkl benchmark behind each.
@@ -87,17 +87,17 @@ def check_transfer_ms(fn: Callable[[float, float], float], *, seed: int | None =
                                 1e3: ("that is microseconds; the answer is in milliseconds", "return milliseconds",
                                       units)}
 
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         for n, r in [(4 * MiB, 33.6), (4 * MiB, 1083.1)] + \
                 [(rng.randrange(1, 10000) * KiB, rng.uniform(10, 5000)) for _ in range(4)]:
             want = transfer_ms(n, r)
-            number_case(rep, fn, f"{_name(fn)}({n}, {r:.4g})", (n, r), want, f"{want:.4g} ms", slips,
+            number_case(rep, fn, f"{function_name(fn)}({n}, {r:.4g})", (n, r), want, f"{want:.4g} ms", slips,
                         (f"{n} bytes is {n / MiB:.4g} MiB; at {r:.4g} MiB every second that takes "
                          f"{want / 1e3:.4g} s, {want:.4g} ms", "bytes, then MiB, then seconds, then milliseconds",
                          units))
         rep.notes.append("right: reading 4 MiB of DIRECT memory at qmkl's 33.6 MiB/s takes 119 ms, 3.7 ms from a host buffer")
-    return _run_check("Time of a transfer", fn, body, check="check_transfer_ms", hint=hint)
+    return run_check("Time of a transfer", fn, body, check="check_transfer_ms", hint=hint)
 
 
 def _random_rates(rng: random.Random, base: dict[str, float]) -> dict[str, float]:
@@ -114,8 +114,8 @@ _MODEL_MORE = ("Cost each path in milliseconds with your transfer_ms, step by st
 def check_choose(fn: Callable[[int, int, float, dict], str], *, seed: int | None = None,
                  rates: dict[str, float] | None = None, hint: int = 1) -> CheckResult:
     """fn(cpu_writes, cpu_reads, passes, rates) -> 'zero-copy' or 'copy', tried with other rates too."""
-    def body(rep: _Report) -> None:
-        rng = _rng(seed)
+    def body(rep: Report) -> None:
+        rng = case_rng(seed)
         base = rates or qmkl_rates()
         tried = 0
         while tried < 10:
@@ -128,9 +128,9 @@ def check_choose(fn: Callable[[int, int, float, dict], str], *, seed: int | None
                 continue  # too close to call: not a fair test of a method
             tried += 1
             want = choose_buffer(w, rd, p, r)
-            call = (f"{_name(fn)}({w}, {rd}, {p}, rates) with rates (MiB/s) "
+            call = (f"{function_name(fn)}({w}, {rd}, {p}, rates) with rates (MiB/s) "
                     + ", ".join(f"{k} {v:.0f}" for k, v in r.items()))
-            got = _call(fn, call, w, rd, p, dict(r))
+            got = call_student(fn, call, w, rd, p, dict(r))
             if isinstance(got, str) and got.strip().lower() == want:
                 continue
             why = (f"writes {w} B, reads {rd} B {p} time(s): zero-copy costs {c['zero-copy']:.3g} ms, "
@@ -145,7 +145,7 @@ def check_choose(fn: Callable[[int, int, float, dict], str], *, seed: int | None
                 rep.fail(*args, why, "cost both paths with the rates given, then compare", _MODEL_MORE)
         rep.notes.append("agrees with the cost model on qmkl's figures and on made-up rates (so the method, "
                          "not a memorised answer)")
-    return _run_check("Choosing a buffer kind", fn, body, check="check_choose", hint=hint)
+    return run_check("Choosing a buffer kind", fn, body, check="check_choose", hint=hint)
 
 
 #: Lab 5's three described workloads: (CPU writes for the GPU, CPU reads back, read passes).
@@ -159,10 +159,10 @@ WORKLOADS: dict[str, tuple[int, int, float]] = {
 def check_workloads(fn: Callable[[], dict[str, str]], *, rates: dict[str, float] | None = None,
                     hint: int = 1) -> CheckResult:
     """fn() -> {'A': kind, 'B': kind, 'C': kind}, each 'zero-copy' or 'copy', with qmkl's figures."""
-    def body(rep: _Report) -> None:
+    def body(rep: Report) -> None:
         r = rates or qmkl_rates()
-        call = f"{_name(fn)}()"
-        got = _call(fn, call)
+        call = f"{function_name(fn)}()"
+        got = call_student(fn, call)
         if not isinstance(got, dict):
             rep.fail(call, repr(got), "a dict such as {'A': 'zero-copy', 'B': ..., 'C': ...}",
                      "the exercise asks for one choice per workload", "return a dict keyed 'A', 'B' and 'C'",
@@ -179,7 +179,7 @@ def check_workloads(fn: Callable[[], dict[str, str]], *, rates: dict[str, float]
                      repr(want), f"with qmkl's figures zero-copy costs {c['zero-copy']:.3g} ms and copy "
                      f"{c['copy']:.3g} ms", "use your choose() with each workload's numbers and the qmkl rates",
                      _MODEL_MORE, rank=2)
-    return _run_check("Three workloads", fn, body, check="check_workloads", hint=hint)
+    return run_check("Three workloads", fn, body, check="check_workloads", hint=hint)
 
 
 # --- the data lab 5 works on --------------------------------------------------------
