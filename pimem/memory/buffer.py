@@ -1,8 +1,8 @@
 """GPU buffers: memory from the firmware, mapped into this process.
 
-allocate -> lock -> map -> numpy view, and back: unmap -> unlock ->
-release, on every path (close(), the with-block, garbage collection,
-interpreter exit), with every allocation in the ledger meanwhile.
+Held through Backend.allocation (allocate -> lock -> map, in the ledger meanwhile) with a
+numpy view over it, and given back on every path: close(), the with-block, garbage
+collection, interpreter exit, SIGTERM.
 """
 from __future__ import annotations
 
@@ -315,7 +315,7 @@ def host_array(size: int, backend: Backend | None = None) -> np.ndarray:
 
 
 def release_all() -> None:
-    """Give back every GPU buffer of this process now (views are detached first)."""
+    """Give back all the GPU memory this process holds now, its buffers' views detached first."""
     for held in held_allocations():
         held.release_or_warn(detach_views=True)
 
