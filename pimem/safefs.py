@@ -362,19 +362,9 @@ class FileLock:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
 
-    def held(self) -> "_Held":
-        """The lock, for a `with` block."""
-        return _Held(self.path)
-
-
-class _Held:
-    __slots__ = ("path", "fd")
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd = -1
-
-    def __enter__(self) -> None:
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """The lock, for a `with` block; a lock file that cannot be opened is a FolderError naming its folder."""
         try:
             fd = open_file(self.path, os.O_RDWR | os.O_CREAT)
         except OSError as e:
@@ -386,12 +376,12 @@ class _Held:
             _local.held -= 1
             os.close(fd)
             raise
-        self.fd = fd
-
-    def __exit__(self, *exc: object) -> None:
         try:
-            os.close(self.fd)   # closing drops the flock
+            yield
         finally:
-            _local.held -= 1
-        if not _local.held:
-            _run_deferred()
+            try:
+                os.close(fd)   # closing drops the flock
+            finally:
+                _local.held -= 1
+            if not _local.held:
+                _run_deferred()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..exc import MailboxError
 
@@ -168,13 +169,7 @@ def parse_response(buf: bytes | bytearray, tag: int, response_words: int | None 
             "32-bit words; this is not a property message"
         )
     if status != RESPONSE_SUCCESS:
-        if status == RESPONSE_PARSE_ERROR:
-            why = "the firmware could not parse the request (status 0x80000001)"
-        elif status == REQUEST:
-            why = "the firmware did not answer (status still 0x00000000)"
-        else:
-            why = f"unknown buffer status 0x{status:08x}"
-        raise MailboxError(f"{tag_name(tag)}: {why}")
+        raise MailboxError(f"{tag_name(tag)}: {_failed_status(status)}")
     if got_tag != tag:
         raise MailboxError(f"{tag_name(tag)}: the response holds {tag_name(got_tag)} instead")
     if not code & TAG_RESPONSE:
@@ -208,6 +203,15 @@ def parse_response(buf: bytes | bytearray, tag: int, response_words: int | None 
     return struct.unpack_from(f"<{response_words}I", buf, _HEADER_WORDS * WORD)
 
 
+def _failed_status(status: int) -> str:
+    """What a buffer status other than success says."""
+    if status == RESPONSE_PARSE_ERROR:
+        return "the firmware could not parse the request (status 0x80000001)"
+    if status == REQUEST:
+        return "the firmware did not answer (status still 0x00000000)"
+    return f"unknown buffer status 0x{status:08x}"
+
+
 def answered_bytes(buf: bytes | bytearray) -> bytes:
     """The value bytes the firmware answered for a one-tag message (call after parse_response)."""
     value_size, code = struct.unpack_from("<2I", buf, 12)
@@ -218,3 +222,19 @@ def hexdump(buf: bytes | bytearray) -> list[str]:
     """One line per 32-bit word: offset, hex value (for teaching and errors)."""
     n = len(buf) // WORD
     return [f"{i * WORD:3d}: 0x{w:08x}" for i, w in enumerate(struct.unpack_from(f"<{n}I", buf))]
+
+
+class Exchange(NamedTuple):
+    """A request as sent and the same buffer as the firmware answered it."""
+
+    request: bytes
+    response: bytes
+
+    @property
+    def tag(self) -> int:
+        """The (first) tag id in the message."""
+        return struct.unpack_from("<I", self.request, 8)[0]
+
+    def values(self) -> tuple[int, ...]:
+        """The answer, validated by parse_response."""
+        return parse_response(self.response, self.tag)

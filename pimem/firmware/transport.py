@@ -8,6 +8,7 @@ Two of them, with one interface (like gpiozero's pin factories):
   kernel's behaviour around it (EINVAL and nothing copied back when the
   firmware reports an error, as drivers/firmware/raspberrypi.c does).
 
+RecordingTransport wraps either and keeps every exchange's bytes (for the course's tables).
 Errors from either are turned into pimem's own, with what to do.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from ..paths import pimem_command
 from ..exc import MailboxError, MailboxPermissionError, MailboxUnavailable
-from .protocol import RESPONSE_SUCCESS
+from .protocol import RESPONSE_SUCCESS, Exchange
 
 VCIO_PATH = "/dev/vcio"
 DEVMEM_PATH = "/dev/mem"
@@ -95,7 +96,7 @@ class Transport(abc.ABC):
         self._mappable = (base, size)
 
     def _check_mappable(self, phys: int, size: int) -> None:
-        _check_mapping(phys, size)
+        check_mapping(phys, size)
         if self._mappable is None:
             raise MailboxError("this transport maps only the GPU memory the firmware reports; open it with "
                                "pimem.memory.backend.open_backend (or get_backend), which asks the firmware first")
@@ -141,7 +142,53 @@ class Transport(abc.ABC):
         return self.name
 
 
-def _check_mapping(phys: int, size: int) -> None:
+class RecordingTransport(Transport):
+    """Another transport, keeping the request and the answer of every exchange the firmware answers.
+
+    The course's tables of raw messages come from it: pimem's own calls go through unchanged,
+    and `exchanges` shows what they sent and what came back.
+    """
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.exchanges: list[Exchange] = []
+
+    def property(self, buf: bytearray) -> None:
+        request = bytes(buf)
+        self.inner.property(buf)
+        self.exchanges.append(Exchange(request, bytes(buf)))
+
+    def _ioctl(self, buf: bytearray) -> None:
+        raise NotImplementedError("property() hands the whole call to the inner transport")
+
+    def allow_mapping(self, base: int, size: int) -> None:
+        self.inner.allow_mapping(base, size)
+
+    def map_physical(self, phys: int, size: int) -> mmap.mmap:
+        return self.inner.map_physical(phys, size)
+
+    def default_ledger_dir(self) -> Path:
+        return self.inner.default_ledger_dir()
+
+    def close(self) -> None:
+        """Nothing of its own to close: the inner transport's owner closes it."""
+
+    def why_unanswered(self, tag: int) -> str | None:
+        return self.inner.why_unanswered(tag)
+
+    def gpu_mem_advice(self, mib: int) -> str:
+        return self.inner.gpu_mem_advice(mib)
+
+    def host_memory(self, size: int) -> mmap.mmap | None:
+        return self.inner.host_memory(size)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+def check_mapping(phys: int, size: int) -> None:
+    """MailboxError unless `phys` is page aligned and `size` positive: what any mapping needs."""
     if phys % PAGE_SIZE:
         raise MailboxError(f"physical address 0x{phys:08X} is not page aligned ({PAGE_SIZE} bytes)")
     if size <= 0:
@@ -310,19 +357,14 @@ class EmulatorTransport(Transport):
         return None
 
     def map_physical(self, phys: int, size: int) -> mmap.mmap:
-        _check_mapping(phys, size)
+        check_mapping(phys, size)
         fw = self.firmware
         if not (fw.vc_base <= phys and phys + size <= fw.vc_base + fw.gpu_mem):
             raise MailboxError(
                 f"0x{phys:08X}+{size} is outside the emulated GPU memory "
                 f"(0x{fw.vc_base:08X}..0x{fw.vc_base + fw.gpu_mem:08X})"
             )
-        fd = fw._open_memory()
-        try:
-            return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
-                             offset=phys - fw.vc_base)
-        finally:
-            os.close(fd)
+        return fw.map_memory(phys - fw.vc_base, size)
 
     def default_ledger_dir(self) -> Path:
         # The ledger lives and dies with the emulator's state, as a real

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..firmware.board import BoardRevision, decode_revision
 from ..exc import RevisionError, UnsupportedBoard, UsageError
+from .allocation import HeldAllocation, hold
 from .ledger import Allocation, Ledger
 from ..firmware.mailbox import Mailbox
-from ..firmware.transport import VCIO_PATH, EmulatorTransport, Transport, VcioTransport
+from ..firmware.memflags import MemFlag
+from ..firmware.transport import PAGE_SIZE, VCIO_PATH, EmulatorTransport, Transport, VcioTransport
 
 if TYPE_CHECKING:
     from ..firmware.emulator import FirmwareEmulator
@@ -45,6 +48,23 @@ class Backend:
                 "mailbox (the memory tags are VideoCore IV/VI only). pimem's buffers and benchmarks need "
                 "a Pi 1, 2, 3, Zero or 4; on this board use PIMEM_BACKEND=emulator and the recorded data"
             )
+
+    def allocation(self, size: int, flags: MemFlag | int, alignment: int = PAGE_SIZE, *, lock: bool = True,
+                   map: bool = False, ask: Callable[[], int] | None = None) -> HeldAllocation:
+        """`size` bytes of GPU memory, held until released (a `with` block releases them at its end).
+
+        In one section under the ledger's lock, with interrupts held back: allocate, record the
+        handle in the ledger, then (`lock`) lock it and record its bus address, then (`map`) map it
+        for the CPU. A failure anywhere in the section gives the memory back before the error
+        propagates. `ask` replaces the allocate call: it returns the handle the firmware answered,
+        or raises (lab 4 sends a student's own message this way).
+        """
+        return hold(self, size, flags, alignment, lock=lock, map=map, ask=ask)
+
+    def through(self, transport: Transport) -> "Backend":
+        """This backend with its messages carried by `transport`, a wrapper of its own (RecordingTransport):
+        the same ledger and board."""
+        return replace(self, transport=transport, mailbox=Mailbox(transport))
 
     def describe(self) -> str:
         return self.transport.describe()

@@ -1,89 +1,37 @@
 """GPU buffers: memory from the firmware, mapped into this process.
 
-allocate -> lock -> map -> numpy view, and back: unmap -> unlock ->
-release, on every path (close(), the with-block, garbage collection,
-interpreter exit), with every allocation in the ledger meanwhile.
+Held through Backend.allocation (allocate -> lock -> map, in the ledger meanwhile) with a
+numpy view over it, and given back on every path: close(), the with-block, garbage
+collection, interpreter exit, SIGTERM.
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
 import ctypes
-import mmap
 import operator
 import os
 import queue
 import signal
-import sys
 import threading
 import warnings
 import weakref
 
 import numpy as np
 
-from ..paths import pimem_command
+from .allocation import HeldAllocation, held_allocations
 from .backend import Backend, get_backend
-from ..exc import BufferClosedError, GpuMemoryError, UsageError, ViewsOutliveBuffer
-from .ledger import Allocation, deferred_interrupts
+from ..exc import BufferClosedError, UsageError, ViewsOutliveBuffer
+from .ledger import deferred_interrupts
 from ..firmware.memflags import Alias, MemFlag, bus_to_phys
 from ..safefs import call_when_unlocked
-from ..firmware.transport import PAGE_SIZE, detach_mapping
-
-#: Every region not yet released, so that SIGTERM can give them all back.
-_live_regions: "weakref.WeakSet[_Region]" = weakref.WeakSet()
+from ..firmware.transport import PAGE_SIZE
 
 DEFAULT_FLAGS = MemFlag.DIRECT | MemFlag.ZERO
 
 
 def _round_up(n: int, to: int) -> int:
     return (n + to - 1) // to * to
-
-
-class _Region:
-    """Everything needed to give the memory back, kept apart from GpuBuffer.
-
-    A weakref.finalize holds this (not the buffer), so release can run
-    after the GpuBuffer itself is gone, once the last numpy view dies.
-    """
-
-    def __init__(self, backend: Backend, entry: Allocation, mapping: mmap.mmap, address: int, length: int) -> None:
-        self.backend = backend
-        self.entry = entry
-        self.mapping = mapping
-        self.address = address
-        self.length = length
-        self.released = False
-        self._lock = threading.Lock()
-        _live_regions.add(self)
-
-    def release(self, views_alive: bool) -> None:
-        # Not blocking=True: two releases of one region never wait on each other
-        # (the second one has nothing to do).
-        if not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._release(views_alive)
-        finally:
-            self._lock.release()
-
-    def _release(self, views_alive: bool) -> None:
-        if self.released:
-            return
-        self.released = True
-        if views_alive:
-            # Exit with views still alive: make them point at scratch
-            # memory first, so nothing can write into released GPU memory.
-            detach_mapping(self.address, self.length)
-        else:
-            self.mapping.close()
-        mailbox, ledger = self.backend.mailbox, self.backend.ledger
-        with ledger.locked():
-            try:
-                mailbox.unlock(self.entry.handle)
-            finally:
-                mailbox.release(self.entry.handle)
-                ledger.forget(self.entry)
-                _live_regions.discard(self)
 
 
 def _whole(name: str, value: object, what: str) -> int:
@@ -94,11 +42,6 @@ def _whole(name: str, value: object, what: str) -> int:
         return operator.index(value)
     except TypeError:
         raise UsageError(f"GpuBuffer {name}={value!r}: give {what}") from None
-
-
-#: Flags a mapped buffer may carry. DISCARDABLE memory "can be resized to 0 at any time" (the
-#: firmware wiki): under a mapping that is use after free.
-_ALLOWED = MemFlag.L1_NONALLOCATING | MemFlag.ZERO | MemFlag.NO_INIT | MemFlag.HINT_PERMALOCK
 
 
 def check_flags(flags: object) -> MemFlag:
@@ -112,6 +55,7 @@ def check_flags(flags: object) -> MemFlag:
         raise UsageError(f"GpuBuffer flags={flags!r}: not a combination of the firmware's flags (0 to 0x7F, "
                          f"none negative); give {hint}")
     result = MemFlag(value)
+    # The firmware wiki: DISCARDABLE memory "can be resized to 0 at any time", under the mapping.
     if result & MemFlag.DISCARDABLE:
         raise UsageError("GpuBuffer flags with DISCARDABLE: the firmware may shrink such memory to nothing at any "
                          "time, under the mapping; leave it out")
@@ -124,6 +68,24 @@ def check_flags(flags: object) -> MemFlag:
             "add DIRECT, COHERENT or L1_NONALLOCATING"
         )
     return result
+
+
+def _checked(size: object, flags: object, alignment: object,
+             backend: object) -> tuple[int, MemFlag, int, Backend]:
+    """GpuBuffer's arguments as it uses them, or UsageError naming the one that is wrong."""
+    size = _whole("size", size, "a positive number of bytes, e.g. 1 << 20")
+    if size <= 0 or size >= 1 << 32:
+        raise UsageError(f"GpuBuffer size={size}: give a positive number of bytes below 4 GiB, e.g. 1 << 20")
+    alignment = _whole("alignment", alignment, f"a power of two, a multiple of {PAGE_SIZE}")
+    if alignment <= 0 or alignment & (alignment - 1) or alignment % PAGE_SIZE:
+        raise UsageError(f"GpuBuffer alignment={alignment}: give a power of two and a multiple of {PAGE_SIZE}")
+    flags = check_flags(flags)
+    if isinstance(backend, str):   # a backend's name, as PIMEM_BACKEND takes it
+        backend = get_backend(backend)
+    elif backend is not None and not isinstance(backend, Backend):
+        raise UsageError(f"GpuBuffer backend={backend!r}: give a Backend (pimem.get_backend()), a name "
+                         "('pi' or 'emulator'), or leave it out")
+    return size, flags, alignment, backend if backend is not None else get_backend()
 
 
 def _exporter_type(length: int) -> type:
@@ -144,75 +106,45 @@ class GpuBuffer:
 
     def __init__(self, size: int, flags: MemFlag | int = DEFAULT_FLAGS, *,
                  backend: Backend | str | None = None, alignment: int = PAGE_SIZE) -> None:
-        size = _whole("size", size, "a positive number of bytes, e.g. 1 << 20")
-        if size <= 0 or size >= 1 << 32:
-            raise UsageError(f"GpuBuffer size={size}: give a positive number of bytes below 4 GiB, e.g. 1 << 20")
-        alignment = _whole("alignment", alignment, f"a power of two, a multiple of {PAGE_SIZE}")
-        if alignment <= 0 or alignment & (alignment - 1) or alignment % PAGE_SIZE:
-            raise UsageError(f"GpuBuffer alignment={alignment}: give a power of two and a multiple of {PAGE_SIZE}")
-        flags = check_flags(flags)
-        if isinstance(backend, str):   # a backend's name, as PIMEM_BACKEND takes it
-            backend = get_backend(backend)
-        elif backend is not None and not isinstance(backend, Backend):
-            raise UsageError(f"GpuBuffer backend={backend!r}: give a Backend (pimem.get_backend()), a name "
-                             "('pi' or 'emulator'), or leave it out")
-        self.backend = backend if backend is not None else get_backend()
+        size, flags, alignment, self.backend = _checked(size, flags, alignment, backend)
         self.backend.require_memory_tags()
         _start_releaser()
         wait_for_releases()   # memory that dropped buffers held is given back first
         self.size = size
         self.flags = flags
         self._length = _round_up(size, PAGE_SIZE)
-        mailbox, ledger = self.backend.mailbox, self.backend.ledger
-        # One critical section from allocation to the finalizer that will
-        # release it: no interrupt can leave the memory unaccounted for.
         _install_sigterm_handler()
-        # The one window left: from the firmware's answer to allocate until commit()'s
-        # write, a SIGKILL (which nothing can catch) leaks the handle until reboot,
-        # because the firmware cannot list what it has allocated. That window is the
-        # ioctl's return and the answer's checks: about 15 us under the emulator, 1% of
-        # a tight allocate/release loop (scripts/stress-kill.sh measures it).
-        self._array = None
+        self._array: np.ndarray | None = None
+        held = None
         try:
-            with ledger.locked(), ledger.recording(self._length, flags) as pending:
-                handle = mailbox.allocate(self._length, alignment, flags)
-                entry = None
-                try:
-                    # On disk before anything else: a SIGKILL from here on leaks nothing.
-                    entry = pending.commit(handle)
-                    bus = mailbox.lock(handle)
-                    entry = ledger.locked_at(entry, bus)
-                    # The transport maps only inside the GPU memory the firmware reports.
-                    mapping = self.backend.transport.map_physical(bus_to_phys(bus), self._length)
-                except BaseException:
-                    with contextlib.suppress(GpuMemoryError):
-                        mailbox.unlock(handle)
-                    mailbox.release(handle)
-                    if entry is not None:
-                        ledger.forget(entry)
-                    raise
-                # The exporter points at the mapping without holding a buffer
-                # export on it, so the mmap can be closed from its finalizer.
-                probe = ctypes.c_ubyte.from_buffer(mapping)
-                address = ctypes.addressof(probe)
-                del probe
-                exporter = _exporter_type(self._length).from_address(address)
-                self._region = _Region(self.backend, entry, mapping, address, self._length)
-                self._array: np.ndarray | None = np.frombuffer(exporter, dtype=np.uint8, count=size)
-                # Its death (the last view, and our own array, gone) queues the release.
-                self._exporter_ref = _arm(exporter, self._region)
-                del exporter
-            self.handle = handle
-            self.bus_address = bus
-            self.phys_address = bus_to_phys(bus)
-            self.alias = Alias.from_bus(bus)
+            # From the allocation to the release armed below, a Ctrl-C waits: it cannot leave the memory unowned.
+            with deferred_interrupts():
+                held = self.backend.allocation(self._length, flags, alignment, map=True)
+                self._expose(held)
         except BaseException:
-            # A Ctrl-C held back during the allocation is delivered as the locked section ends,
-            # inside this constructor: nobody gets the buffer, and IPython's saved traceback would
-            # keep it alive. Give it back now.
+            # A Ctrl-C held back is raised as the section ends, inside this constructor: nobody gets the
+            # buffer, and IPython's saved traceback would keep it alive. Give it back now.
             if self._array is not None:
                 self._close(warn=False, force=True)
+            elif held is not None:
+                held.release_or_warn(detach_views=True)
             raise
+        self.handle = held.handle
+        self.bus_address = held.bus
+        self.phys_address = bus_to_phys(held.bus)
+        self.alias = Alias.from_bus(held.bus)
+
+    def _expose(self, held: HeldAllocation) -> None:
+        """The numpy array over the mapping, and the release its last view's death will queue."""
+        # The exporter points at the mapping without holding a buffer export on it, so the mmap can be
+        # closed from the releasing thread; it keeps the mmap object, so after a detach the scratch memory
+        # lasts as long as the views do.
+        exporter = _exporter_type(self._length).from_address(held.address)
+        exporter.mapping = held.mapping
+        self._held = held
+        array = np.frombuffer(exporter, dtype=np.uint8, count=self.size)
+        self._exporter_ref = _arm(exporter, held)
+        self._array = array
 
     # --- use ---
     @property
@@ -237,7 +169,7 @@ class GpuBuffer:
     def address(self) -> int:
         """The virtual address of the mapping in this process (for ctypes kernels)."""
         self.array  # raises when closed
-        return self._region.address
+        return self._held.address
 
     # --- lifetime ---
     def close(self) -> None:
@@ -259,9 +191,9 @@ class GpuBuffer:
             self._array = None
             exporter = self._exporter_ref()
             if exporter is None or force:
-                self._region.release(views_alive=exporter is not None)
+                self._held.release(detach_views=exporter is not None)
                 return
-            _waiting[id(self._exporter_ref)] = (self._exporter_ref, self._region)   # released when the last view dies
+            _waiting[id(self._exporter_ref)] = (self._exporter_ref, self._held)   # released when the last view dies
             del exporter
         if warn:
             warnings.warn(
@@ -304,20 +236,20 @@ class GpuBuffer:
 # callback, even one line) is where the pending Ctrl-C is raised, and an exception there is
 # printed as "Exception ignored" and lost. So the exporter's weakref has a C function as its
 # callback, SimpleQueue.put, which runs no Python code at all; a thread of pimem's, which never
-# gets signals, takes the region from _waiting and releases it. At exit the rest is released.
+# gets signals, takes the allocation from _waiting and releases it. At exit the rest is released.
 
 _queue: "queue.SimpleQueue[weakref.ref | threading.Event | None]" = queue.SimpleQueue()
-# id(exporter ref) -> (that ref, its region): the ref kept alive, or its callback would never run.
+# id(exporter ref) -> (that ref, its allocation): the ref kept alive, or its callback would never run.
 # (By id: a weakref to an unhashable object cannot be a key.)
-_waiting: dict[int, tuple[weakref.ref, _Region]] = {}
+_waiting: dict[int, tuple[weakref.ref, HeldAllocation]] = {}
 _worker: threading.Thread | None = None
 _worker_guard = threading.Lock()
 _exiting = False
 
 
-def _arm(exporter: object, region: _Region) -> weakref.ref:
+def _arm(exporter: object, held: HeldAllocation) -> weakref.ref:
     ref = weakref.ref(exporter, _queue.put)
-    _waiting[id(ref)] = (ref, region)
+    _waiting[id(ref)] = (ref, held)
     return ref
 
 
@@ -330,9 +262,9 @@ def _release_queued() -> None:
         if isinstance(item, threading.Event):   # wait_for_releases: everything queued before it is done
             item.set()
             continue
-        held = _waiting.pop(id(item), None)
-        if held is not None:   # None: closed meanwhile, or released already
-            _release_quietly(held[1], views_alive=False)
+        waiting = _waiting.pop(id(item), None)
+        if waiting is not None:   # None: closed meanwhile, or released already
+            waiting[1].release_or_warn()
 
 
 def _start_releaser() -> None:
@@ -364,17 +296,9 @@ def _drain_at_exit() -> None:
     _queue.put(None)
     if _worker is not None:
         _worker.join(timeout=10)
-    for key, (ref, region) in list(_waiting.items()):
+    for key, (ref, held) in list(_waiting.items()):
         _waiting.pop(key, None)
-        _release_quietly(region, views_alive=ref() is not None)
-
-
-def _release_quietly(region: _Region, views_alive: bool) -> None:
-    try:
-        region.release(views_alive=views_alive)
-    except Exception as e:  # noqa: BLE001 - a finalizer must not raise; say what leaked
-        print(f"pimem: could not release GPU handle {region.entry.handle}: {e}; "
-              f"run '{pimem_command('cleanup')}'", file=sys.stderr)
+        held.release_or_warn(detach_views=ref() is not None)
 
 
 def host_array(size: int, backend: Backend | None = None) -> np.ndarray:
@@ -391,13 +315,9 @@ def host_array(size: int, backend: Backend | None = None) -> np.ndarray:
 
 
 def release_all() -> None:
-    """Give back every GPU buffer of this process now (views are detached first)."""
-    for region in list(_live_regions):
-        try:
-            region.release(views_alive=True)
-        except Exception as e:  # noqa: BLE001 - release the others anyway
-            print(f"pimem: could not release GPU handle {region.entry.handle}: {e}; "
-                  f"run '{pimem_command('cleanup')}'", file=sys.stderr)
+    """Give back all the GPU memory this process holds now, its buffers' views detached first."""
+    for held in held_allocations():
+        held.release_or_warn(detach_views=True)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:

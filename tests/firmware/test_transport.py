@@ -530,3 +530,22 @@ def test_a_tmp_folder_another_user_made_first_is_not_used(tmp_path, monkeypatch,
     finally:
         if taken.exists():
             os.rmdir(taken)
+
+
+# --- the recording transport -------------------------------------------------------
+
+def test_recording_transport_keeps_each_answered_exchange(emulator):
+    from pimem.firmware.transport import RecordingTransport
+
+    log = RecordingTransport(emulator)
+    request = pack(32, 0, 0x00010006, 8, 0, 0, 0, 0)   # VC memory: base and size
+    buf = bytearray(request)
+    log.property(buf)
+    assert log.exchanges == [(request, bytes(buf))]
+    assert log.exchanges[0].tag == 0x00010006
+    assert log.exchanges[0].values() == (emulator.firmware.vc_base, emulator.firmware.gpu_mem)
+    # A message the kernel refuses raises as before, and is not an exchange.
+    with pytest.raises(MailboxError):
+        log.property(bytearray(pack(64, 0, 0x00000001, 4, 0, 0, 0)))
+    assert len(log.exchanges) == 1
+    assert log.name == "emulator" and log.describe() == emulator.describe()

@@ -173,6 +173,29 @@ def _child(code: str, emu_dir, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
+def test_a_detached_view_outlives_its_buffer(emu_dir):
+    # A with-block left on an error detaches the views; the scratch memory they point at must
+    # stay mapped after the buffer object itself is gone (it used to be unmapped: a segfault).
+    p = _child("""
+        import gc
+        from pimem import GpuBuffer
+        try:
+            with GpuBuffer(8192) as buf:
+                view = buf.array[:16]
+                raise ValueError
+        except ValueError:
+            pass
+        del buf
+        gc.collect()
+        view[:] = 9
+        print(int(view.sum()))
+    """, emu_dir)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, (p.returncode, err)
+    assert out.split() == ["144"]
+    assert firmware(emu_dir).allocations() == []
+
+
 def test_view_alive_at_exit_is_released_and_detached(emu_dir):
     p = _child("""
         import numpy as np

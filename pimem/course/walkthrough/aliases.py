@@ -1,16 +1,11 @@
 """Helpers for notebooks/02-unified-memory-and-aliases.ipynb: the four bus aliases and the flag survey."""
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pandas as pd
 
 from ...memory.backend import Backend, get_backend
-from ...memory.ledger import Allocation
 from ...firmware.memflags import ARM_USABLE_FLAGS, Alias, BusAddress, MemFlag, flag_names
-from ...firmware.transport import PAGE_SIZE
-from ._shared import _check_size, _give_back
+from ._shared import whole_pages
 
 
 # --- the four aliases -------------------------------------------------------
@@ -51,37 +46,6 @@ def decode_table(*addresses: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# --- holding GPU memory safely ---------------------------------------------
-
-@contextlib.contextmanager
-def _holding(backend: Backend, size: int, flags: MemFlag) -> Iterator[tuple[int, int]]:
-    """(handle, bus) of an allocation that is in the ledger while held and released after.
-
-    The allocate-record-lock and unlock-release-forget steps each run
-    with the ledger locked (interrupts held back), as in GpuBuffer: the
-    entry is written straight after the firmware answers, before the lock.
-    """
-    ledger = backend.ledger
-    with ledger.locked(), ledger.recording(size, flags) as pending:
-        handle = backend.mailbox.allocate(size, PAGE_SIZE, flags)
-        entry: Allocation | None = None
-        bus = 0
-        try:
-            entry = pending.commit(handle)
-            bus = backend.mailbox.lock(handle)
-            entry = ledger.locked_at(entry, bus)
-        except BaseException:
-            if _give_back(backend, handle, locked=bool(bus)) and entry is not None:
-                ledger.forget(entry)
-            raise
-    try:
-        yield handle, bus
-    finally:
-        with ledger.locked():
-            if _give_back(backend, handle, locked=True):
-                ledger.forget(entry)
-
-
 def flag_survey(backend: Backend | None = None, size: int = 64 * 1024,
                 flags: tuple[MemFlag, ...] = ARM_USABLE_FLAGS) -> pd.DataFrame:
     """Allocate with each flag in turn, lock, decode the bus address the firmware gave.
@@ -93,11 +57,12 @@ def flag_survey(backend: Backend | None = None, size: int = 64 * 1024,
     """
     backend = backend if backend is not None else get_backend()
     backend.require_memory_tags()
-    length = _check_size(size)
+    length = whole_pages(size)
     rows = []
     for flag in flags:
         flag = MemFlag(int(flag))
-        with _holding(backend, length, flag | MemFlag.ZERO) as (handle, bus):
+        with backend.allocation(length, flag | MemFlag.ZERO) as held:   # in the ledger until released
+            handle, bus = held.handle, held.bus
             d = BusAddress.decode(bus)
         rows.append({
             "flag": flag_names(flag), "value": int(flag), "handle": handle,

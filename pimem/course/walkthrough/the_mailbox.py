@@ -7,15 +7,16 @@ from __future__ import annotations
 # a tag's request/response word).
 
 import contextlib
+import mmap
 import os
 import signal
 import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NamedTuple
+from typing import IO
 
 import pandas as pd
 
@@ -24,6 +25,7 @@ from ...firmware.board import decode_revision
 from ...exc import GpuMemoryError, MailboxError, PimemError, RevisionError, UsageError
 from ...memory.ledger import Allocation
 from ...firmware.memflags import BusAddress, MemFlag, bus_to_phys, flag_names
+from ...firmware import protocol
 from ...firmware.protocol import (
     END_TAG,
     REQUEST,
@@ -33,10 +35,9 @@ from ...firmware.protocol import (
     WORD,
     Tag,
     build_request,
-    parse_response,
 )
-from ...firmware.transport import PAGE_SIZE
-from ._shared import MiB, _check_size, _give_back
+from ...firmware.transport import RecordingTransport
+from ._shared import MiB, whole_pages
 from ...paths import REPO
 
 #: Tags that only read: the only ones exchange() and send() will carry.
@@ -97,11 +98,18 @@ def _status_meaning(code: int) -> str:
     return f"request/response code: 0x{code:08X} is neither a request nor a known response"
 
 
-def _tag_label(tag: int) -> str:
+def _known_tag(tag: int) -> Tag | None:
     try:
-        return f"tag 0x{tag:08X}: {_SHORT[Tag(tag)]}"
+        return Tag(tag)
     except ValueError:
+        return None
+
+
+def _tag_label(tag: int) -> str:
+    known = _known_tag(tag)
+    if known is None:
         return f"tag 0x{tag:08X}: a tag pimem does not know (the firmware ignores unknown tags)"
+    return f"tag 0x{tag:08X}: {_SHORT[known]}"
 
 
 def _value_meaning(tag: int, name: str, value: int) -> str:
@@ -139,84 +147,64 @@ def annotate(buf: bytes | bytearray) -> pd.DataFrame:
     firmware writes only as many bytes as its answer needs.
     """
     words = _words(buf)
-    rows: list[tuple[int, str, str]] = []
-
-    def add(i: int, meaning: str) -> None:
-        rows.append((i * WORD, f"0x{words[i]:08X}", meaning))
-
     if len(words) < 3:
         raise UsageError(f"a property message has at least 3 words (size, code, end tag); this one has {len(words)}")
-    add(0, f"buffer size: {words[0]} bytes" + ("" if words[0] == len(buf) else
-                                              f" (but the buffer holds {len(buf)}: malformed)"))
-    add(1, _status_meaning(words[1]))
-    answered = words[1] & TAG_RESPONSE
-    i = 2
-    while i < len(words):
-        tag = words[i]
-        if tag == END_TAG:
-            add(i, "end tag")
-            for j in range(i + 1, len(words)):
-                add(j, "padding after the end tag")
-            break
-        if i + 3 > len(words):
-            for j in range(i, len(words)):
-                add(j, "truncated tag header: the message ends inside it")
-            break
-        add(i, _tag_label(tag))
-        value_size = words[i + 1]
-        add(i + 1, f"value buffer size: {value_size} bytes")
-        code = words[i + 2]
-        if code & TAG_RESPONSE:
-            length = code & ~TAG_RESPONSE
-            add(i + 2, f"request/response code (bit 31 = response): set, answer is {length} bytes")
-        elif answered:
-            length = 0
-            add(i + 2, "request/response code (bit 31 = response): clear, the firmware did not answer this tag")
+    size_note = "" if words[0] == len(buf) else f" (but the buffer holds {len(buf)}: malformed)"
+    meanings = [f"buffer size: {words[0]} bytes{size_note}", _status_meaning(words[1])]
+    answered = bool(words[1] & TAG_RESPONSE)
+    ended = False
+    while not ended and len(meanings) < len(words):
+        i = len(meanings)
+        if words[i] == END_TAG:
+            meanings += ["end tag"] + ["padding after the end tag"] * (len(words) - i - 1)
+            ended = True
+        elif i + 3 > len(words):
+            meanings += ["truncated tag header: the message ends inside it"] * (len(words) - i)
+            ended = True
         else:
-            length = None
-            add(i + 2, "request/response code (bit 31 = response): clear, a request")
-        known = Tag(tag) if tag in Tag._value2member_map_ else None
-        n_values = -(-value_size // WORD)
-        if length is None:
-            names = _REQUEST_VALUES.get(known, ()) if known is not None else ()
-        else:
-            names = _RESPONSE_VALUES.get(known, ()) if known is not None else ()
-        for k in range(n_values):
-            j = i + 3 + k
-            if j >= len(words):
-                break
-            if length is None:
-                meaning = (_value_meaning(tag, names[k], words[j]) if k < len(names)
-                           else "room for the answer (the firmware writes over it)")
-            elif k * WORD < length and k < len(names):
-                meaning = _value_meaning(tag, names[k], words[j])
-            elif k * WORD < length:
-                meaning = f"answer word {k}"
-            else:
-                meaning = "not part of the answer: the request's own word, left as it was"
-            add(j, meaning)
-        i += 3 + n_values
-    else:
+            meanings += _tag_meanings(words, i, answered)
+    rows = [(i * WORD, f"0x{w:08X}", m) for i, (w, m) in enumerate(zip(words, meanings))]
+    if not ended:
         rows.append((len(words) * WORD, "", "(no end tag: malformed)"))
     return pd.DataFrame(rows, columns=["offset", "hex", "meaning"])
 
 
+def _tag_meanings(words: list[int], i: int, answered: bool) -> list[str]:
+    """What each word of the tag at word `i` means: its header, then its values (as far as the message goes)."""
+    tag, value_size, code = words[i:i + 3]
+    if code & TAG_RESPONSE:
+        length: int | None = code & ~TAG_RESPONSE
+        code_meaning = f"request/response code (bit 31 = response): set, answer is {length} bytes"
+    elif answered:
+        length = 0
+        code_meaning = "request/response code (bit 31 = response): clear, the firmware did not answer this tag"
+    else:
+        length = None
+        code_meaning = "request/response code (bit 31 = response): clear, a request"
+    known = _known_tag(tag)
+    names = () if known is None else (_REQUEST_VALUES if length is None else _RESPONSE_VALUES).get(known, ())
+    values = words[i + 3:i + 3 + -(-value_size // WORD)]
+    return [_tag_label(tag), f"value buffer size: {value_size} bytes", code_meaning,
+            *(_value_word_meaning(tag, names, k, v, length) for k, v in enumerate(values))]
+
+
+def _value_word_meaning(tag: int, names: tuple[str, ...], k: int, value: int, length: int | None) -> str:
+    """Value word `k` of a tag: a request's (length None) or an answer's `length` bytes, or neither."""
+    if length is None and k >= len(names):
+        return "room for the answer (the firmware writes over it)"
+    if length is None:
+        return _value_meaning(tag, names[k], value)
+    if k * WORD < length:
+        return _value_meaning(tag, names[k], value) if k < len(names) else f"answer word {k}"
+    return "not part of the answer: the request's own word, left as it was"
+
+
 # --- sending a message ------------------------------------------------------
 
-class Exchange(NamedTuple):
+class Exchange(protocol.Exchange):
     """A request as sent and the same buffer as the firmware answered it."""
 
-    request: bytes
-    response: bytes
-
-    @property
-    def tag(self) -> int:
-        """The (first) tag id in the message."""
-        return struct.unpack_from("<I", self.request, 8)[0]
-
-    def values(self) -> tuple[int, ...]:
-        """The answer, validated by pimem.firmware.protocol.parse_response."""
-        return parse_response(self.response, self.tag)
+    __slots__ = ()
 
     def table(self) -> pd.DataFrame:
         """Request and response side by side, word by word."""
@@ -320,71 +308,45 @@ class Lifecycle:
         return ex.table()
 
 
-def _call(backend: Backend, lc: Lifecycle, name: str, tag: Tag, *values: int) -> int:
-    ex = _send(backend, build_request(tag, values))
-    value = ex.values()[0]
-    lc.steps.append(Step(name, _value_meaning(tag, _RESPONSE_VALUES[tag][0], value), ex))
-    return value
+_STEP_NAMES = {Tag.ALLOCATE_MEMORY: "allocate", Tag.LOCK_MEMORY: "lock", Tag.UNLOCK_MEMORY: "unlock",
+               Tag.RELEASE_MEMORY: "release"}
 
 
 def lifecycle(size: int = 4096, flags: MemFlag | int = MemFlag.DIRECT | MemFlag.ZERO,
               backend: Backend | None = None, map_memory: bool = True) -> Lifecycle:
     """Allocate, lock, map (write and read back), unlock, release, as raw messages.
 
-    The allocation is in the ledger from the firmware's answer to release,
-    and the whole walk runs with the ledger locked (interrupts held back),
-    so it cannot leak; on any error it is unlocked and released before the error
-    propagates. Mapping needs /dev/mem (root) on a Pi; map_memory=False
-    skips it.
+    The memory is held as a GpuBuffer's is (Backend.allocation: in the ledger from the
+    firmware's answer to the release, given back on every path), through a transport that
+    records each message and its answer. Mapping needs /dev/mem (root) on a Pi;
+    map_memory=False skips it.
     """
     backend = backend if backend is not None else get_backend()
     backend.require_memory_tags()
-    length = _check_size(size)
+    length = whole_pages(size)
     flags = MemFlag(int(flags))
+    log = RecordingTransport(backend.transport)
+    mapped = None
+    with backend.through(log).allocation(length, flags, map=map_memory) as held:
+        if map_memory:
+            mapped = Step("map", _touch(held.mapping, held.bus, length, flags))
     lc = Lifecycle(length, flags)
-    ledger = backend.ledger
-    with ledger.locked(), ledger.recording(length, flags) as pending:
-        handle = _call(backend, lc, "allocate", Tag.ALLOCATE_MEMORY, length, PAGE_SIZE, int(flags))
-        if handle == 0:
-            raise backend.mailbox.exhausted(length)
-        locked = released = False
-        entry: Allocation | None = None
-        try:
-            entry = pending.commit(handle)
-            bus = _call(backend, lc, "lock", Tag.LOCK_MEMORY, handle)
-            if bus == 0:
-                raise GpuMemoryError(f"lock of handle {handle} failed: the firmware returned bus address 0")
-            locked = True
-            entry = ledger.locked_at(entry, bus)
-            if map_memory:
-                lc.steps.append(Step("map", _map_and_touch(backend, bus, length, flags)))
-            status = _call(backend, lc, "unlock", Tag.UNLOCK_MEMORY, handle)
-            locked = status != 0
-            if status:
-                raise GpuMemoryError(f"unlock of handle {handle} failed: status {status}")
-            status = _call(backend, lc, "release", Tag.RELEASE_MEMORY, handle)
-            released = status == 0
-            if status:
-                raise GpuMemoryError(f"release of handle {handle} failed: status {status}")
-        finally:
-            if not released:
-                released = _give_back(backend, handle, locked)
-            if entry is not None and released:
-                ledger.forget(entry)
+    for request, response in log.exchanges:
+        ex = Exchange(request, response)
+        tag = Tag(ex.tag)
+        lc.steps.append(Step(_STEP_NAMES[tag], _value_meaning(tag, _RESPONSE_VALUES[tag][0], ex.values()[0]), ex))
+        if tag == Tag.LOCK_MEMORY and mapped is not None:
+            lc.steps.append(mapped)
     return lc
 
 
-def _map_and_touch(backend: Backend, bus: int, length: int, flags: MemFlag) -> str:
-    """Map the block, read its first word, write a pattern and read it back."""
+def _touch(mapping: mmap.mmap, bus: int, length: int, flags: MemFlag) -> str:
+    """Read the mapped block's first word, write a pattern and read it back: what the map step says."""
     phys = bus_to_phys(bus)
-    mapping = backend.transport.map_physical(phys, length)
-    try:
-        first = struct.unpack_from("<I", mapping, 0)[0]
-        pattern = 0xA5A5A5A5
-        struct.pack_into("<I", mapping, 0, pattern)
-        back = struct.unpack_from("<I", mapping, 0)[0]
-    finally:
-        mapping.close()
+    first = struct.unpack_from("<I", mapping, 0)[0]
+    pattern = 0xA5A5A5A5
+    struct.pack_into("<I", mapping, 0, pattern)
+    back = struct.unpack_from("<I", mapping, 0)[0]
     if back != pattern:
         raise GpuMemoryError(f"wrote 0x{pattern:08X} at physical 0x{phys:08X} and read back 0x{back:08X}")
     # The wiki says memory is all ones unless ZERO or NO_INIT is given; the firmware's own
@@ -467,8 +429,9 @@ def leak_demo(backend: Backend | None = None, size: int = 4 * MiB, count: int = 
     backend.require_memory_tags()
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 16:
         raise UsageError(f"count must be 1..16 allocations, got {count!r}")
-    length = _check_size(size)
+    length = whole_pages(size)
     rows = []
+    handles: list[int] = []
 
     def stage(name: str, held: str, ledger_note: str) -> None:
         rows.append({"stage": name, "child's allocations held": held,
@@ -478,42 +441,12 @@ def leak_demo(backend: Backend | None = None, size: int = 4 * MiB, count: int = 
         # The ledger entries that name one of the child's handles.
         return sum(1 for e in backend.ledger.entries() if e.handle in handles)
 
-    handles: list[int] = []
-    held: list[tuple[int, int]] = []
     stage("before", "none", f"{len(backend.ledger.entries())} (all of live processes)")
-    p = subprocess.Popen([sys.executable, "-c", _CHILD.format(size=length, count=count)],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, env=_child_env(backend))
     reclaimed: list[Allocation] = []
     try:
-        # The timer kills a child that hangs, so reading its lines cannot block forever.
-        timer = threading.Timer(timeout, p.kill)
-        timer.start()
-        try:
-            lines = []
-            for line in p.stdout:
-                if line.strip() == "holding":
-                    break
-                lines.append(line)
-            else:
-                lines = None  # the child ended (or was killed by the timer) before holding
-            if lines is not None:
-                held = [tuple(map(int, ln.split())) for ln in lines]  # type: ignore[misc]
-                handles = [h for h, _ in held]
-                stage("child running", f"{len(held)} x {length / MiB:g} MiB", f"{child_entries()} of the child's")
-        finally:
-            timer.cancel()
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-            p.wait(timeout=timeout)
-            err = p.stderr.read()
-            p.stdout.close()
-            p.stderr.close()
-        if lines is None or len(held) != count:
-            # The last line of its stderr is the exception that stopped it.
-            last = next((ln for ln in reversed(err.strip().splitlines()) if ln.strip()), "no error output")
-            raise PimemError(f"the child process did not report holding {count} allocation(s) within "
-                             f"{timeout:g} s (exit code {p.returncode}): {last}")
+        with _child_holding(backend, length, count, timeout) as held:
+            handles += [h for h, _ in held]
+            stage("child running", f"{len(held)} x {length / MiB:g} MiB", f"{child_entries()} of the child's")
         stage("after SIGKILL", f"{_still_allocated(backend, held)} still locked at their addresses",
               f"{child_entries()} of a dead process")
         reclaimed = backend.ledger.reclaim(backend.mailbox)
@@ -526,6 +459,49 @@ def leak_demo(backend: Backend | None = None, size: int = 4 * MiB, count: int = 
             with contextlib.suppress(PimemError):
                 backend.ledger.reclaim(backend.mailbox)
     return LeakDemo(handles, length, pd.DataFrame(rows))
+
+
+@contextlib.contextmanager
+def _child_holding(backend: Backend, length: int, count: int, timeout: float) -> Iterator[list[tuple[int, int]]]:
+    """A child process holding `count` allocations of `length` bytes: their (handle, bus); SIGKILLed on leaving.
+
+    PimemError, with the last line of its stderr, if it does not report them within `timeout` seconds.
+    """
+    p = subprocess.Popen([sys.executable, "-c", _CHILD.format(size=length, count=count)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=_child_env(backend))
+    # The timer kills a child that hangs, so reading its lines cannot block forever.
+    timer = threading.Timer(timeout, p.kill)
+    timer.start()
+    held = None
+    try:
+        held = _reported(p.stdout)
+        if held is not None and len(held) == count:
+            yield held
+    finally:
+        timer.cancel()
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+        p.wait(timeout=timeout)
+        err = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+    if held is None or len(held) != count:
+        # The last line of its stderr is the exception that stopped it.
+        last = next((ln for ln in reversed(err.strip().splitlines()) if ln.strip()), "no error output")
+        raise PimemError(f"the child process did not report holding {count} allocation(s) within "
+                         f"{timeout:g} s (exit code {p.returncode}): {last}")
+
+
+def _reported(lines: IO[str]) -> list[tuple[int, int]] | None:
+    """The (handle, bus) lines the child prints before "holding"; None if it ends (or is killed) first."""
+    held = []
+    for line in lines:
+        if line.strip() == "holding":
+            return held
+        handle, bus = map(int, line.split())
+        held.append((handle, bus))
+    return None
 
 
 __all__ = [
