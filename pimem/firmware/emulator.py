@@ -36,8 +36,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .board import FIRMWARE_RESERVE_MIB
+from .board import FIRMWARE_RESERVE_MIB, PI3B
 from ..exc import CorruptState, DiskFull, UsageError
+from ..units import MiB
 from ..safefs import FileLock, folder_error, open_file, private_dir, read_regular, write_file
 
 STATE_FILE = "state.jsonl"
@@ -47,14 +48,13 @@ _JOURNAL_LIMIT = 64 * 1024
 # Two states of the fullest heap the board allows (a block in every page of 1 GiB, about
 # 100 bytes each): compaction waits for the next request, so the journal may hold two.
 _JOURNAL_READ_LIMIT = 2 * (2**30 // 4096) * 128
-DEFAULT_GPU_MEM = 76 * 2**20  # the firmware's default gpu_mem on a board with 1 GB (config_txt/memory.adoc)
+DEFAULT_GPU_MEM = PI3B.default_gpu_mem
 #: The emulator's gpu_mem in MiB, as config.txt's `gpu_mem=` gives a Pi's: read when a state boots.
 ENV_GPU_MEM = "PIMEM_EMULATOR_GPU_MEM"
 
-_RAM = 2**30  # a Pi 3B has 1 GiB
-_MIB = 2**20
+_RAM = PI3B.ram_bytes
 _PAGE = 4096
-_CHUNK = _MIB  # bytes per read/write when filling or moving GPU memory
+_CHUNK = MiB  # bytes per read/write when filling or moving GPU memory
 
 _STATUS_SUCCESS = 0x80000000
 _STATUS_ERROR = 0x80000001  # "error parsing request"
@@ -187,14 +187,14 @@ def gpu_mem_setting() -> int | None:
     if not digits.isdigit() or len(digits) > 4:
         raise UsageError(f"{ENV_GPU_MEM}={text!r}: give the emulator's gpu_mem in MiB, as config.txt does, "
                          "e.g. 128 (the original lesson's Pi) or 76 (the firmware's default)")
-    return int(digits) * _MIB
+    return int(digits) * MiB
 
 
 def reset_command(gpu_mem: int | None = None) -> str:
     """The command that boots the emulator afresh (with `gpu_mem` bytes, if given)."""
     from ..paths import pimem_command
 
-    return pimem_command("cleanup --reset-emulator" + (f" --gpu-mem {gpu_mem // _MIB}" if gpu_mem else ""))
+    return pimem_command("cleanup --reset-emulator" + (f" --gpu-mem {gpu_mem // MiB}" if gpu_mem else ""))
 
 
 class FirmwareEmulator:
@@ -211,16 +211,16 @@ class FirmwareEmulator:
                  # 0x68A60009: the revision a real Pi 3B printed in the
                  # original lesson's run.
                  firmware_revision: int = 0x68A60009,
-                 firmware_reserve: int = FIRMWARE_RESERVE_MIB * _MIB) -> None:
+                 firmware_reserve: int = FIRMWARE_RESERVE_MIB * MiB) -> None:
         asked = gpu_mem if gpu_mem is not None else gpu_mem_setting()
         gpu_mem = asked if asked is not None else DEFAULT_GPU_MEM
-        if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int) or gpu_mem % _MIB or not _MIB <= gpu_mem < _RAM:
+        if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int) or gpu_mem % MiB or not MiB <= gpu_mem < _RAM:
             raise UsageError(
                 f"gpu_mem={gpu_mem!r}: give a whole number of MiB from 1 MiB to "
                 f"1023 MiB (the emulated board has 1 GiB), e.g. 76 * 2**20")
-        if not isinstance(firmware_reserve, int) or firmware_reserve % _MIB or not 0 <= firmware_reserve < gpu_mem:
+        if not isinstance(firmware_reserve, int) or firmware_reserve % MiB or not 0 <= firmware_reserve < gpu_mem:
             raise UsageError(
-                f"firmware_reserve={firmware_reserve!r} with gpu_mem={gpu_mem // _MIB} MiB: give a whole number "
+                f"firmware_reserve={firmware_reserve!r} with gpu_mem={gpu_mem // MiB} MiB: give a whole number "
                 f"of MiB below gpu_mem (the firmware keeps {FIRMWARE_RESERVE_MIB} MiB of it on a Pi 3B), "
                 "or a larger gpu_mem")
         for name, value in (("board_revision", board_revision),
@@ -246,9 +246,9 @@ class FirmwareEmulator:
                      else self._boot(gpu_mem, gpu_mem - firmware_reserve))
         if asked is not None and asked != state["gpu_mem"]:
             raise UsageError(
-                f"the emulator in {self.state_dir} booted with gpu_mem={state['gpu_mem'] // _MIB} MiB and keeps it, "
-                f"as a Pi keeps its gpu_mem until it reboots; {asked // _MIB} MiB was asked "
-                f"({ENV_GPU_MEM} or gpu_mem=). To boot it again with {asked // _MIB} MiB (every emulated "
+                f"the emulator in {self.state_dir} booted with gpu_mem={state['gpu_mem'] // MiB} MiB and keeps it, "
+                f"as a Pi keeps its gpu_mem until it reboots; {asked // MiB} MiB was asked "
+                f"({ENV_GPU_MEM} or gpu_mem=). To boot it again with {asked // MiB} MiB (every emulated "
                 f"allocation is lost): {reset_command(asked)}")
         self.gpu_mem: int = state["gpu_mem"]
         #: The relocatable heap the mailbox allocates from: the bottom of the GPU's
@@ -364,7 +364,7 @@ class FirmwareEmulator:
         """
         words = raw.split(b"\0", 1)[0].decode("ascii", "replace").split()
         error, text = 0, ""
-        mib = _MIB
+        mib = MiB
         if words[:1] == ["get_mem"] and len(words) == 2:
             free = sum(end - start for start, end in self._holes(state))
             sizes = {"arm": state["vc_base"], "gpu": state["gpu_mem"], "reloc_total": state["heap_size"],
@@ -647,7 +647,7 @@ class FirmwareEmulator:
 
     @classmethod
     def reset(cls, state_dir: str | os.PathLike, gpu_mem: int | None = None,
-              firmware_reserve: int = FIRMWARE_RESERVE_MIB * _MIB) -> "FirmwareEmulator":
+              firmware_reserve: int = FIRMWARE_RESERVE_MIB * MiB) -> "FirmwareEmulator":
         """Throw away the state in `state_dir` (damaged or not) and boot afresh.
 
         With `gpu_mem` (bytes), else PIMEM_EMULATOR_GPU_MEM, else the default 76 MiB.

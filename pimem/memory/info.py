@@ -11,6 +11,7 @@ from .backend import Backend
 from ..firmware.board import FIRMWARE_RESERVE_MIB, BoardRevision, decode_revision, read_model_string
 from ..exc import MailboxError, RevisionError
 from ..firmware.mailbox import Clock
+from ..units import MiB
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,6 @@ class SystemInfo:
         return d
 
     def lines(self) -> list[str]:
-        mib = 1 << 20
         arm, vc = self.arm_memory, self.vc_memory
         board = self.revision.describe() if self.revision else f"unknown revision {self.revision_code:x}"
         where = "emulated by pimem (no Raspberry Pi attached)" if self.backend.startswith("emulator") else "this Raspberry Pi"
@@ -51,12 +51,12 @@ class SystemInfo:
             f"Model string: {self.model_string or '(none: /proc/device-tree/model is absent)'}",
             f"Revision:     {self.revision_code:x}",
             f"Firmware:     0x{self.firmware_revision:08X}",
-            f"ARM memory:   0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // mib} MiB)",
-            f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // mib} MiB, gpu_mem)",
-            f"GPU heap:     {self.gpu_heap // mib} MiB lent out, the rest the firmware's own ("
+            f"ARM memory:   0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // MiB} MiB)",
+            f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // MiB} MiB, gpu_mem)",
+            f"GPU heap:     {self.gpu_heap // MiB} MiB lent out, the rest the firmware's own ("
             + ("the firmware's get_mem reloc_total)" if self.gpu_heap_told else
                f"estimated: gpu_mem less {FIRMWARE_RESERVE_MIB} MiB; the firmware did not say)")
-            + ("" if self.gpu_heap_free is None else f"; {self.gpu_heap_free // mib} MiB free now (get_mem reloc)"),
+            + ("" if self.gpu_heap_free is None else f"; {self.gpu_heap_free // MiB} MiB free now (get_mem reloc)"),
             "Clocks now:   " + ", ".join(f"{name} {hz / 1e6:g} MHz" if hz else f"{name} (not reported)"
                                          for name, hz in self.clocks_hz.items())
             + " (the clock-rate tag; the DRAM peak is SDRAM x 2 x 4 bytes)",

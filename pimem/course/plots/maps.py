@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from ...exc import UsageError
 from .style import MIN_FONT, add_provenance, host_title, new_axes, new_figure, size_label
+from ...units import MiB
 
 
 # --- the memory map: one RAM, four bus aliases, two processors -----------------------
@@ -29,10 +30,9 @@ def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: st
 
     if not 0 < arm_bytes < ram_bytes:
         raise UsageError(f"arm_bytes must lie inside the RAM (0..{ram_bytes}), got {arm_bytes}")
-    mib = 1 << 20
     fig, ax = new_axes(size=(10.0, 5.2))
-    split = arm_bytes / mib
-    top = ram_bytes / mib
+    split = arm_bytes / MiB
+    top = ram_bytes / MiB
     rows = [(f"{a} alias ({a.name}), bus 0x{a.base:08X}: VideoCore {a.manual}",
              "#bbdefb" if a.value == 0xC else "#e3f2fd", a.name)
             for a in sorted(Alias, key=lambda a: a.value)]

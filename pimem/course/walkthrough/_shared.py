@@ -4,8 +4,6 @@ from __future__ import annotations
 from ...exc import UsageError
 from ...firmware.transport import PAGE_SIZE
 
-MiB = 1 << 20
-
 
 def whole_pages(size: int) -> int:
     """`size` bytes rounded up to whole pages, or UsageError unless it is a positive int."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...memory.backend import Backend, get_backend
-from ._shared import MiB
+from ...units import MiB
 
 
 def machine_table(backend: Backend | None = None) -> pd.DataFrame:

@@ -37,7 +37,8 @@ from ...firmware.protocol import (
     build_request,
 )
 from ...firmware.transport import RecordingTransport
-from ._shared import MiB, whole_pages
+from ...units import MiB
+from ._shared import whole_pages
 from ...paths import REPO
 
 #: Tags that only read: the only ones exchange() and send() will carry.
