@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import json
+import mmap
 import os
 import pathlib
 import shutil
@@ -187,7 +188,22 @@ class FirmwareEmulator:
                  # 0x68A60009: the revision a real Pi 3B printed in the
                  # original lesson's run.
                  firmware_revision: int = 0x68A60009,
-                 firmware_reserve: int = FIRMWARE_RESERVE_MIB * _MIB) -> None:
+                 firmware_reserve: int = FIRMWARE_RESERVE_MIB * _MIB,
+                 *, vc_base: int | None = None,
+                 physical_memory: str | os.PathLike | None = None) -> None:
+        # vc_base and physical_memory are for a machine whose real physical memory stands for
+        # the GPU's (scripts/pi-machine: a kernel under qemu-system answers /dev/vcio with this
+        # emulator). vc_base: where the GPU memory starts (default: the top gpu_mem of 1 GiB, as
+        # on a Pi; used at boot only, like gpu_mem). physical_memory: a file addressed by physical
+        # address, such as /dev/mem: the emulator's own writes to GPU memory (the ZERO and
+        # all-ones initialisation, compaction's moves) go to vc_base + offset in it, through a
+        # shared mapping of the heap with whole-word copies, instead of to memory.bin; so the
+        # memory another process maps from /dev/mem is the memory the emulator initialised.
+        if vc_base is not None and (not isinstance(vc_base, int) or vc_base <= 0 or vc_base % _MIB
+                                    or vc_base + gpu_mem > _RAM):
+            raise UsageError(f"vc_base={vc_base!r}: give a whole number of MiB above 0 with vc_base + gpu_mem "
+                             "within the 1 GiB a bus address reaches")
+        self._physical = None if physical_memory is None else pathlib.Path(physical_memory)
         if not isinstance(gpu_mem, int) or gpu_mem % _MIB or not _MIB <= gpu_mem < _RAM:
             raise UsageError(
                 f"gpu_mem={gpu_mem!r}: give a whole number of MiB from 1 MiB to "
@@ -217,7 +233,7 @@ class FirmwareEmulator:
                                    "(state.json); stop the processes that use it, then run "
                                    "'python -m pimem cleanup --reset-emulator'")
             state = (self._load() if os.path.lexists(self._state_path)
-                     else self._boot(gpu_mem, gpu_mem - firmware_reserve))
+                     else self._boot(gpu_mem, gpu_mem - firmware_reserve, vc_base))
         self.gpu_mem: int = state["gpu_mem"]
         #: The relocatable heap the mailbox allocates from: the bottom of the GPU's
         #: memory; the firmware's own part is the top `gpu_mem - heap_size` bytes.
@@ -439,7 +455,25 @@ class FirmwareEmulator:
 
     # --- the backing memory ------------------------------------------------
 
+    def _physical_map(self, offset: int, length: int) -> mmap.mmap:
+        """A shared mapping of GPU memory [offset, offset + length) in physical_memory (page-aligned)."""
+        fd = open_file(self._physical, os.O_RDWR | os.O_SYNC)
+        try:
+            return mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                             offset=self.vc_base + offset)
+        finally:
+            os.close(fd)
+
     def _fill(self, offset: int, length: int, value: int) -> None:
+        if self._physical is not None:
+            # Copies of whole 1 MiB or page-sized chunks from page-aligned buffers: memcpy's
+            # aligned path, never memset (whose DC ZVA faults on Device memory).
+            with self._physical_map(offset, length) as mem:
+                chunk = bytes([value]) * min(length, _CHUNK)
+                for start in range(0, length, _CHUNK):
+                    n = min(_CHUNK, length - start)
+                    mem[start:start + n] = chunk[:n]
+            return
         chunk = memoryview(bytes([value]) * min(length, _CHUNK))
         fd = self._open_memory()
         try:
@@ -452,6 +486,13 @@ class FirmwareEmulator:
     def _move(self, source: int, target: int, length: int) -> None:
         # Copying low to high is safe for overlapping ranges because the
         # target lies below the source.
+        if self._physical is not None:
+            with self._physical_map(target, source + length - target) as mem:
+                shift = source - target
+                for start in range(0, length, _CHUNK):
+                    n = min(_CHUNK, length - start)
+                    mem[start:start + n] = mem[shift + start:shift + start + n]
+            return
         fd = self._open_memory()
         try:
             done = 0
@@ -551,7 +592,7 @@ class FirmwareEmulator:
         finally:
             os.close(fd)
 
-    def _boot(self, gpu_mem: int, heap_size: int) -> dict[str, Any]:
+    def _boot(self, gpu_mem: int, heap_size: int, vc_base: int | None = None) -> dict[str, Any]:
         # A new file replaces the old rather than truncating it: a process
         # that still maps the old memory keeps a valid (stale) mapping
         # instead of dying of SIGBUS.
@@ -562,7 +603,8 @@ class FirmwareEmulator:
         finally:
             os.close(fd)
         os.replace(temporary, self.memory_path)
-        state = {"gpu_mem": gpu_mem, "heap_size": heap_size, "vc_base": _RAM - gpu_mem,
+        state = {"gpu_mem": gpu_mem, "heap_size": heap_size,
+                 "vc_base": _RAM - gpu_mem if vc_base is None else vc_base,
                  "next_handle": 1, "blocks": []}
         write_atomic(self._state_path, json.dumps(state).encode() + b"\n")
         return state
@@ -610,4 +652,4 @@ class FirmwareEmulator:
         """Boot again with the same gpu_mem: every allocation is gone and the
         memory is fresh."""
         with self._locked():
-            self._boot(self.gpu_mem, self.heap_size)
+            self._boot(self.gpu_mem, self.heap_size, self.vc_base)

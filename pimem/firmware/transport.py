@@ -216,13 +216,16 @@ class EmulatorTransport(Transport):
 
     name = "emulator"
 
-    def __init__(self, state_dir: str | os.PathLike | None = None, gpu_mem: int | None = None) -> None:
+    def __init__(self, state_dir: str | os.PathLike | None = None, gpu_mem: int | None = None, *,
+                 vc_base: int | None = None, physical_memory: str | os.PathLike | None = None) -> None:
+        # vc_base, physical_memory: see FirmwareEmulator (a machine whose physical memory is the GPU's).
         from .emulator import DEFAULT_GPU_MEM, FirmwareEmulator
 
         self._named: set[int] = set()
         self.firmware = FirmwareEmulator(
             state_dir if state_dir is not None else default_emulator_dir(),
             gpu_mem=gpu_mem if gpu_mem is not None else DEFAULT_GPU_MEM,
+            vc_base=vc_base, physical_memory=physical_memory,
         )
 
     def _ioctl(self, buf: bytearray) -> None:
@@ -303,6 +306,8 @@ class EmulatorTransport(Transport):
                 f"0x{phys:08X}+{size} is outside the emulated GPU memory "
                 f"(0x{fw.vc_base:08X}..0x{fw.vc_base + fw.gpu_mem:08X})"
             )
+        if fw._physical is not None:   # the GPU memory is physical memory: map it where it is
+            return fw._physical_map(phys - fw.vc_base, size)
         fd = fw._open_memory()
         try:
             return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
