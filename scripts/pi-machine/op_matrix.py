@@ -77,6 +77,23 @@ def child(flag: str, op: str, size: int) -> None:
         del a
 
 
+def zva(size: int, flag: str, op: str, env: dict) -> str:
+    """'Z' if the operation executes DC ZVA on GPU memory, '-' if not, '?' if gdb cannot tell."""
+    import shutil
+
+    if shutil.which("gdb") is None or os.uname().machine != "aarch64":
+        return "?"
+    proc = subprocess.run(["gdb", "-q", "-batch", "-x", os.path.join(HERE, "zva_gdb.py"), "--args", sys.executable,
+                           os.path.abspath(__file__), "--size", str(size), "--child", flag, op],
+                          capture_output=True, env=env, cwd=REPO, text=True, errors="replace")
+    out = proc.stdout
+    if "ZVA-DEVMEM" in out:
+        return "Z"
+    if "ZVA-SITES" not in out or "ZVA-UNKNOWN" in out or "ZVA-ERROR" in out:
+        return "?"
+    return "-"
+
+
 def outcome(proc: subprocess.CompletedProcess) -> tuple[str, str]:
     rc = proc.returncode
     if rc == 0:
@@ -99,6 +116,9 @@ def main() -> int:
     p.add_argument("--ops", nargs="+", help="operation names (default: all; see --list)")
     p.add_argument("--no-single", action="store_true", help="leave out the README example and the CLI rows")
     p.add_argument("--json", action="store_true", help="print the results as JSON as well")
+    p.add_argument("--zva", action="store_true",
+                   help="arm64: also run each operation under gdb (scripts/pi-machine/zva_gdb.py) and say whether "
+                        "it executes DC ZVA on GPU memory (QEMU does not fault on it; a Pi does)")
     p.add_argument("--list", action="store_true", help="list the operations")
     p.add_argument("--child", nargs=2, metavar=("FLAG", "OP"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -125,6 +145,8 @@ def main() -> int:
             proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--size", str(args.size),
                                    "--child", flag, op], capture_output=True, env=env, cwd=REPO)
             results[op][flag] = list(outcome(proc))
+            if args.zva:
+                results[op][flag][0] += " " + zva(args.size, flag, op, env)
     if not args.no_single:
         for name, cmd in SINGLE.items():
             proc = subprocess.run(cmd, capture_output=True, env=env, cwd=REPO)
@@ -147,6 +169,9 @@ def main() -> int:
         print(f"{op:{width}s} | " + " | ".join(cells))
     for n in notes:
         print(f"  note: {n}")
+    if args.zva:
+        print("  Z: executes DC ZVA on GPU memory (glibc memset of zero): faults on a Pi, not under QEMU; "
+              "-: does not; ?: gdb could not tell")
     print(f"op matrix: {len(results)} rows in {time.monotonic() - t0:.0f} s")
     if args.json:
         print(json.dumps(results, indent=1))
