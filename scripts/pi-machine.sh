@@ -190,73 +190,87 @@ KVER=$(cat "$KDIR/version")
 say "kernel: Debian $KVER, dtb $DTB"
 
 # --- 3. The SD image: the Bookworm $ARCH root file system with a venv -------------------------
-# The chroot test-debian-stack.sh builds (and caches) is copied, given a venv, and written into
-# an ext4 image whose size is a power of two (QEMU's SD card needs that).
+# The chroot test-debian-stack.sh builds (and caches) is copied to $WORK/rootfs (kept, so a change
+# below does not redo pip), given a venv and a few packages, and written into an ext4 image
+# whose size is a power of two (QEMU's SD card needs that).
 if [ "$ARCH" = arm64 ]; then
     PIP_SPEC='-e /root/pimem[test]'   # pimem with Jupyter, ipykernel, nbclient, pytest, hypothesis...
+    APT_EXTRA="gdb"                   # op_matrix.py --zva: which operations reach DC ZVA
 else
     # armhf: PyPI has no armv7 wheels of pyzmq, tornado, argon2-cffi-bindings & co., and building them
     # under qemu-user takes very long: no Jupyter here. pimem without its dependencies, apt's numpy etc.
-    PIP_SPEC='pytest hypothesis tqdm jsonschema && /opt/pimem-venv/bin/pip install --quiet --no-deps -e /root/pimem'
+    PIP_SPEC='pytest hypothesis tqdm && /opt/pimem-venv/bin/pip install --quiet --no-deps -e /root/pimem'
+    APT_EXTRA="python3-jsonschema gdb"
 fi
-ISTAMP="bookworm $ARCH venv: $PIP_SPEC $(sha256sum pyproject.toml | cut -c1-16) v1"
+STAGE=$WORK/rootfs
 IMG=$WORK/sd.img
-if [ "$REBUILD" = 1 ] || [ "$(cat "$WORK/sd.stamp" 2>/dev/null)" != "$ISTAMP" ] || [ ! -f "$IMG" ]; then
+RSTAMP="bookworm $ARCH venv: $PIP_SPEC $(sha256sum pyproject.toml | cut -c1-16) v2"
+# pip and apt as the host configures them (index, CA), as test-debian-stack.sh does.
+PIPENV=()
+while IFS= read -r kv; do PIPENV+=("$kv"); done < <(env | grep -E '^(PIP_INDEX_URL|PIP_EXTRA_INDEX_URL|PIP_TRUSTED_HOST|PIP_DEFAULT_TIMEOUT|PIP_CERT|SSL_CERT_FILE|REQUESTS_CA_BUNDLE)=' || true)
+in_stage() {   # in_stage SCRIPT: bash -c SCRIPT as root in the $ARCH root file system (qemu-user)
+    cp /etc/resolv.conf "$STAGE/etc/resolv.conf"
+    unshare --mount --propagation private bash -s -- "$STAGE" "$1" "${PIPENV[@]}" <<'INNER'
+set -euo pipefail
+ROOT=$1 SCRIPT=$2; shift 2
+mount -t proc proc "$ROOT/proc"
+mount --rbind /dev "$ROOT/dev"
+mount -t tmpfs -o mode=1777 tmpfs "$ROOT/tmp"
+for ca in /etc/ssl/certs/ca-certificates.crt; do [ -f "$ca" ] && [ -f "$ROOT$ca" ] && mount --bind "$ca" "$ROOT$ca"; done
+exec chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@" bash -c "$SCRIPT"
+INNER
+}
+if [ "$REBUILD" = 1 ] || [ "$(cat "$STAGE/.pimem-machine" 2>/dev/null)" != "$RSTAMP" ]; then
     phase_start rootfs "the Bookworm $ARCH root file system (scripts/test-debian-stack.sh bookworm --arch $ARCH --build-only)"
     bash scripts/test-debian-stack.sh bookworm --arch "$ARCH" --build-only | sed 's/^/  /'
     phase_end rootfs
     phase_start venv "copying it, a venv in /opt/pimem-venv (pip under qemu-user: several minutes)"
-    SRC=$CACHE/bookworm-$ARCH
-    STAGE=$WORK/rootfs
     rm -rf "$STAGE" "$IMG" "$WORK/sd.stamp"
-    cp -a "$SRC" "$STAGE"
+    cp -a "$CACHE/bookworm-$ARCH" "$STAGE"
     rm -rf "$STAGE/home/pi/pimem" "$STAGE/root/pimem"
     mkdir -p "$STAGE/root/pimem"
     git -C "$REPO" ls-files -z --cached --others --exclude-standard \
         | (cd "$REPO" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' _) \
         | tar -C "$REPO" --null -T - -cf - | tar -C "$STAGE/root/pimem" -xf -
-    cp /etc/resolv.conf "$STAGE/etc/resolv.conf"
     log=$WORK/venv.log
-    # pip as the host configures it (index, CA), as test-debian-stack.sh does.
-    PIPENV=()
-    while IFS= read -r kv; do PIPENV+=("$kv"); done < <(env | grep -E '^(PIP_INDEX_URL|PIP_EXTRA_INDEX_URL|PIP_TRUSTED_HOST|PIP_DEFAULT_TIMEOUT|PIP_CERT|SSL_CERT_FILE|REQUESTS_CA_BUNDLE)=' || true)
-    if ! unshare --mount --propagation private bash -s -- "$STAGE" "$PIP_SPEC" "${PIPENV[@]}" >"$log" 2>&1 <<'INNER'
-set -euo pipefail
-ROOT=$1 SPEC=$2; shift 2
-mount -t proc proc "$ROOT/proc"
-mount --rbind /dev "$ROOT/dev"
-mount -t tmpfs -o mode=1777 tmpfs "$ROOT/tmp"
-for ca in /etc/ssl/certs/ca-certificates.crt; do [ -f "$ca" ] && [ -f "$ROOT$ca" ] && mount --bind "$ca" "$ROOT$ca"; done
-chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@" bash -c '
-    set -e
-    if [ "$(dpkg --print-architecture)" = armhf ]; then
-        dpkg-query -W -f="\${Status}" python3-jsonschema 2>/dev/null | grep -q "ok installed" || {
-            apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-jsonschema; }
-    fi
-    rm -rf /opt/pimem-venv
-    python3 -m venv --system-site-packages /opt/pimem-venv
-    /opt/pimem-venv/bin/pip install --quiet '"$SPEC"'
-    /opt/pimem-venv/bin/pip list --format=freeze | grep -iE "^(pimem|pytest|hypothesis|tqdm|jsonschema|jupyterlab|ipykernel|nbclient|numpy)=" || true
-    apt-get clean; rm -rf /root/.cache /var/lib/apt/lists/*'
-INNER
-    then
+    if ! in_stage "set -e
+            python3 -m venv --system-site-packages /opt/pimem-venv
+            /opt/pimem-venv/bin/pip install --quiet $PIP_SPEC
+            rm -rf /root/.cache" >"$log" 2>&1; then
         tail -20 "$log" >&2
         die "making the venv in the $ARCH root file system failed (log: $log)"
     fi
-    sed 's/^/  /' "$log" | tail -12
+    echo "$RSTAMP" >"$STAGE/.pimem-machine"
     phase_end venv
+fi
+missing=""
+for pkg in $APT_EXTRA; do
+    chroot "$STAGE" dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+    phase_start apt "installing$missing in the $ARCH root file system (apt under qemu-user)"
+    log=$WORK/apt.log
+    if ! in_stage "apt-get update -qq && apt-get install -y -qq --no-install-recommends$missing && apt-get clean" >"$log" 2>&1; then
+        tail -20 "$log" >&2
+        die "apt-get install$missing failed in the $ARCH root file system (log: $log)"
+    fi
+    phase_end apt
+fi
+ISTAMP="$RSTAMP + $APT_EXTRA"
+if [ "$(cat "$WORK/sd.stamp" 2>/dev/null)" != "$ISTAMP" ] || [ ! -f "$IMG" ]; then
     phase_start image "the SD card image (mke2fs -d)"
+    in_stage "/opt/pimem-venv/bin/pip list --format=freeze 2>/dev/null" \
+        | grep -iE '^(pimem|pytest|hypothesis|tqdm|jsonschema|jupyterlab|ipykernel|nbclient|numpy)=' | sed 's/^/  venv: /' || true
     used=$(du -sm "$STAGE" | cut -f1)
     size=512
     while [ "$size" -lt $((used * 13 / 10 + 256)) ]; do size=$((size * 2)); done
-    rm -f "$IMG.new"
+    rm -f "$IMG" "$IMG.new" "$WORK/sd.stamp"
     if ! in_qemu_root "truncate -s ${size}M /m/$ARCH/sd.img.new && mke2fs -q -t ext4 -L pimem-root -d /m/$ARCH/rootfs /m/$ARCH/sd.img.new" \
             >"$WORK/image.log" 2>&1; then
         cat "$WORK/image.log" >&2
         die "mke2fs -d failed (log: $WORK/image.log)"
     fi
     mv "$IMG.new" "$IMG"
-    rm -rf "$STAGE"
     echo "$ISTAMP" >"$WORK/sd.stamp"
     say "[image] ${size} MiB image with ${used} MiB of files: $IMG"
     phase_end image
@@ -279,7 +293,8 @@ R=/m/$(basename "$RUN")
 in_qemu_root "cd $R/tree && find . | cpio -o -H newc --quiet -R 0:0 | gzip -1 >$R/run.cpio.gz" \
     || die "could not pack the working tree into the machine's initramfs"
 cat "$KDIR/initramfs.cpio.gz" "$RUN/run.cpio.gz" >"$RUN/initrd"
-QEMU_ARGS=(-M "$MACHINE" -m 1G -nographic "${SERIALS[@]}" -no-reboot
+# Multi-threaded TCG, said outright: QEMU raises the memory-type alignment faults only there.
+QEMU_ARGS=(-M "$MACHINE" -accel tcg,thread=multi -m 1G -nographic "${SERIALS[@]}" -no-reboot
     -kernel /m/$ARCH/kernel/vmlinuz -dtb /m/$ARCH/kernel/machine.dtb -initrd "$R/initrd"
     -drive "if=sd,format=raw,file=/m/$ARCH/sd.img,snapshot=on"
     -append "console=$CONSOLE,115200 mem=${MEM_MIB}M quiet loglevel=3 panic=5 rdinit=/init")

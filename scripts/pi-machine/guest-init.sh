@@ -5,7 +5,6 @@
 # "PIMEM-MACHINE-EXIT <status>" for the host and resets the machine (which ends QEMU).
 export PATH=/root/pimem/.venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb PIMEM_BACKEND=pi PYTHONDONTWRITEBYTECODE=1
-T0=$(cut -d' ' -f1 /proc/uptime)
 
 finish() {
     echo "PIMEM-MACHINE-EXIT $1"
@@ -19,6 +18,7 @@ say() { echo "pi-machine guest: $*"; }
 
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+T0=$(cut -d' ' -f1 /proc/uptime)
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /dev/pts /dev/shm
@@ -31,7 +31,7 @@ ip link set lo up 2>/dev/null || true
 
 # The memory split a Pi 3B with gpu_mem=76 gives Linux: System RAM up to 0x3B3FFFFF.
 ram=$(grep 'System RAM' /proc/iomem | tail -1)
-say "$(uname -srm), $(nproc) CPUs; ${ram# }; booted in ${T0} s"
+say "$(uname -srm), $(nproc) CPUs; ${ram# }; at init after ${T0} s"
 
 say "starting /dev/vcio (CUSE, answered by pimem's firmware emulator)"
 rm -f /run/vcio-cuse.ready
