@@ -279,8 +279,7 @@ fi
 # --- 4. The run: the working tree and COMMAND ride in a second initramfs archive -----------------
 phase_start boot "$MACHINE, $KVER, mem=${MEM_MIB}M; COMMAND: ${CMD[*]}"
 RUN=$(mktemp -d "$PM/run.XXXXXX")
-QPID=""
-cleanup() { [ -n "$QPID" ] && kill "$QPID" 2>/dev/null; rm -rf "$RUN"; }
+cleanup() { rm -rf "$RUN"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$RUN/tree/project"
@@ -297,11 +296,11 @@ cat "$KDIR/initramfs.cpio.gz" "$RUN/run.cpio.gz" >"$RUN/initrd"
 QEMU_ARGS=(-M "$MACHINE" -accel tcg,thread=multi -m 1G -nographic "${SERIALS[@]}" -no-reboot
     -kernel /m/$ARCH/kernel/vmlinuz -dtb /m/$ARCH/kernel/machine.dtb -initrd "$R/initrd"
     -drive "if=sd,format=raw,file=/m/$ARCH/sd.img,snapshot=on"
-    -append "console=$CONSOLE,115200 mem=${MEM_MIB}M quiet loglevel=3 panic=5 rdinit=/init")
+    -append "console=$CONSOLE,115200 mem=${MEM_MIB}M quiet loglevel=1 panic=5 rdinit=/init")
 # The exit status comes back on the serial line as a marker (the machine has no other way out).
 set +e
 in_qemu_root "cd /tmp && exec timeout --foreground -k 10 $TIMEOUT $QEMU $(printf '%q ' "${QEMU_ARGS[@]}") </dev/null" 2>&1 \
-    | sed -u 's/\r$//' | tee "$RUN/console.log" | grep -av '^PIMEM-MACHINE-EXIT '
+    | sed -u 's/\r$//' | tee "$RUN/console.log" | grep --line-buffered -av -e '^PIMEM-MACHINE-EXIT ' -e '^\[ *[0-9.]*\] sysrq: Resetting$'
 qrc=${PIPESTATUS[0]}
 set -e
 status=$(sed -n 's/^PIMEM-MACHINE-EXIT \([0-9][0-9]*\)$/\1/p' "$RUN/console.log" | tail -1)

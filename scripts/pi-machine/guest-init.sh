@@ -46,6 +46,8 @@ if ! [ -c /dev/vcio ]; then
     finish 125
 fi
 sed 's/^/  /' /run/vcio-cuse.log
+# As Raspberry Pi OS's udev rule has it (10-vc.rules): group video, 0660.
+chgrp video /dev/vcio 2>/dev/null && chmod 0660 /dev/vcio
 
 cd /root/pimem
 mapfile -d '' -t CMD </root/.pimem-machine/command
