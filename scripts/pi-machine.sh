@@ -77,6 +77,11 @@ PM=$CACHE/pi-machine
 mkdir -p -m 0700 "$PM"
 QROOT=$PM/qemu-trixie-amd64
 WORK=$PM/$ARCH
+mkdir -p "$WORK"
+# Two runs may share the images, never a build: an exclusive lock while building or checking the
+# cache, a shared one while the machine runs (QEMU only reads the SD image: snapshot=on).
+exec 8>"$PM/.qemu.lock" 9>"$WORK/.lock"
+flock -n 9 || { say "waiting for another pi-machine.sh $ARCH to finish building or running"; flock 9; }
 
 case "$ARCH" in
     arm64) KFLAVOUR=arm64 KARCH=arm64 QEMU=qemu-system-aarch64 MACHINE=raspi3b
@@ -102,6 +107,7 @@ INNER
 }
 
 # --- 1. QEMU >= 9: Debian 13's, in a chroot (with the tools to make the initramfs and the image) ---
+flock 8
 QSTAMP="trixie amd64 qemu-system-arm kmod cpio xz-utils e2fsprogs +arm64 +armhf v1"
 if [ "$(cat "$QROOT/.pimem-stack" 2>/dev/null)" != "$QSTAMP" ]; then
     phase_start qemu "building a Debian 13 (trixie) amd64 chroot with QEMU in $QROOT (debootstrap, about a minute)"
@@ -124,6 +130,7 @@ QVER=$(chroot "$QROOT" qemu-system-aarch64 --version | head -1)
 [[ "$QVER" =~ version\ ([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -ge 9 ] \
     || die "$QVER in $QROOT: the memory-type alignment checks need QEMU 9 or later"
 say "using $QVER (Debian 13, in $QROOT)"
+flock -s 8   # shared from here: the other architecture may use the QEMU chroot too
 
 # --- 2. The kernel: Debian 13's, its dtb and modules; a busybox initramfs that mounts the SD ---
 # Modules the machine needs (Debian builds them as modules): the SD card's two host drivers
@@ -277,6 +284,7 @@ if [ "$(cat "$WORK/sd.stamp" 2>/dev/null)" != "$ISTAMP" ] || [ ! -f "$IMG" ]; th
 fi
 
 # --- 4. The run: the working tree and COMMAND ride in a second initramfs archive -----------------
+flock -s 9   # shared: other runs of this ARCH may start, a build waits
 phase_start boot "$MACHINE, $KVER, mem=${MEM_MIB}M; COMMAND: ${CMD[*]}"
 RUN=$(mktemp -d "$PM/run.XXXXXX")
 cleanup() { rm -rf "$RUN"; }
