@@ -73,6 +73,8 @@ def child(flag: str, op: str, size: int) -> None:
     with GpuBuffer(size, flags) as buf:
         a = buf.array
         print(f"bus 0x{buf.bus_address:08X} phys 0x{buf.phys_address:08X}", file=sys.stderr)
+        if os.environ.get("PIMEM_ZVA_MARK"):
+            os.getsid(0)   # a marker: zva_gdb.py starts watching here
         exec(OPS[op], {"a": a, "np": np, "host": host})
         del a
 
@@ -85,7 +87,8 @@ def zva(size: int, flag: str, op: str, env: dict) -> str:
         return "?"
     proc = subprocess.run(["gdb", "-q", "-batch", "-x", os.path.join(HERE, "zva_gdb.py"), "--args", sys.executable,
                            os.path.abspath(__file__), "--size", str(size), "--child", flag, op],
-                          capture_output=True, env=env, cwd=REPO, text=True, errors="replace")
+                          capture_output=True, env=dict(env, PIMEM_ZVA_MARK="1"), cwd=REPO, text=True,
+                          errors="replace")
     out = proc.stdout
     if "ZVA-DEVMEM" in out:
         return "Z"

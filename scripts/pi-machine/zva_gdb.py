@@ -7,7 +7,7 @@ above a size threshold). This finds every DC ZVA instruction in the libc the pro
 (encoding 0xD50B7420 | Rt), breaks on all of them, and at the first hit prints
 "ZVA-HIT <address of the zeroed block>" and a short backtrace, then lets the program run on.
 Only hits on addresses inside a /dev/mem mapping count ("ZVA-DEVMEM"): a memset of zero on
-ordinary memory is harmless.
+ordinary memory is harmless. Watching starts at the program's call of getsid() (a marker; OpenBLAS calls sched_yield).
 
     gdb -q -batch -x scripts/pi-machine/zva_gdb.py --args python3 ...
 """
@@ -18,11 +18,16 @@ import gdb  # noqa: provided by gdb
 gdb.execute("set pagination off")
 gdb.execute("set confirm off")
 gdb.execute("set breakpoint pending on")
-# Python's main is reached after libc is mapped.
-gdb.execute("tbreak main")
-gdb.execute("run")
+# The program calls getsid() right before the operation (op_matrix.py --child with
+# PIMEM_ZVA_MARK=1): only what happens from there counts (Python's start-up zeroes plenty of
+# ordinary memory with memset).
+gdb.execute("tbreak getsid")
+gdb.execute("run", to_string=True)
 
 pid = gdb.selected_inferior().pid
+if not pid:
+    print("ZVA-ERROR the program ended before its marker (getsid)")
+    raise SystemExit
 libc_maps = []
 with open(f"/proc/{pid}/maps") as f:
     for line in f:
@@ -73,6 +78,10 @@ else:
         addr = int(frame.read_register(f"x{reg}")) & 0xFFFFFFFFFFFFFFFF
         dev = any(s <= addr < e for s, e in devmem_ranges())
         if not dev:
+            if ordinary < 3:
+                bt = gdb.execute("bt 8", to_string=True)
+                print(f"ZVA-ORDINARY {addr:#x} (GPU mappings: {[(hex(a), hex(b)) for a, b in devmem_ranges()]}) "
+                      + " | ".join(re.sub(r"\s+", " ", l).strip() for l in bt.splitlines()))
             ordinary += 1
             if ordinary == 2000:
                 print("ZVA-UNKNOWN 2000 DC ZVA on ordinary memory; gave up watching")
@@ -83,4 +92,5 @@ else:
             bt = gdb.execute("bt 4", to_string=True)
             print("ZVA-BT " + " | ".join(re.sub(r"\s+", " ", l).strip() for l in bt.splitlines()))
             gdb.execute("delete", to_string=True)   # one hit on Device memory is the answer
-gdb.execute("kill", to_string=True)
+if gdb.selected_inferior().pid:
+    gdb.execute("kill", to_string=True)
