@@ -107,8 +107,11 @@ INNER
 }
 
 # --- 1. QEMU >= 9: Debian 13's, in a chroot (with the tools to make the initramfs and the image) ---
-flock 8
 QSTAMP="trixie amd64 qemu-system-arm kmod cpio xz-utils e2fsprogs +arm64 +armhf v1"
+flock -s 8   # shared while it is in use; exclusive only to build it
+if [ "$(cat "$QROOT/.pimem-stack" 2>/dev/null)" != "$QSTAMP" ]; then
+    flock -n 8 || { say "waiting for the other pi-machine.sh runs to finish (the QEMU chroot must be built)"; flock 8; }
+fi
 if [ "$(cat "$QROOT/.pimem-stack" 2>/dev/null)" != "$QSTAMP" ]; then
     phase_start qemu "building a Debian 13 (trixie) amd64 chroot with QEMU in $QROOT (debootstrap, about a minute)"
     rm -rf "$QROOT" "$QROOT.new"
