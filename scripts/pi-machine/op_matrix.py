@@ -176,8 +176,8 @@ def main() -> int:
             results[name] = {"-": list(outcome(proc))}
     width = max([len("operation")] + [len(op) for op in results])
     cols = args.flags
-    print(f"{'operation':{width}s} | " + " | ".join(f"{c:22s}" for c in cols))
-    print("-" * width + "-+-" + "-+-".join("-" * 22 for _ in cols))
+    print(f"{'operation':{width}s} | " + " | ".join(f"{c:26s}" for c in cols))
+    print("-" * width + "-+-" + "-+-".join("-" * 26 for _ in cols))
     notes = []
     for op, row in results.items():
         cells = []
@@ -186,7 +186,7 @@ def main() -> int:
                 cell = row["-"] if c == cols[0] else ["", ""]
             else:
                 cell = row[c]
-            cells.append(f"{cell[0]:22s}")
+            cells.append(f"{cell[0]:26s}")
             if cell[1]:
                 notes.append(f"{op} [{c}]: {cell[1]}")
         print(f"{op:{width}s} | " + " | ".join(cells))
