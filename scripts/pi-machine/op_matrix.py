@@ -79,16 +79,19 @@ def child(flag: str, op: str, size: int) -> None:
         del a
 
 
-def zva(size: int, flag: str, op: str, env: dict) -> str:
-    """'Z' if the operation executes DC ZVA on GPU memory, '-' if not, '?' if gdb cannot tell."""
+def zva(size: int, flag: str, op: str, env: dict, command: list[str] | None = None) -> str:
+    """'Z' if the operation (or a whole command) executes DC ZVA on GPU memory, '-' if not, '?' if gdb cannot tell."""
     import shutil
 
     if shutil.which("gdb") is None or os.uname().machine != "aarch64":
         return "?"
-    proc = subprocess.run(["gdb", "-q", "-batch", "-x", os.path.join(HERE, "zva_gdb.py"), "--args", sys.executable,
-                           os.path.abspath(__file__), "--size", str(size), "--child", flag, op],
-                          capture_output=True, env=dict(env, PIMEM_ZVA_MARK="1"), cwd=REPO, text=True,
-                          errors="replace")
+    if command is None:
+        command = [sys.executable, os.path.abspath(__file__), "--size", str(size), "--child", flag, op]
+        env = dict(env, PIMEM_ZVA_MARK="1")
+    else:
+        env = dict(env, PIMEM_ZVA_FROM_START="1")
+    proc = subprocess.run(["gdb", "-q", "-batch", "-x", os.path.join(HERE, "zva_gdb.py"), "--args", *command],
+                          capture_output=True, env=env, cwd=REPO, text=True, errors="replace")
     out = proc.stdout
     if "ZVA-DEVMEM" in out:
         return "Z"
@@ -174,6 +177,9 @@ def main() -> int:
         for name, cmd in SINGLE.items():
             proc = subprocess.run(cmd, capture_output=True, env=env, cwd=REPO)
             results[name] = {"-": list(outcome(proc))}
+            if args.zva:
+                results[name]["-"][0] += " " + zva(args.size, "", "", env, command=cmd)
+            print(f"  {name}: {results[name]['-'][0]}", flush=True)
     width = max([len("operation")] + [len(op) for op in results])
     cols = args.flags
     print(f"{'operation':{width}s} | " + " | ".join(f"{c:26s}" for c in cols))

@@ -21,12 +21,16 @@ gdb.execute("set breakpoint pending on")
 # The program calls getsid() right before the operation (op_matrix.py --child with
 # PIMEM_ZVA_MARK=1): only what happens from there counts (Python's start-up zeroes plenty of
 # ordinary memory with memset).
-gdb.execute("tbreak getsid")
+# PIMEM_ZVA_FROM_START=1: watch the whole program instead (slower: every memset of zero counts).
+import os
+
+FROM_START = bool(os.environ.get("PIMEM_ZVA_FROM_START"))
+gdb.execute("tbreak main" if FROM_START else "tbreak getsid")
 gdb.execute("run", to_string=True)
 
 pid = gdb.selected_inferior().pid
 if not pid:
-    print("ZVA-ERROR the program ended before its marker (getsid)")
+    print("ZVA-ERROR the program ended before its marker (getsid, or main)")
     raise SystemExit
 libc_maps = []
 with open(f"/proc/{pid}/maps") as f:
@@ -83,7 +87,7 @@ else:
                 print(f"ZVA-ORDINARY {addr:#x} (GPU mappings: {[(hex(a), hex(b)) for a, b in devmem_ranges()]}) "
                       + " | ".join(re.sub(r"\s+", " ", l).strip() for l in bt.splitlines()))
             ordinary += 1
-            if ordinary == 2000:
+            if ordinary == (200000 if FROM_START else 2000):
                 print("ZVA-UNKNOWN 2000 DC ZVA on ordinary memory; gave up watching")
                 gdb.execute("delete", to_string=True)
             continue
