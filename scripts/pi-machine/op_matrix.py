@@ -96,6 +96,9 @@ def zva(size: int, flag: str, op: str, env: dict, command: list[str] | None = No
     if "ZVA-DEVMEM" in out:
         return "Z"
     if "ZVA-SITES" not in out or "ZVA-UNKNOWN" in out or "ZVA-ERROR" in out:
+        why = [l for l in out.splitlines() if l.startswith(("ZVA-ERROR", "ZVA-UNKNOWN"))]
+        why = why or (proc.stderr.strip().splitlines() or ["no output"])[-3:]
+        print(f"  zva ({op or command[-1]}): gdb could not tell: {' / '.join(why)[:300]}", flush=True)
         return "?"
     return "-"
 
@@ -137,6 +140,9 @@ def main() -> int:
     p.add_argument("--zva", action="store_true",
                    help="arm64: also run each operation under gdb (scripts/pi-machine/zva_gdb.py) and say whether "
                         "it executes DC ZVA on GPU memory (QEMU does not fault on it; a Pi does)")
+    p.add_argument("--zva-commands", action="store_true",
+                   help="the same for the README example, pimem selftest and pimem bench, watched whole under gdb: "
+                        "very slow (every memset of zero in Python's start-up stops gdb; over 20 minutes)")
     p.add_argument("--list", action="store_true", help="list the operations")
     p.add_argument("--child", nargs=2, metavar=("FLAG", "OP"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -177,7 +183,7 @@ def main() -> int:
         for name, cmd in SINGLE.items():
             proc = subprocess.run(cmd, capture_output=True, env=env, cwd=REPO)
             results[name] = {"-": list(outcome(proc))}
-            if args.zva:
+            if args.zva_commands:
                 results[name]["-"][0] += " " + zva(args.size, "", "", env, command=cmd)
             print(f"  {name}: {results[name]['-'][0]}", flush=True)
     width = max([len("operation")] + [len(op) for op in results])

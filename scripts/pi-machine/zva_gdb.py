@@ -25,12 +25,12 @@ gdb.execute("set breakpoint pending on")
 import os
 
 FROM_START = bool(os.environ.get("PIMEM_ZVA_FROM_START"))
-gdb.execute("tbreak main" if FROM_START else "tbreak getsid")
+gdb.execute("tbreak __libc_start_main" if FROM_START else "tbreak getsid")   # python3 is stripped: no main
 gdb.execute("run", to_string=True)
 
 pid = gdb.selected_inferior().pid
 if not pid:
-    print("ZVA-ERROR the program ended before its marker (getsid, or main)")
+    print("ZVA-ERROR the program ended before its marker (getsid, or __libc_start_main)")
     raise SystemExit
 libc_maps = []
 with open(f"/proc/{pid}/maps") as f:
