@@ -211,13 +211,27 @@ class FirmwareEmulator:
                  # 0x68A60009: the revision a real Pi 3B printed in the
                  # original lesson's run.
                  firmware_revision: int = 0x68A60009,
-                 firmware_reserve: int = FIRMWARE_RESERVE_MIB * MiB) -> None:
+                 firmware_reserve: int = FIRMWARE_RESERVE_MIB * MiB,
+                 *, vc_base: int | None = None,
+                 physical_memory: str | os.PathLike | None = None) -> None:
+        # vc_base and physical_memory are for a machine whose real physical memory stands for
+        # the GPU's (scripts/pi-machine: a kernel under qemu-system answers /dev/vcio with this
+        # emulator). vc_base: where the GPU memory starts (default: the top gpu_mem of 1 GiB, as
+        # on a Pi; used at boot only, like gpu_mem). physical_memory: a file addressed by physical
+        # address, such as /dev/mem: the emulator's own writes to GPU memory (the ZERO and
+        # all-ones initialisation, compaction's moves) go to vc_base + offset in it instead of
+        # to memory.bin, so the memory another process maps from /dev/mem is what it initialised.
         asked = gpu_mem if gpu_mem is not None else gpu_mem_setting()
         gpu_mem = asked if asked is not None else DEFAULT_GPU_MEM
         if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int) or gpu_mem % MiB or not MiB <= gpu_mem < _RAM:
             raise UsageError(
                 f"gpu_mem={gpu_mem!r}: give a whole number of MiB from 1 MiB to "
                 f"1023 MiB (the emulated board has 1 GiB), e.g. 76 * 2**20")
+        if vc_base is not None and (isinstance(vc_base, bool) or not isinstance(vc_base, int) or vc_base <= 0
+                                    or vc_base % MiB or vc_base + gpu_mem > _RAM):
+            raise UsageError(f"vc_base={vc_base!r}: give a whole number of MiB above 0 with vc_base + gpu_mem "
+                             "within the 1 GiB a bus address reaches")
+        self._physical = None if physical_memory is None else pathlib.Path(physical_memory)
         if not isinstance(firmware_reserve, int) or firmware_reserve % MiB or not 0 <= firmware_reserve < gpu_mem:
             raise UsageError(
                 f"firmware_reserve={firmware_reserve!r} with gpu_mem={gpu_mem // MiB} MiB: give a whole number "
@@ -243,7 +257,7 @@ class FirmwareEmulator:
                                    "(state.json); stop the processes that use it, then run "
                                    f"'{reset_command()}'")
             state = (self._load() if os.path.lexists(self._state_path)
-                     else self._boot(gpu_mem, gpu_mem - firmware_reserve))
+                     else self._boot(gpu_mem, gpu_mem - firmware_reserve, vc_base))
         if asked is not None and asked != state["gpu_mem"]:
             raise UsageError(
                 f"the emulator in {self.state_dir} booted with gpu_mem={state['gpu_mem'] // MiB} MiB and keeps it, "
@@ -475,6 +489,16 @@ class FirmwareEmulator:
         memory.bin is sparse: a page of a mapping with no disk behind it on a full file system
         kills the process that touches it (SIGBUS). Reserved here, a full disk is an error instead.
         """
+        if self._physical is not None:
+            if value is not None:
+                # Whole 1 MiB chunks from page-aligned buffers: memcpy's aligned path, never
+                # memset (whose DC ZVA faults on Device memory).
+                with self.map_memory(offset, length) as mem:
+                    chunk = bytes([value]) * min(length, _CHUNK)
+                    for start in range(0, length, _CHUNK):
+                        n = min(_CHUNK, length - start)
+                        mem[start:start + n] = chunk[:n]
+            return
         fd = self._open_memory()
         try:
             os.posix_fallocate(fd, offset, length)
@@ -491,6 +515,13 @@ class FirmwareEmulator:
     def _move(self, source: int, target: int, length: int) -> None:
         # Copying low to high is safe for overlapping ranges because the
         # target lies below the source.
+        if self._physical is not None:
+            with self.map_memory(target, source + length - target) as mem:
+                shift = source - target
+                for start in range(0, length, _CHUNK):
+                    n = min(_CHUNK, length - start)
+                    mem[start:start + n] = mem[shift + start:shift + start + n]
+            return
         fd = self._open_memory()
         try:
             done = 0
@@ -524,6 +555,13 @@ class FirmwareEmulator:
 
     def map_memory(self, offset: int, size: int) -> mmap.mmap:
         """A shared read/write mapping of `size` bytes of the emulated GPU memory from `offset` (page aligned)."""
+        if self._physical is not None:   # the GPU memory is physical memory: map it where it is
+            fd = open_file(self._physical, os.O_RDWR | os.O_SYNC)
+            try:
+                return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
+                                 offset=self.vc_base + offset)
+            finally:
+                os.close(fd)
         fd = self._open_memory()
         try:
             return mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
@@ -607,7 +645,7 @@ class FirmwareEmulator:
         finally:
             os.close(fd)
 
-    def _boot(self, gpu_mem: int, heap_size: int) -> dict[str, Any]:
+    def _boot(self, gpu_mem: int, heap_size: int, vc_base: int | None = None) -> dict[str, Any]:
         # A new file replaces the old rather than truncating it: a process
         # that still maps the old memory keeps a valid (stale) mapping
         # instead of dying of SIGBUS.
@@ -618,7 +656,8 @@ class FirmwareEmulator:
         finally:
             os.close(fd)
         os.replace(temporary, self.memory_path)
-        state = {"gpu_mem": gpu_mem, "heap_size": heap_size, "vc_base": _RAM - gpu_mem,
+        state = {"gpu_mem": gpu_mem, "heap_size": heap_size,
+                 "vc_base": _RAM - gpu_mem if vc_base is None else vc_base,
                  "next_handle": 1, "blocks": []}
         write_file(self._state_path, json.dumps(state).encode() + b"\n")
         return state
@@ -669,4 +708,4 @@ class FirmwareEmulator:
         """Boot again with the same gpu_mem: every allocation is gone and the
         memory is fresh."""
         with self._locked():
-            self._boot(self.gpu_mem, self.heap_size)
+            self._boot(self.gpu_mem, self.heap_size, self.vc_base)

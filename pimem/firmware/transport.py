@@ -268,13 +268,15 @@ class EmulatorTransport(Transport):
 
     name = "emulator"
 
-    def __init__(self, state_dir: str | os.PathLike | None = None, gpu_mem: int | None = None) -> None:
+    def __init__(self, state_dir: str | os.PathLike | None = None, gpu_mem: int | None = None, *,
+                 vc_base: int | None = None, physical_memory: str | os.PathLike | None = None) -> None:
+        # vc_base, physical_memory: see FirmwareEmulator (a machine whose physical memory is the GPU's).
         from .emulator import FirmwareEmulator
 
         self._named: set[int] = set()
         # gpu_mem None: what the state booted with (a fresh one: PIMEM_EMULATOR_GPU_MEM, else 76 MiB).
         self.firmware = FirmwareEmulator(state_dir if state_dir is not None else default_emulator_dir(),
-                                         gpu_mem=gpu_mem)
+                                         gpu_mem=gpu_mem, vc_base=vc_base, physical_memory=physical_memory)
 
     def _ioctl(self, buf: bytearray) -> None:
         # What the kernel does around the firmware (raspberrypi/linux,

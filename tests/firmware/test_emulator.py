@@ -733,3 +733,70 @@ def test_a_bad_gpu_mem_variable_is_named(tmp_path, monkeypatch, text):
     monkeypatch.setenv("PIMEM_EMULATOR_GPU_MEM", text)
     with pytest.raises(UsageError, match=f"PIMEM_EMULATOR_GPU_MEM={re.escape(repr(text))}|gpu_mem="):
         FirmwareEmulator(tmp_path)
+
+
+# --- physical memory standing for the GPU's (scripts/pi-machine) -------------
+
+@pytest.fixture
+def physical(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A sparse file standing for /dev/mem: offset = physical address, 1 GiB."""
+    path = tmp_path / "mem"
+    with open(path, "wb") as f:
+        f.truncate(2**30)
+    return path
+
+
+def test_physical_memory_gets_the_emulators_writes_at_vc_base(tmp_path, physical):
+    vc_base = 2**30 - 64 * MIB   # not the default place for gpu_mem=24 MiB (1 GiB - 24 MiB)
+    emu = FirmwareEmulator(tmp_path / "fw", gpu_mem=24 * MIB, vc_base=vc_base, physical_memory=physical)
+    assert emu.vc_base == vc_base
+    assert call(emu, 0x00010006, answer_words=2) == (vc_base, 24 * MIB)   # VC memory
+    assert call(emu, 0x00010005, answer_words=2) == (0, vc_base)         # ARM memory below it
+
+    def phys(bus: int, n: int) -> bytes:
+        with open(physical, "rb") as f:
+            f.seek(bus & 0x3FFFFFFF)
+            return f.read(n)
+
+    ones = lock(emu, allocate(emu, 3 * 4096))
+    zeros = lock(emu, allocate(emu, 8192, 4096, 16))
+    assert (ones & 0x3FFFFFFF) == vc_base
+    assert phys(ones, 3 * 4096) == b"\xff" * 3 * 4096    # the default all-ones, in physical memory
+    assert phys(ones - 4096, 4096) == bytes(4096)         # nothing written below vc_base
+    with open(physical, "r+b") as f:
+        f.seek(zeros & 0x3FFFFFFF)
+        f.write(b"\x5a" * 8192)
+    zeros2 = lock(emu, allocate(emu, 8192, 4096, 16 | 4))
+    assert phys(zeros2, 8192) == bytes(8192)
+    assert read(emu, 0, 24 * MIB) == bytes(24 * MIB)     # memory.bin is not used
+    # The emulator's transport maps the same physical memory.
+    from pimem.firmware.transport import EmulatorTransport
+    t = EmulatorTransport(tmp_path / "fw", 24 * MIB, vc_base=vc_base, physical_memory=physical)
+    with t.map_physical(zeros & 0x3FFFFFFF, 8192) as m:
+        assert m[:8192] == b"\x5a" * 8192
+
+
+def test_physical_memory_gets_compactions_moves(tmp_path, physical):
+    vc_base = 512 * MIB
+    emu = FirmwareEmulator(tmp_path / "fw", gpu_mem=1 * MIB, firmware_reserve=0,
+                           vc_base=vc_base, physical_memory=physical)
+    slot = 128 * KIB
+    handles = [allocate(emu, slot, 4096, 32) for _ in range(8)]   # NO_INIT: fills the heap
+    with open(physical, "r+b") as f:
+        for i in range(8):
+            f.seek(vc_base + i * slot)
+            f.write(bytes([i + 1]) * slot)
+    release(emu, handles[0])
+    release(emu, handles[2])
+    new = allocate(emu, 2 * slot, 4096, 32)   # fits only after compaction
+    assert new
+    with open(physical, "rb") as f:
+        f.seek(vc_base)
+        moved = f.read(6 * slot)
+    assert moved == b"".join(bytes([i + 1]) * slot for i in (1, 3, 4, 5, 6, 7))
+
+
+@pytest.mark.parametrize("vc_base", [0, -MIB, MIB + 4096, 2**30 - MIB])
+def test_bad_vc_base_is_refused(tmp_path, vc_base):
+    with pytest.raises(UsageError, match="vc_base"):
+        FirmwareEmulator(tmp_path, gpu_mem=4 * MIB, vc_base=vc_base)
