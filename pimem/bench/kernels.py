@@ -35,10 +35,9 @@ memory (FACTS section 2, an inference). There, glibc ``memset`` of 0 uses
 sizes that are not multiples of 16; either raises SIGBUS, which kills the
 process (ARM ARM on DC ZVA to Device memory; Qiita ikwzm/3216f907ff8fc41866c4;
 esa-tu-darmstadt/tapasco#368). The numpy kernel's fill never calls
-``memset``: it stores 8-byte words from an 8-byte boundary and 1-, 2- and
-4-byte pieces, each on its own boundary, around them (whether numpy's loop
-then widens to vector stores that Device memory refuses is for a board to
-show). Its copy goes through ``memmove`` like the libc kernel's.
+``memset``: it is ``pimem.memory.device.fill`` (aligned pieces around a body of
+8-byte words on a 16-byte boundary). Its copy goes through ``memmove`` like the
+libc kernel's; the benchmarks copy only whole, page-aligned buffers.
 """
 from __future__ import annotations
 
@@ -51,13 +50,13 @@ from typing import Callable, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from pimem.exc import UsageError
+from pimem.memory.device import fill as aligned_fill
 
 __all__ = ["Kernel", "Op", "NumpyKernel", "LibcKernel", "CompiledKernel", "KERNELS", "DEFAULT_KERNEL", "get_kernel"]
 
 _MASK64 = (1 << 64) - 1
 _REPEAT_BYTE = 0x0101010101010101      # value * this = the value in all 8 bytes
 _WORD = np.dtype("<u8")                 # little-endian, so read() is endian-independent
-_UINT = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32), 8: np.dtype(np.uint64)}
 
 
 @runtime_checkable
@@ -177,40 +176,6 @@ _C_ZERO = ctypes.c_size_t(0)
 
 # --- shared pieces ---------------------------------------------------------
 
-def _aligned_pieces(addr: int, start: int, stop: int):
-    """(offset, size) pieces covering [start, stop), each naturally aligned, size 1..8."""
-    off = start
-    while off < stop:
-        k = 8
-        while k > 1 and ((addr + off) % k or off + k > stop):
-            k //= 2
-        yield off, k
-        off += k
-
-
-def _fill_words(flat: np.ndarray, value: int) -> None:
-    n = flat.nbytes
-    if n % 8 == 0:
-        words = flat.view(np.uint64)
-        if words.flags.aligned:                 # the usual case: one uint64 fill
-            words.fill(value * _REPEAT_BYTE)
-            return
-    # Odd size or address: uint64 body on an 8-byte boundary, aligned 1/2/4-byte
-    # pieces around it (a uint8 fill there would be a memset).
-    b = flat.view(np.uint8)
-    addr = _address(b).addr
-    head = min(-addr % 8, n)
-    body_end = head + (n - head) // 8 * 8
-    if body_end > head:
-        b[head:body_end].view(np.uint64).fill(value * _REPEAT_BYTE)
-    for start, stop in ((0, head), (body_end, n)):
-        for off, k in _aligned_pieces(addr, start, stop):
-            if k == 1:
-                b[off] = value
-            else:
-                b[off:off + k].view(_UINT[k]).fill(value * (_REPEAT_BYTE >> (8 * (8 - k))))
-
-
 def _read_words(src: np.ndarray) -> int:
     flat = _flat(src, "src", False)
     n = flat.nbytes
@@ -284,7 +249,7 @@ class NumpyKernel(_OneShot):
             if words.flags.aligned:                 # the usual case: one uint64 fill
                 word = v * _REPEAT_BYTE
                 return Op(partial(words.fill, word), partial(words[:0].fill, word), (words,))
-        return Op(partial(_fill_words, flat, v), partial(_fill_words, flat[:0], v), (flat,))
+        return Op(partial(aligned_fill, flat, v), partial(aligned_fill, flat[:0], v), (flat,))
 
     def copy_op(self, dst: np.ndarray, src: np.ndarray, *, device: bool = False) -> Op:
         d = _flat(dst, "dst", True)

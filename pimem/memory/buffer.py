@@ -19,6 +19,7 @@ import weakref
 
 import numpy as np
 
+from . import device
 from .allocation import HeldAllocation, held_allocations
 from .backend import Backend, get_backend
 from ..exc import BufferClosedError, UsageError, ViewsOutliveBuffer
@@ -164,6 +165,39 @@ class GpuBuffer:
     def view(self, dtype: np.dtype | type) -> np.ndarray:
         """The buffer as another element type (its size must divide evenly)."""
         return self.array.view(dtype)
+
+    # On a Pi, GPU memory is Device memory: an unaligned access or numpy's ``a[:] = 0`` (memset's
+    # DC ZVA) there is SIGBUS. These three never make one (pimem.memory.device).
+    def fill(self, value: int) -> None:
+        """Set every byte to ``value`` (0..255), safely on a Pi (``array[:] = 0`` is not)."""
+        device.fill(self.array, value)
+
+    def write(self, data: bytes | bytearray | memoryview | np.ndarray, offset: int = 0) -> None:
+        """Copy ``data``'s bytes into the buffer from ``offset``, at any offset and length, safely on a Pi."""
+        try:
+            source = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+        except TypeError:
+            raise UsageError(f"GpuBuffer.write needs bytes or a numpy array, got {type(data).__name__}") from None
+        if not source.flags.c_contiguous:
+            source = np.ascontiguousarray(source)
+        offset, size = self._range(offset, source.nbytes, "write")
+        device.copy(self.array[offset:offset + size], source)
+
+    def read(self, offset: int = 0, size: int | None = None) -> np.ndarray:
+        """A host copy (uint8) of ``size`` bytes from ``offset`` (default: to the end), safely on a Pi."""
+        offset, size = self._range(offset, size, "read")
+        out = np.empty(size, dtype=np.uint8)
+        device.copy(out, self.array[offset:offset + size])
+        return out
+
+    def _range(self, offset: object, size: object, what: str) -> tuple[int, int]:
+        """(offset, size) checked to lie in the buffer; size None: to the end."""
+        offset = _whole("offset", offset, "a whole number of bytes")
+        size = self.size - offset if size is None else _whole("size", size, "a whole number of bytes")
+        if offset < 0 or size < 0 or offset + size > self.size:
+            raise UsageError(f"{what} of {size} bytes at offset {offset} does not fit in this {self.size}-byte "
+                             f"GpuBuffer; keep offset + size within 0..{self.size}")
+        return offset, size
 
     @property
     def address(self) -> int:

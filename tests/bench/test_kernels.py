@@ -248,19 +248,6 @@ def test_rejects_non_contiguous_read_only_object_and_non_arrays(kernel: Kernel) 
         kernel.read(b"bytes")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("addr", range(16))
-@pytest.mark.parametrize("length", range(0, 40))
-def test_aligned_pieces_cover_the_range_naturally_aligned(addr: int, length: int) -> None:
-    # Head and tail of an odd fill are written as 1/2/4/8-byte stores, each on
-    # its own size's boundary (a must for Device memory on a Pi: FACTS section 2).
-    pieces = list(kernels._aligned_pieces(addr, 3, 3 + length))
-    assert sum(k for _, k in pieces) == length
-    off = 3
-    for start, k in pieces:
-        assert start == off and k in (1, 2, 4, 8) and (addr + start) % k == 0
-        off += k
-
-
 def test_address_cache_follows_the_array() -> None:
     # Same id, new array: ids are reused once an array dies; the cache must notice.
     for i in range(200):
