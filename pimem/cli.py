@@ -26,7 +26,12 @@ def _print_json(obj: Any) -> None:
 
 
 def _backend(args: argparse.Namespace) -> Backend:
-    return get_backend(args.backend)
+    backend = get_backend(args.backend)
+    if backend.name == "pi":   # a fault on GPU memory says why before the process dies
+        from .bench.core import explain_bus_errors
+
+        explain_bus_errors()
+    return backend
 
 
 def cmd_core(args: argparse.Namespace) -> int:

@@ -189,3 +189,15 @@ def test_using_the_course_leaves_it_clean_and_its_tests_green(readme_run, clone)
     # check-data reads both folders and finds the student's recordings sound.
     assert "every recording follows the schema" in run("check-data")
     json.loads(run("check-data", "--json"))
+
+
+def test_readmes_python_example_runs_and_prints_what_its_comments_say(tmp_path: Path) -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"From Python:\s*```python\n(.*?)```", text, re.S).group(1)
+    env = {**os.environ, "PIMEM_BACKEND": "emulator", "PIMEM_EMULATOR_DIR": str(tmp_path / "emu"),
+           "PIMEM_LEDGER_DIR": str(tmp_path / "ledger")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    promised = re.findall(r"# (?:e\.g\. |a host copy: )(.+)$", code, re.M)
+    assert promised and all(p in done.stdout for p in promised), (promised, done.stdout)

@@ -42,7 +42,7 @@ __all__ = ["SOURCE", "CFLAGS", "CoreStatus", "core_dir", "load", "status", "comp
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "pimem_core.c"
 CFLAGS = ("-O2", "-Wall", "-Wextra", "-shared", "-fPIC")
-VERSION = 1                     # PIMEM_CORE_VERSION in the source
+VERSION = 2                     # PIMEM_CORE_VERSION in the source
 ENV_DIR = "PIMEM_CORE_DIR"
 ENV_SWITCH = "PIMEM_CORE"       # "off": do not build or load the core
 
@@ -186,6 +186,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "pimem_chase_setup": ([vp, size, size, u64], size),
         "pimem_chase_cycle": ([vp, size], size),
         "pimem_time_chase": ([ctypes.POINTER(vp), u64], u64),
+        "pimem_explain_sigbus": ([ctypes.c_char_p], ctypes.c_int),
     }
     for name, (args, res) in sigs.items():
         fn = getattr(lib, name)
@@ -250,3 +251,23 @@ def status() -> CoreStatus:
     load()
     assert _status is not None
     return _status
+
+
+#: What a SIGBUS on a Pi means, printed before the process dies (the compiled core's handler).
+BUS_ERROR_NOTE = (
+    "pimem: SIGBUS, an alignment fault: on a Raspberry Pi, GPU memory is Device memory, where an access "
+    "at an address not a multiple of its size, or memset of 0 (numpy's a[:] = 0, which uses DC ZVA), "
+    "kills the process. Use GpuBuffer.fill(value), .write(data, offset) and .read(offset, size) instead of "
+    "numpy operations on buf.array at odd offsets or lengths, or copy the data to host memory first"
+)
+
+
+def explain_bus_errors() -> bool:
+    """Make a SIGBUS print BUS_ERROR_NOTE (and Python's traceback, through faulthandler) before the process
+    dies; True when the compiled core's handler is in place (faulthandler alone otherwise)."""
+    import faulthandler
+
+    if not faulthandler.is_enabled():
+        faulthandler.enable()
+    lib = load()
+    return lib is not None and lib.pimem_explain_sigbus(BUS_ERROR_NOTE.encode()) == 0

@@ -82,5 +82,8 @@ def resolve_mode(mode: str = "auto") -> RunMode:
         return RunMode(False, default_backend_name() if possible else "emulator",
                        "recorded mode asked" + (f" ({ENV_MODE})" if os.environ.get(ENV_MODE) else ""))
     if possible:
+        from ..bench.core import explain_bus_errors
+
+        explain_bus_errors()   # a fault on GPU memory names its cause, not a silently dead kernel
         return RunMode(True, "pi", why)
     return RunMode(False, "emulator", why)

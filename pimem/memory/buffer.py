@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import faulthandler
 import operator
 import os
 import queue
@@ -109,6 +110,8 @@ class GpuBuffer:
                  backend: Backend | str | None = None, alignment: int = PAGE_SIZE) -> None:
         size, flags, alignment, self.backend = _checked(size, flags, alignment, backend)
         self.backend.require_memory_tags()
+        if self.backend.name == "pi" and not faulthandler.is_enabled():
+            faulthandler.enable()   # a SIGBUS on Device memory shows the Python line that caused it
         _start_releaser()
         wait_for_releases()   # memory that dropped buffers held is given back first
         self.size = size

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -176,3 +177,32 @@ def test_root_ignores_a_compiler_another_user_could_have_written(tmp_path):
     env["PATH"] = str(planted)
     assert subprocess.run([sys.executable, "-c", "import pimem.bench.core as c; print(c.compiler())"], env=env,
                           capture_output=True, text=True, timeout=60).stdout.strip() == "None"
+
+
+_BUS_ERROR = """
+import signal
+from pimem.bench import core
+print(core.explain_bus_errors(), flush=True)
+signal.raise_signal(signal.SIGBUS)
+print("still alive", flush=True)
+"""
+
+
+@needs_core
+def test_a_bus_error_names_its_cause_then_kills_the_process(tmp_path):
+    # A real alignment fault needs Device memory (a Pi, or scripts/pi-machine.sh); here the signal is sent.
+    done = subprocess.run([sys.executable, "-c", _BUS_ERROR], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.stdout.split() == ["True"], done.stdout
+    assert done.returncode == -signal.SIGBUS
+    assert "pimem: SIGBUS, an alignment fault" in done.stderr and "GpuBuffer.fill" in done.stderr
+    assert "Fatal Python error: Bus error" in done.stderr           # faulthandler's traceback after it
+    assert done.stderr.index("pimem: SIGBUS") < done.stderr.index("Fatal Python error")
+
+
+def test_without_the_core_a_bus_error_still_shows_a_traceback(tmp_path):
+    env = {**os.environ, core.ENV_SWITCH: "off"}
+    done = subprocess.run([sys.executable, "-c", _BUS_ERROR], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+    assert done.stdout.split() == ["False"] and done.returncode == -signal.SIGBUS
+    assert "Fatal Python error: Bus error" in done.stderr and "pimem: SIGBUS" not in done.stderr

@@ -30,8 +30,11 @@ def test_live_on_a_pi_without_root_is_refused_with_what_to_do(monkeypatch):
 def test_live_on_a_pi_as_root(monkeypatch):
     monkeypatch.setattr(mode, "default_backend_name", lambda: "pi")
     monkeypatch.setattr(mode.os, "geteuid", lambda: 0)
+    installed = []
+    monkeypatch.setattr("pimem.bench.core.explain_bus_errors", lambda: installed.append(True))
     run = mode.resolve_mode("live")
     assert run.live and not run.host_run and "Raspberry Pi" in run.banner_text()
+    assert installed == [True]      # a fault on GPU memory will name its cause, not kill the kernel silently
 
 
 def test_a_bad_mode_names_the_value():

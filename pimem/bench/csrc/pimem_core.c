@@ -22,13 +22,15 @@
 #define _POSIX_C_SOURCE 200809L
 #endif
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#define PIMEM_CORE_VERSION 1
+#define PIMEM_CORE_VERSION 2
 
 /* Tells the compiler that memory behind p may be read or written here, so it
  * can neither drop a memset/memcpy whose result is never read in C nor hoist
@@ -295,4 +297,54 @@ uint64_t pimem_time_chase(void **cursor, uint64_t steps)
     uint64_t t1 = pimem_now_ns();
     *cursor = p;
     return t1 - t0;
+}
+
+/* A SIGBUS that names its cause. On a Pi, GPU memory mapped through /dev/mem
+ * is Device/strongly-ordered memory: an unaligned access or DC ZVA there is an
+ * alignment fault, which the kernel delivers as SIGBUS, and the process dies
+ * with a bare "Bus error" (a Jupyter kernel dies silently). The handler writes
+ * `note` and the faulting address to stderr (write(2) only: async-signal-safe),
+ * puts the previous action back (faulthandler's traceback, or the default) and
+ * returns: the faulting access runs again and takes it. A SIGBUS sent by
+ * kill(2) is raised again for the same reason. */
+static char pimem_bus_note[600];
+static size_t pimem_bus_note_len;
+static struct sigaction pimem_bus_previous;
+
+static void pimem_on_sigbus(int sig, siginfo_t *info, void *context)
+{
+    char line[64] = " (address 0x";
+    size_t n = strlen(line);
+    uintptr_t addr = (uintptr_t)info->si_addr;
+    int shift;
+    (void)context;
+    for (shift = (int)(sizeof addr * 8) - 4; shift >= 0; shift -= 4)
+        line[n++] = "0123456789abcdef"[(addr >> shift) & 0xF];
+    line[n++] = ')';
+    line[n++] = '\n';
+    if (write(2, pimem_bus_note, pimem_bus_note_len) < 0 || write(2, line, n) < 0)
+        n = 0;   /* nothing more can be done about a failed write here */
+    sigaction(SIGBUS, &pimem_bus_previous, NULL);
+    if (info->si_code <= 0)
+        raise(sig);
+}
+
+/* Installs the handler once; 0 on success. */
+int pimem_explain_sigbus(const char *note)
+{
+    struct sigaction action;
+    size_t n = strlen(note);
+    if (pimem_bus_note_len)
+        return 0;
+    if (n > sizeof pimem_bus_note)
+        n = sizeof pimem_bus_note;
+    memcpy(pimem_bus_note, note, n);
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = pimem_on_sigbus;
+    action.sa_flags = SA_SIGINFO;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGBUS, &action, &pimem_bus_previous) != 0)
+        return -1;
+    pimem_bus_note_len = n;
+    return 0;
 }
