@@ -65,6 +65,13 @@ PI3B = BoardFacts(
     sdram_source="sdram_freq from raspberrypi/documentation config_txt/overclocking.adoc",
     gpu_mem_source="raspberrypi/documentation config_txt/memory.adoc (76 MiB on a board with 1 GB)",
 )
+#: ARM physical addresses of the peripherals on the Pi 2 and 3 (BCM2836/7): the top 16 MiB of the
+#: 1 GiB, which the ARM sees as peripherals whatever gpu_mem says (BCM2835 ARM Peripherals section
+#: 1.2.3; Linux bcm2837.dtsi, `soc` ranges). On the Pi 1 (0x20000000) and the Pi 4 (0xFE000000) the
+#: window lies above the RAM the GPU memory is in, so it meets no GPU memory.
+PERIPHERAL_WINDOWS: dict[str, tuple[int, int]] = {"BCM2836": (0x3F000000, 16 << 20),
+                                                  "BCM2837": (0x3F000000, 16 << 20)}
+
 #: The boards whose memory system pimem knows, by short name.
 BOARDS: dict[str, BoardFacts] = {"pi3b": PI3B}
 
@@ -73,6 +80,7 @@ __all__ = [
     "BoardFacts",
     "FIRMWARE_RESERVE_MIB",
     "PI3B",
+    "PERIPHERAL_WINDOWS",
     "BoardRevision",
     "decode_revision",
     "read_revision_from_system",

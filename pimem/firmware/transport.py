@@ -91,9 +91,14 @@ class Transport(abc.ABC):
     #: (base, size) of the only physical memory map_physical may map: the GPU's.
     _mappable: tuple[int, int] | None = None
 
-    def allow_mapping(self, base: int, size: int) -> None:
-        """Let map_physical map inside [base, base + size): the VC memory the firmware reports."""
+    #: Why the mappable range ends where it does, when something other than the firmware's answer ends it.
+    _mappable_note = ""
+
+    def allow_mapping(self, base: int, size: int, note: str = "") -> None:
+        """Let map_physical map inside [base, base + size): the VC memory the firmware reports, less what
+        the ARM cannot reach there (`note` says what, for the refusal)."""
         self._mappable = (base, size)
+        self._mappable_note = note
 
     def _check_mappable(self, phys: int, size: int) -> None:
         check_mapping(phys, size)
@@ -103,7 +108,8 @@ class Transport(abc.ABC):
         base, length = self._mappable
         if not (base <= phys and phys + size <= base + length):
             raise MailboxError(f"0x{phys:08X}+{size} bytes is outside the GPU memory the firmware reports "
-                               f"(0x{base:08X}-0x{base + length - 1:08X}); pimem maps nothing else")
+                               f"(0x{base:08X}-0x{base + length - 1:08X}{self._mappable_note}); "
+                               "pimem maps nothing else")
 
     @abc.abstractmethod
     def map_physical(self, phys: int, size: int) -> mmap.mmap:
@@ -162,8 +168,8 @@ class RecordingTransport(Transport):
     def _ioctl(self, buf: bytearray) -> None:
         raise NotImplementedError("property() hands the whole call to the inner transport")
 
-    def allow_mapping(self, base: int, size: int) -> None:
-        self.inner.allow_mapping(base, size)
+    def allow_mapping(self, base: int, size: int, note: str = "") -> None:
+        self.inner.allow_mapping(base, size, note)
 
     def map_physical(self, phys: int, size: int) -> mmap.mmap:
         return self.inner.map_physical(phys, size)
@@ -360,6 +366,8 @@ class EmulatorTransport(Transport):
 
     def map_physical(self, phys: int, size: int) -> mmap.mmap:
         check_mapping(phys, size)
+        if self._mappable is not None:
+            self._check_mappable(phys, size)
         fw = self.firmware
         if not (fw.vc_base <= phys and phys + size <= fw.vc_base + fw.gpu_mem):
             raise MailboxError(

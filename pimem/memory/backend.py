@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..firmware.board import BoardRevision, decode_revision
+from ..firmware.board import PERIPHERAL_WINDOWS, BoardRevision, decode_revision
 from ..exc import RevisionError, UnsupportedBoard, UsageError
 from .allocation import HeldAllocation, hold
 from .ledger import Allocation, Ledger
@@ -84,6 +84,17 @@ def default_backend_name() -> str:
     return "pi" if os.path.exists(VCIO_PATH) else "emulator"
 
 
+def mappable_gpu_memory(base: int, size: int, board: BoardRevision | None) -> tuple[int, int, str]:
+    """(base, size, note): the GPU memory [base, base + size) less the board's peripheral window.
+
+    An unknown board is treated as a Pi 2/3, the boards whose window meets the GPU memory."""
+    start, length = PERIPHERAL_WINDOWS.get(board.processor if board else "BCM2837", (0, 0))
+    if length and base < start + length and start < base + size:
+        return base, max(0, start - base), (f"; from 0x{start:08X} to 0x{start + length - 1:08X} the ARM "
+                                              "sees the peripherals, not GPU memory")
+    return base, size, ""
+
+
 def open_backend(name: str, *, ledger_dir: str | os.PathLike | None = None,
                  emulator_dir: str | os.PathLike | None = None) -> Backend:
     """A new backend (not cached): for tests and tools that need their own."""
@@ -94,13 +105,14 @@ def open_backend(name: str, *, ledger_dir: str | os.PathLike | None = None,
         env = os.environ.get("PIMEM_LEDGER_DIR")
         ledger_dir = Path(env) if env else transport.default_ledger_dir()
     mailbox = Mailbox(transport)
-    # The one range the transport may ever map: the GPU memory the firmware reports.
-    vc = mailbox.vc_memory()
-    transport.allow_mapping(vc.base, vc.size)
     try:
         board: BoardRevision | None = decode_revision(mailbox.board_revision())
     except RevisionError:
         board = None
+    # The one range the transport may ever map: the GPU memory the firmware reports, below the
+    # peripherals' window where the board has one inside it (Pi 2/3: its top 16 MiB).
+    vc = mailbox.vc_memory()
+    transport.allow_mapping(*mappable_gpu_memory(vc.base, vc.size, board))
     ledger = Ledger(ledger_dir, name)
     reclaimed = [] if board is not None and not board.mailbox_alloc else ledger.reclaim(mailbox)
     if reclaimed:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .backend import Backend
-from ..firmware.board import FIRMWARE_RESERVE_MIB, BoardRevision, decode_revision, read_model_string
+from ..firmware.board import FIRMWARE_RESERVE_MIB, PERIPHERAL_WINDOWS, BoardRevision, decode_revision, read_model_string
 from ..exc import MailboxError, RevisionError
 from ..firmware.mailbox import Clock
 from ..units import MiB
@@ -43,6 +43,8 @@ class SystemInfo:
 
     def lines(self) -> list[str]:
         arm, vc = self.arm_memory, self.vc_memory
+        start, length = PERIPHERAL_WINDOWS.get(self.revision.processor if self.revision else "", (0, 0))
+        window = (start, length) if length and vc[0] < start + length and start < vc[0] + vc[1] else None
         board = self.revision.describe() if self.revision else f"unknown revision {self.revision_code:x}"
         where = "emulated by pimem (no Raspberry Pi attached)" if self.backend.startswith("emulator") else "this Raspberry Pi"
         return [
@@ -52,7 +54,8 @@ class SystemInfo:
             f"Revision:     {self.revision_code:x}",
             f"Firmware:     0x{self.firmware_revision:08X}",
             f"ARM memory:   0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // MiB} MiB)",
-            f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // MiB} MiB, gpu_mem)",
+            f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // MiB} MiB, gpu_mem"
+            + (f"; the ARM sees peripherals, not this memory, from 0x{window[0]:08X})" if window else ")"),
             f"GPU heap:     {self.gpu_heap // MiB} MiB lent out, the rest the firmware's own ("
             + ("the firmware's get_mem reloc_total)" if self.gpu_heap_told else
                f"estimated: gpu_mem less {FIRMWARE_RESERVE_MIB} MiB; the firmware did not say)")
