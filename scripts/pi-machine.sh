@@ -307,7 +307,7 @@ cat "$KDIR/initramfs.cpio.gz" "$RUN/run.cpio.gz" >"$RUN/initrd"
 QEMU_ARGS=(-M "$MACHINE" -accel tcg,thread=multi -m 1G -nographic "${SERIALS[@]}" -no-reboot
     -kernel /m/$ARCH/kernel/vmlinuz -dtb /m/$ARCH/kernel/machine.dtb -initrd "$R/initrd"
     -drive "if=sd,format=raw,file=/m/$ARCH/sd.img,snapshot=on"
-    -append "console=$CONSOLE,115200 mem=${MEM_MIB}M quiet loglevel=1 panic=5 rdinit=/init")
+    -append "console=$CONSOLE,115200 mem=${MEM_MIB}M quiet loglevel=1 panic=5 rdinit=/init pimem.emulated=qemu-$MACHINE")
 # The exit status comes back on the serial line as a marker (the machine has no other way out).
 set +e
 in_qemu_root "cd /tmp && exec timeout --foreground -k 10 $TIMEOUT $QEMU $(printf '%q ' "${QEMU_ARGS[@]}") </dev/null" 2>&1 \

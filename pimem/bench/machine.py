@@ -17,6 +17,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..exc import MailboxError, UsageError
+from ..firmware.board import read_emulated_machine
 from ..firmware.mailbox import Clock, describe_throttled
 from ..firmware.protocol import Tag
 from ..memory.backend import Backend
@@ -64,11 +65,15 @@ def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: st
     from ..memory.info import system_info
 
     info = system_info(backend)
-    is_pi = backend.name == "pi"
+    emulated = read_emulated_machine() if backend.name == "pi" else None
+    is_pi = backend.name == "pi" and emulated is None
     cpu = cpu_model()
     board = info.revision.describe() if info.revision else None
     if is_pi:
         description = f"{board or 'Raspberry Pi'} ({cpu}), measured live through /dev/vcio and /dev/mem"
+    elif emulated:
+        description = (f"emulated machine ({emulated}), not a Raspberry Pi: pimem's pi backend on {cpu} "
+                       f"({platform.machine()}); its timings are the emulator's, never a Pi's")
     else:
         description = (f"host run on {cpu} ({platform.machine()}), not a Raspberry Pi: the GPU buffers are the "
                        "emulator's host memory")
@@ -88,6 +93,7 @@ def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: st
             "kernel": platform.release(),
             "gpu_mem_bytes": info.vc_memory[1],
             "caches": cpu_caches(),
+            **({"emulated": emulated} if emulated else {}),
         },
         "software": {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
                      "pimem": __version__},

@@ -85,6 +85,7 @@ __all__ = [
     "decode_revision",
     "read_revision_from_system",
     "read_model_string",
+    "read_emulated_machine",
 ]
 
 # --- tables from revision-codes.adoc ----------------------------------------
@@ -414,3 +415,27 @@ def read_model_string(root: str | os.PathLike[str] = "/") -> str | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return raw.decode("utf-8", errors="replace").rstrip("\x00").strip()
+
+
+#: The kernel command-line word scripts/pi-machine.sh boots its QEMU machine with.
+EMULATED_MACHINE_PARAMETER = "pimem.emulated="
+
+
+def read_emulated_machine(root: str | os.PathLike[str] = "/") -> str | None:
+    """What emulates this "Raspberry Pi", or None: a QEMU raspi machine looks like a Pi from inside.
+
+    Two signs, either enough: the kernel command line carries ``pimem.emulated=<machine>`` (set by
+    scripts/pi-machine.sh; a Pi's firmware never writes it), or /dev/vcio is a CUSE device (a
+    program answers the mailbox, not the firmware).
+    """
+    root = Path(root)
+    try:
+        words = (root / "proc/cmdline").read_text(errors="replace").split()
+    except OSError:
+        words = []
+    for word in words:
+        if word.startswith(EMULATED_MACHINE_PARAMETER):
+            return word[len(EMULATED_MACHINE_PARAMETER):] or "an emulated machine"
+    if (root / "sys/class/cuse/vcio").exists():
+        return "a machine whose /dev/vcio is a CUSE device (a program, not the firmware, answers the mailbox)"
+    return None

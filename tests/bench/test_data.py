@@ -1058,3 +1058,34 @@ def test_an_optional_column_added_to_the_schema_leaves_every_file_as_it_is(tmp_p
                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": str(pkg)})
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+# --- runs on an emulated machine (scripts/pi-machine.sh) ------------------------------
+
+def test_a_run_on_an_emulated_machine_is_never_filed_as_pi_data() -> None:
+    from pimem.bench.data.sidecar import check_meta
+
+    claimed = pi_meta()
+    claimed["machine"]["emulated"] = "qemu-raspi3b"
+    problems = " ".join(check_meta(claimed))
+    assert "emulated machine" in problems and "set is_pi to false" in problems
+    labelled = pi_meta()
+    labelled["machine"].update(emulated="qemu-raspi3b", is_pi=False, board=None,
+                               description="emulated machine (qemu-raspi3b), not a Raspberry Pi")
+    assert check_meta(labelled) == []
+    unsaid = copy.deepcopy(labelled)
+    unsaid["machine"]["description"] = "a Cortex-A53"
+    assert any("must contain 'emulated'" in p for p in check_meta(unsaid))
+    assert check_meta(pi_meta()) == []     # a Pi's run is still a Pi's
+
+
+def test_the_emulated_machine_is_recognised(tmp_path: Path) -> None:
+    from pimem.firmware.board import read_emulated_machine
+
+    (tmp_path / "proc").mkdir()
+    assert read_emulated_machine(tmp_path) is None
+    (tmp_path / "proc" / "cmdline").write_text("console=ttyAMA0 mem=948M pimem.emulated=qemu-raspi3b quiet\n")
+    assert read_emulated_machine(tmp_path) == "qemu-raspi3b"
+    (tmp_path / "proc" / "cmdline").write_text("console=serial0,115200 root=PARTUUID=1 rootwait\n")
+    (tmp_path / "sys" / "class" / "cuse" / "vcio").mkdir(parents=True)
+    assert "CUSE" in read_emulated_machine(tmp_path)

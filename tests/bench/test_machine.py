@@ -144,3 +144,15 @@ def test_a_sweep_and_a_bench_carry_the_conditions(backend):
     data.validate_frame(result.frame, result.meta)   # the sidecar schema declares them
     report = bench(backend, 1 << 16, options=quick, benchmarks=("baseline",))
     assert report.as_dict()["conditions"]["after"]["unknown"]
+
+
+def test_a_run_on_the_pi_shaped_machine_says_so_and_is_not_pi_data(backend, monkeypatch):
+    from pimem.bench.data.sidecar import check_meta
+    from pimem.bench.benchmarks import RunOptions
+
+    monkeypatch.setattr(machine, "read_emulated_machine", lambda: "qemu-raspi3b")
+    monkeypatch.setattr(backend, "name", "pi")       # the real mailbox path, answered by a program
+    meta = machine.run_metadata(backend, "numpy", RunOptions())
+    assert meta["machine"]["is_pi"] is False and meta["machine"]["emulated"] == "qemu-raspi3b"
+    assert "emulated machine (qemu-raspi3b), not a Raspberry Pi" in meta["machine"]["description"]
+    assert check_meta(meta) == []
