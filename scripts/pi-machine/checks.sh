@@ -42,7 +42,26 @@ step info pimem info
 step selftest pimem selftest
 step bench pimem bench 4
 step sweep pimem sweep --no-progress --iterations 3 --sizes 64KiB 1MiB --benchmarks baseline zerocopy
-step tests python3 -m pytest -q -p no:cacheprovider tests/memory/test_buffer.py tests/bench/test_kernels.py tests/bench/test_core.py
+step latency pimem sweep --no-progress --iterations 3 --sizes 64KiB 1MiB --benchmarks latency-host latency-direct
+step mountain pimem mountain --kind direct --no-progress --sizes 16KiB 256KiB 1MiB --strides 1 4
+step safe-methods python3 -c "
+from pimem import GpuBuffer
+import numpy as np
+host = (np.arange(10001) % 251).astype(np.uint8)
+with GpuBuffer(1 << 20) as buf:
+    buf.fill(0); buf.fill(0xA5); buf.write(host, offset=3)
+    assert (buf.read(3, host.size) == host).all() and buf.read(0, 3).tolist() == [0xA5] * 3
+print('GpuBuffer.fill, write and read: ok on Device memory')"
+step run-kit pimem run-kit --quick --dir /tmp/kit
+step run-kit-labelled python3 - <<'PY'
+import json, pathlib
+metas = [json.loads(p.read_text()) for p in pathlib.Path("/tmp/kit").rglob("*.json")]
+assert metas, "run-kit wrote nothing in /tmp/kit"
+for m in metas:
+    assert m["machine"]["is_pi"] is False and m["machine"].get("emulated"), m["machine"]
+print(len(metas), "sidecars, each labelled emulated and none Pi data:", metas[0]["machine"]["emulated"])
+PY
+step tests python3 -m pytest -q -p no:cacheprovider tests/memory/test_buffer.py tests/memory/test_device.py tests/bench/test_kernels.py tests/bench/test_core.py
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then
