@@ -1,0 +1,91 @@
+"""The memory the course needs: JupyterLab's server and a kernel running each notebook, resident sizes.
+
+Run on the Pi-shaped machine (memory is meaningful under QEMU even though time is not):
+    sudo bash scripts/pi-machine.sh arm64 -- python3 scripts/pi-machine/memory_use.py
+Prints, per notebook, the kernel's peak resident size (VmHWM) after it ran top to bottom, the
+server's resident size with the notebook open, and their sum against the 400 MiB goal (a Pi Zero 2 W
+has 512 MB; a Pi 3B with gpu_mem=128 leaves Linux 896 MB).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+GOAL_MIB = 400
+
+
+def status_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def start_server(port: int) -> subprocess.Popen:
+    server = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+                               f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
+                               f"--ServerApp.root_dir={REPO}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=10).read()
+            return server
+        except OSError:
+            time.sleep(2)
+    server.kill()
+    raise SystemExit("JupyterLab did not answer within 10 minutes")
+
+
+def run_notebook(path: Path) -> float:
+    """Run every cell in a fresh kernel; the kernel's peak resident size in MiB."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    with client.setup_kernel():
+        pid = client.km.provisioner.process.pid
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        return status_mib(pid, "VmHWM")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("notebooks", nargs="*", help="default: notebooks/NN-*.ipynb")
+    p.add_argument("--port", type=int, default=8899)
+    args = p.parse_args()
+    notebooks = [Path(n) for n in args.notebooks] or sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    os.environ.setdefault("PIMEM_MODE", "recorded")   # the figures, not TCG-timed benchmarks
+    server = start_server(args.port)
+    try:
+        idle = status_mib(server.pid, "VmRSS")
+        print(f"JupyterLab server, idle: {idle:.0f} MiB resident ({os.uname().machine}, "
+              f"PIMEM_MODE={os.environ['PIMEM_MODE']})", flush=True)
+        worst = 0.0
+        for nb in notebooks:
+            t = time.monotonic()
+            kernel = run_notebook(nb)
+            server_now = status_mib(server.pid, "VmRSS")
+            total = kernel + server_now
+            worst = max(worst, total)
+            print(f"{nb.name:40s} kernel peak {kernel:5.0f} MiB + server {server_now:4.0f} MiB = {total:5.0f} MiB "
+                  f"({'within' if total <= GOAL_MIB else 'over'} {GOAL_MIB}; {time.monotonic() - t:.0f} s)",
+                  flush=True)
+        print(f"largest: {worst:.0f} MiB; goal: server plus one kernel <= {GOAL_MIB} MiB: "
+              f"{'met' if worst <= GOAL_MIB else 'NOT met'}")
+        return 0 if worst <= GOAL_MIB else 1
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
