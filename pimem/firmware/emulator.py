@@ -197,6 +197,28 @@ def reset_command(gpu_mem: int | None = None) -> str:
     return pimem_command("cleanup --reset-emulator" + (f" --gpu-mem {gpu_mem // MiB}" if gpu_mem else ""))
 
 
+def _check_arguments(gpu_mem: object, firmware_reserve: object, vc_base: object, board_revision: object,
+                     firmware_revision: object) -> None:
+    """UsageError naming the first of FirmwareEmulator's arguments that is out of range."""
+    if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int) or gpu_mem % MiB or not MiB <= gpu_mem < _RAM:
+        raise UsageError(
+            f"gpu_mem={gpu_mem!r}: give a whole number of MiB from 1 MiB to "
+            f"1023 MiB (the emulated board has 1 GiB), e.g. 76 * 2**20")
+    if vc_base is not None and (isinstance(vc_base, bool) or not isinstance(vc_base, int) or vc_base <= 0
+                                or vc_base % MiB or vc_base + gpu_mem > _RAM):
+        raise UsageError(f"vc_base={vc_base!r}: give a whole number of MiB above 0 with vc_base + gpu_mem "
+                         "within the 1 GiB a bus address reaches")
+    if not isinstance(firmware_reserve, int) or firmware_reserve % MiB or not 0 <= firmware_reserve < gpu_mem:
+        raise UsageError(
+            f"firmware_reserve={firmware_reserve!r} with gpu_mem={gpu_mem // MiB} MiB: give a whole number "
+            f"of MiB below gpu_mem (the firmware keeps {FIRMWARE_RESERVE_MIB} MiB of it on a Pi 3B), "
+            "or a larger gpu_mem")
+    for name, value in (("board_revision", board_revision),
+                        ("firmware_revision", firmware_revision)):
+        if not isinstance(value, int) or not 0 <= value < 2**32:
+            raise UsageError(f"{name}={value!r}: give a 32-bit unsigned integer")
+
+
 class FirmwareEmulator:
     """The VideoCore firmware of a Raspberry Pi 3B (1 GiB), kept in `state_dir`.
 
@@ -223,24 +245,8 @@ class FirmwareEmulator:
         # to memory.bin, so the memory another process maps from /dev/mem is what it initialised.
         asked = gpu_mem if gpu_mem is not None else gpu_mem_setting()
         gpu_mem = asked if asked is not None else DEFAULT_GPU_MEM
-        if isinstance(gpu_mem, bool) or not isinstance(gpu_mem, int) or gpu_mem % MiB or not MiB <= gpu_mem < _RAM:
-            raise UsageError(
-                f"gpu_mem={gpu_mem!r}: give a whole number of MiB from 1 MiB to "
-                f"1023 MiB (the emulated board has 1 GiB), e.g. 76 * 2**20")
-        if vc_base is not None and (isinstance(vc_base, bool) or not isinstance(vc_base, int) or vc_base <= 0
-                                    or vc_base % MiB or vc_base + gpu_mem > _RAM):
-            raise UsageError(f"vc_base={vc_base!r}: give a whole number of MiB above 0 with vc_base + gpu_mem "
-                             "within the 1 GiB a bus address reaches")
+        _check_arguments(gpu_mem, firmware_reserve, vc_base, board_revision, firmware_revision)
         self._physical = None if physical_memory is None else pathlib.Path(physical_memory)
-        if not isinstance(firmware_reserve, int) or firmware_reserve % MiB or not 0 <= firmware_reserve < gpu_mem:
-            raise UsageError(
-                f"firmware_reserve={firmware_reserve!r} with gpu_mem={gpu_mem // MiB} MiB: give a whole number "
-                f"of MiB below gpu_mem (the firmware keeps {FIRMWARE_RESERVE_MIB} MiB of it on a Pi 3B), "
-                "or a larger gpu_mem")
-        for name, value in (("board_revision", board_revision),
-                            ("firmware_revision", firmware_revision)):
-            if not isinstance(value, int) or not 0 <= value < 2**32:
-                raise UsageError(f"{name}={value!r}: give a 32-bit unsigned integer")
         self.board_revision = board_revision
         self.firmware_revision = firmware_revision
         self.state_dir = pathlib.Path(state_dir)
