@@ -353,6 +353,13 @@ SBC_BANDWIDTH = [
 ]
 
 
+def the_run(run: dict, board_line: str, clocks: str) -> str:
+    """The sentence a sidecar's notes give about an sbc-bench run: board, cores, clocks, OS, versions."""
+    return (f"The run: {board_line}, {run['cores']} x {run['cpu']}, {clocks}, {run['os']}, "
+            f"kernel {run['kernel']}, {run['date']}, sbc-bench {run['sbc_bench_version']}, tinymembench "
+            f"{run['tinymembench_version']}. {run['notes']}")
+
+
 def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     result, board = SBC_MODELS[name]
     run = run_of(result)
@@ -368,9 +375,7 @@ def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     clocks = f"{run['cpu_mhz']} MHz" + (f", sdram_freq {run['sdram_mhz']}" if run["sdram_mhz"] else "")
     notes = (f"Figures as printed: {'; '.join(printed)}. MB/s = 10^6 B/s, a copy counts its bytes once, "
              f"single-threaded on cpu0, as for the Pi 3B recording. {LATENCY_NOTE}"
-             f"The run: '{run['quotes']['board']}', {run['cores']} x {run['cpu']}, {clocks}, {run['os']}, "
-             f"kernel {run['kernel']}, {run['date']}, sbc-bench {run['sbc_bench_version']}, tinymembench "
-             f"{run['tinymembench_version']}. {run['notes']}")
+             + the_run(run, f"'{run['quotes']['board']}'", clocks))
     meta = {
         "schema": SCHEMA,
         "title": f"tinymembench on a {board} ({clocks}): memset, memcpy, C fill, random-read latency",
@@ -557,9 +562,7 @@ def latency_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]
     board_line = f"'{run['quotes']['board']}'" if printed else run["quotes"]["board"]
     notes = (f"{LATENCY_NOTE}Only the latency table is kept: the file's bandwidth rows are transcribed in "
              "data/published/sbc_bench_pi.py, and the tinymembench-* recordings hold one run per model. "
-             f"The run: {board_line}, {run['cores']} x {run['cpu']}, {clocks}, {run['os']}, "
-             f"kernel {run['kernel']}, {run['date']}, sbc-bench {run['sbc_bench_version']}, tinymembench "
-             f"{run['tinymembench_version']}. {run['notes']}")
+             + the_run(run, board_line, clocks))
     meta = {
         "schema": SCHEMA,
         "title": f"tinymembench random-read latency on a {board} at {clocks}",
