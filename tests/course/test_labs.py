@@ -339,8 +339,24 @@ def _crossover_vs_fill(frame):
     return labs.crossover_size(f)
 
 
+def _aligned(address, size):
+    from pimem.memory.device import plan
+    head, (start, length), tail = plan(address, size)
+    return head + [(start + k, 8) for k in range(0, length, 8)] + tail
+
+
+def _widest_first(address, size):   # ignores the address: an 8-byte store at an odd address
+    return [(k, 8) for k in range(0, size - size % 8, 8)] + [(k, 1) for k in range(size - size % 8, size)]
+
+
+def _one_short(address, size):
+    return _aligned(address, size)[:-1]
+
+
 RIGHT = [
     (labs.check_alias, lambda b: (b >> 28) & 0xC),
+    (labs.check_aligned_pieces, _aligned),
+    (labs.check_aligned_pieces, lambda a, n: [(k, 1) for k in range(n)]),   # bytes only: slow, but safe
     (labs.check_bus_to_phys, lambda b: b & ~0xC0000000),
     (labs.check_region, lambda p, a, g: "ARM" if p < a else "GPU" if p < a + g else "none"),
     (labs.check_wrong_conversion, lambda: "e"),
@@ -367,6 +383,9 @@ WRONG = [
     (labs.check_bus_to_phys, lambda b: b & 0x0FFFFFFF, "bits 29..28"),
     (labs.check_bus_to_phys, lambda b: b ^ 0xC0000000, "XOR"),
     (labs.check_region, lambda p, a, g: "ARM" if p <= a else "GPU" if p < a + g else "none", "boundary"),
+    (labs.check_aligned_pieces, _widest_first, "alignment fault, SIGBUS"),
+    (labs.check_aligned_pieces, _one_short, "bytes"),
+    (labs.check_aligned_pieces, lambda a, n: [(0, n)], "1, 2, 4 or 8"),
     (labs.check_wrong_conversion, lambda: "a", "768 MiB"),
     (labs.check_wrong_conversion, lambda: "b", "page aligned"),
     (labs.check_wrong_conversion, lambda: "c", "range_is_allowed"),   # right on some kernels only

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from ...units import GiB, KiB, MiB
 from .checks import Case, CheckFailed, CheckResult, HINT_LEVELS, Slip, attempt
-from .lab1_addresses import (ALIAS_MASK, WRONG_CONVERSION_OPTIONS, check_alias, check_bus_to_phys, check_region,
-                             check_wrong_conversion)
+from .lab1_addresses import (ALIAS_MASK, WRONG_CONVERSION_OPTIONS, check_aligned_pieces, check_alias,
+                             check_bus_to_phys, check_region, check_wrong_conversion)
 from .lab2_predict_measure import (PI3B_BUS_BITS, PI3B_L1D, PI3B_L2, PI3B_SDRAM_MHZ, check_cache_level,
                                    check_efficiency, check_fill_time, check_peak_bandwidth, fill_measurements,
                                    host_recording)
@@ -23,7 +23,7 @@ __all__ = [
     "CheckResult", "CheckFailed", "Case", "Slip", "attempt", "KiB", "MiB", "GiB", "HINT_LEVELS",
     # lab 1: addresses
     "check_alias", "check_bus_to_phys", "check_region", "check_wrong_conversion", "WRONG_CONVERSION_OPTIONS",
-    "ALIAS_MASK",
+    "ALIAS_MASK", "check_aligned_pieces",
     # lab 2: predict, then measure
     "check_peak_bandwidth", "check_fill_time", "check_cache_level", "check_efficiency", "fill_measurements",
     "host_recording", "PI3B_SDRAM_MHZ", "PI3B_BUS_BITS", "PI3B_L1D", "PI3B_L2",

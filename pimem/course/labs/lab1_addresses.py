@@ -205,3 +205,53 @@ def check_wrong_conversion(fn: Callable[[], str], *, hint: int = 1) -> CheckResu
                      "run the cell above the question and see which memory the wrong address lands in",
                      more, rank=2)
     return run_check("What a wrong conversion does", fn, body, check="check_wrong_conversion", hint=hint)
+
+
+def _piece_problem(pieces: object, address: int, size: int) -> tuple[str, str, int] | None:
+    """(why, hint, rank) for the first thing wrong with `pieces` as aligned accesses covering [0, size)."""
+    if not isinstance(pieces, (list, tuple)) or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and is_int(p[0]) and is_int(p[1]) for p in pieces):
+        return ("the answer is a list of (offset, width) pairs of whole numbers",
+                "return e.g. [(0, 1), (1, 2), (3, 1)]", 2)
+    covered = 0
+    for offset, width in sorted(pieces):
+        if width not in (1, 2, 4, 8):
+            return (f"an access of {width} bytes: the CPU's loads and stores are 1, 2, 4 or 8 bytes wide",
+                    "use only widths 1, 2, 4 and 8", 2)
+        if (address + offset) % width:
+            return (f"the {width}-byte access at offset {offset} starts at 0x{address + offset:08X}, which is not a "
+                    f"multiple of {width}: on Device memory that access is an alignment fault, SIGBUS",
+                    "before using a width, check that the address where the piece starts is a multiple of it", 2)
+        if offset != covered:
+            return (f"bytes {min(offset, covered)}..{max(offset, covered) - 1} are "
+                    + ("missed" if offset > covered else "written twice"),
+                    "each piece starts where the one before it ended", 1)
+        covered = offset + width
+    if covered != size:
+        return (f"the pieces cover {covered} of the {size} bytes", "go on until offset + width reaches size", 1)
+    return None
+
+
+def check_aligned_pieces(fn: Callable[[int, int], object], *, seed: int | None = None,
+                         hint: int = 1) -> CheckResult:
+    """fn(address, size) -> [(offset, width), ...]: naturally aligned accesses of 1, 2, 4 or 8 bytes covering
+    [address, address + size) once, as GpuBuffer.write does on a Pi's Device memory."""
+    more = ("Walk from offset 0. At each step take the widest of 8, 4, 2 and 1 that both divides the address "
+            "you are at (address + offset) and still fits before size; record (offset, width) and move on by "
+            "width. An unaligned address starts with narrow pieces; once aligned, 8-byte pieces follow.")
+
+    def body(rep: Report) -> None:
+        rng = random.Random(seed)
+        base = 0x3B400000
+        cases = [(base, 16), (base + 1, 4096), (base + 3, 13), (base + 6, 2), (base + 7, 1)]
+        cases += [(base + rng.randrange(64), rng.randrange(1, 200)) for _ in range(10)]
+        for address, size in cases:
+            call = f"{name_of(fn)}(0x{address:08X}, {size})"
+            got = call_student(fn, call, address, size)
+            problem = _piece_problem(got, address, size)
+            if problem:
+                why, tip, rank = problem
+                shown = repr(got) if len(repr(got)) < 120 else repr(got)[:117] + "..."
+                rep.fail(call, shown, "naturally aligned pieces covering every byte once", why, tip, more, rank=rank)
+        rep.notes.append("every piece aligned to its width and every byte covered once, at 15 addresses and sizes")
+    return run_check("Aligned pieces for Device memory", fn, body, check="check_aligned_pieces", hint=hint)
