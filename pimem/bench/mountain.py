@@ -143,7 +143,6 @@ def mountain(backend: Backend | None = None, *, kind: str = "host", sizes: Seque
     meta["conditions"] = conditions
     meta.update({"title": f"memory mountain, {kind} memory", "buffer_kind": kind,
                  "statistic_note": "median of the timed regions; bytes = the 8-byte words read per pass"})
-    meta["machine"]["is_pi"] = backend.name == "pi"
     return pd.DataFrame(rows, columns=list(COLUMNS)), meta
 
 
@@ -201,4 +200,7 @@ def load_mountain(name: str | Path) -> tuple[pd.DataFrame, dict]:
         raise DataError(f"{path}.csv: gb_per_s is not bytes / seconds / 1e9 on every row")
     if "machine" not in meta or "is_pi" not in meta["machine"]:
         raise DataError(f"{path}.json: says nothing of the machine (machine.is_pi); a mountain must say where it was measured")
+    if meta["machine"]["is_pi"] and meta["machine"].get("emulated"):
+        raise DataError(f"{path}.json: machine.is_pi is true, but the mountain was measured on an emulated machine "
+                        f"({meta['machine']['emulated']}): its timings are not a Raspberry Pi's; set is_pi to false")
     return frame, meta

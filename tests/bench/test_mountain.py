@@ -31,6 +31,20 @@ def test_a_small_mountain_has_every_point_and_counts_the_words_read(backend):
     assert meta["machine"]["is_pi"] is False and meta["buffer_kind"] == "host"
 
 
+def test_a_mountain_on_the_pi_shaped_machine_is_not_pi_data(backend, monkeypatch, tmp_path):
+    from pimem.bench import machine
+
+    monkeypatch.setattr(machine, "read_emulated_machine", lambda: "qemu-raspi3b")
+    monkeypatch.setattr(backend, "name", "pi")
+    frame, meta = mountain(backend, sizes=[4096], strides=[1], iterations=2, progress=False,
+                           announce=lambda m: None)
+    assert meta["machine"]["is_pi"] is False and meta["machine"]["emulated"] == "qemu-raspi3b"
+    meta["machine"]["is_pi"] = True
+    save_mountain(frame, meta, tmp_path / "claimed")
+    with pytest.raises(DataError, match="emulated machine"):
+        load_mountain(tmp_path / "claimed")
+
+
 def test_the_recorded_host_mountain_loads_and_says_host_run():
     frame, meta = load_mountain("host-2026-12-02")
     assert meta["machine"]["is_pi"] is False and "host run" in meta["machine"]["description"]
