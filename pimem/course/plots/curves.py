@@ -263,11 +263,22 @@ def peak_line(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> Lin
 
 # --- latency: published tables and pimem's own pointer chase ----------------------
 
-def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None = None) -> Figure:
-    """Random-read latency (ns beyond an L1 hit) against block size, one line per recording and kind.
+#: What each published latency benchmark times, in plain words.
+_LATENCY_KINDS = {
+    "latency-single": ("one random read at a time, beyond an L1 hit", "-"),
+    "latency-dual": ("two random reads at a time, beyond an L1 hit", "--"),
+    "latency-chase": ("one dependent load at a time, whole time (L1 hit included)", "-."),
+}
 
-    ``frame`` holds latency rows of one board's recordings (load_all() filtered); its caches are
-    shaded: the data and the shading come from the same machine, or this refuses.
+
+def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None = None) -> Figure:
+    """Published latency against block size, one line per recording and kind, on the board's caches.
+
+    tinymembench's tables (latency-single, latency-dual) print the time *beyond* an L1 hit; ramlat's
+    chase (latency-chase) the whole time of a load, the L1 hit included: each line's legend says which,
+    and the y label names both when both are drawn. ``frame`` holds latency rows of one board's
+    recordings (load_all() filtered); its caches are shaded: the data and the shading come from the
+    same machine, or this refuses.
     """
     lat = frame[frame["phase"] == "latency"]
     if lat.empty:
@@ -277,27 +288,37 @@ def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None
         raise UsageError("latency_curve draws published board data on that board's cache sizes; "
                          "a host run has no place on them")
     b = _board(board)
-    fig, ax = new_axes()
+    fig, ax = new_axes(None, (11.0, 5.0))
     groups = list(lat.groupby(["recording", "benchmark"], sort=True))
     variant = variant_index([key for key, _ in groups])
     for (rec, bench), rows in groups:
         rows = rows.sort_values("size_bytes")
-        kind = "two reads at a time" if bench == "latency-dual" else "one read at a time"
+        kind, ls = _LATENCY_KINDS.get(bench, (bench, "-"))
         colour, marker = benchmark_style(bench)
         k = variant[(rec, bench)]
-        ls = ("--" if bench == "latency-dual" else "-") if k == 0 else VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)]
-        # The legend names the recording (its source is in the footer), so that it stays off the curves.
+        ls = ls if k == 0 else VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)]
+        board_name = str(rows["board"].iloc[0]).replace("Raspberry Pi ", "Pi ") if "board" in rows else b.name
+        tool = "ramlat" if bench == "latency-chase" else "tinymembench"
         ax.plot(rows["size_bytes"], rows["seconds"] * 1e9, marker=marker, ms=5, color=colour, ls=ls,
-                label=f"{rec}: {kind}", gid=f"latency:{rec}:{bench}")
+                label=f"{board_name}, {tool}:\n{kind} (published)", gid=f"latency:{rec}:{bench}")
     ax.set_xscale("log", base=2)
     size_axis(ax, sorted(lat["size_bytes"].unique()))
-    ax.set_ylabel("extra time per random read (ns, beyond an L1 hit)")
+    kinds = set(lat["benchmark"])
+    whole, extra = "latency-chase" in kinds, bool(kinds & {"latency-single", "latency-dual"})
+    ax.set_ylabel("ns per read: tinymembench beyond an L1 hit,\nramlat the whole load" if whole and extra
+                  else "ns per dependent load (whole time, L1 hit included)" if whole
+                  else "extra time per random read (ns, beyond an L1 hit)")
     ax.set_xlabel("block size read at random")
-    ax.set_title(title or f"Random-read latency against block size, {b.name} (published)")
-    ax.legend(fontsize=MIN_FONT, loc="center right")
+    ax.set_title(title or f"Latency against block size, {b.name} (published)")
+    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(right=0.68)
     cache_regions(ax, board, host=False)
-    add_provenance(fig, footer_lines(provs) + ["missing points: block sizes tinymembench timed at 0.0 ns "
-                                                "(they fit in L1)"])
+    notes = []
+    if extra:
+        notes.append("missing points: block sizes tinymembench timed at 0.0 ns beyond an L1 hit (they fit in L1)")
+    if whole:
+        notes.append("ramlat (latency-chase) times the whole load: its first points are the L1 hit itself")
+    add_provenance(fig, footer_lines(provs) + notes)
     return fig
 
 
