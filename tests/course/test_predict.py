@@ -214,3 +214,19 @@ def test_predictions_table_names_what_a_live_run_tests(data):
     t = P.predictions_table(P.pi3b_predictions(data))
     assert isinstance(t, pd.DataFrame) and len(t) == len(P.pi3b_predictions(data))
     assert t["a live run on a Pi 3B tests"].str.len().gt(10).all()
+
+
+def test_pi_explorer_defaults_to_the_pi_and_offers_the_host_apart():
+    from pimem.course import widgets
+    from pimem.course.mode import RunMode
+
+    ex = widgets.pi_explorer(RunMode(False, "emulator", "test"))
+    assert "iterations" not in ex.controls          # recorded: nothing to measure
+    fig = ex.figure
+    assert any(P.NOT_A_MEASUREMENT in t for t in legend_texts(fig))
+    assert "host run" not in plots.footer_text(fig) and "host" in ex.status.value
+    ex.controls["view"].value = "host"
+    assert ex.figure is not fig and "host run" in ex.figure.axes[0].get_title()
+    assert plots.HOST_RECORDING in plots.footer_text(ex.figure)
+    ex.controls["series"].value = ()
+    assert ex.figure is None and "tick" in ex.message
