@@ -512,3 +512,20 @@ def pi_explorer(run: Any, *, series: Sequence[str] = ("fill", "cached-read"), it
                            f"data/{html.escape(host_recording)}, never a Pi. Nothing is measured; set MODE = \"live\" "
                            "to measure.")
     return ex
+
+
+def pi_measurement(run: Any, benchmarks: Sequence[str], sizes: Sequence[int], iterations: int = 5
+                   ) -> pd.DataFrame | None:
+    """A sweep measured now on a Pi, to draw over the predictions; None when recorded or live on another computer."""
+    if not run.live or run.host_run:
+        return None
+    return fetch(live_runner(None, run.backend), benchmarks, sizes, iterations)
+
+
+def host_frame(run: Any, benchmarks: Sequence[str], sizes: Sequence[int], iterations: int = 5,
+               recording: str = plots.HOST_RECORDING) -> pd.DataFrame:
+    """This computer's rows: measured now when live off a Pi, else the C-loop host recording (never a Pi)."""
+    if run.live and run.host_run:
+        return fetch(live_runner(None, run.backend), benchmarks, sizes, iterations)
+    frame = recorded_source(recording)
+    return frame[frame["benchmark"].isin(list(benchmarks)) & frame["size_bytes"].isin(list(sizes))]

@@ -365,8 +365,15 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
     ax.set_xlabel("block size chased through")
     ax.grid(True, which="major", alpha=0.3)
     ax.set_title(host_title(title or "Memory latency against block size (pimem's pointer chase)", host))
-    ax.legend(fontsize=MIN_FONT, loc="upper left")
-    cache_regions(ax, "pi3b", host=host)
+    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(right=0.78)
+    if host:
+        # A host's run on the host's own caches only: no Pi size drawn over its curves.
+        lo, hi = ax.get_xlim()
+        _shade_host_caches(ax, lo, hi)
+        ax.set_xlim(lo, hi)
+    else:
+        cache_regions(ax, "pi3b", host=False)
     add_provenance(fig, footer_lines(provs) + ["tinymembench's tables subtract an L1 hit; this one does not: "
                                                 "the first points are the L1 hit itself"])
     return fig

@@ -303,17 +303,26 @@ def generations_in_cycles(recordings: Sequence[Any]) -> Figure:
     right.plot(xs, [p[2] for p in pts], "-", color=lcol, lw=1, alpha=0.5, gid="trend:latency")
     labels = []
     for x, bpc, cyc, board, *_ in pts:
-        short = board.replace("Raspberry Pi ", "")
         left.plot(x, bpc, bmark, color=bcol, mec="k", ms=7, gid=f"bandwidth:{board}")
         right.plot(x, cyc, lmark, color=lcol, mec="k", ms=7, gid=f"latency:{board}")
-        labels.append(left.annotate(short, (x, bpc), fontsize=MIN_FONT, xytext=(4, 4), textcoords="offset points",
-                                    gid=f"point-label:bandwidth:{board}"))
-        labels.append(right.annotate(short, (x, cyc), fontsize=MIN_FONT, xytext=(4, 4), textcoords="offset points",
-                                     gid=f"point-label:latency:{board}"))
+    for ax, col, kind in ((left, 1, "bandwidth"), (right, 2, "latency")):
+        # Boards on (nearly) the same spot share one label: "3B, Zero 2 W".
+        top = max(p[col] for p in pts)
+        groups: list[list[Any]] = []
+        for p in pts:
+            g = next((g for g in groups if g[0][0] == p[0] and abs(g[0][col] - p[col]) < 0.04 * top), None)
+            if g is None:
+                groups.append([p])
+            else:
+                g.append(p)
+        for g in groups:
+            text = ", ".join(p[3].replace("Raspberry Pi ", "") for p in g)
+            labels.append(ax.annotate(text, (g[0][0], g[0][col]), fontsize=MIN_FONT, xytext=(4, 4),
+                                      textcoords="offset points", gid=f"point-label:{kind}:{g[0][3]}"))
     left.set_ylabel("DRAM fill, bytes per core cycle\n(memset GB/s / (GHz x cores)): higher is better")
     right.set_ylabel("DRAM random read, core cycles\n(ns beyond L1 at 64 MiB x GHz): lower is better")
-    left.set_title("bandwidth per cycle of compute: falls", fontsize=10)
-    right.set_title("latency in the core's own cycles: grows", fontsize=10)
+    left.set_title("DRAM bandwidth per cycle of compute", fontsize=10)
+    right.set_title("DRAM latency in the core's own cycles", fontsize=10)
     for ax in (left, right):
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
