@@ -60,7 +60,11 @@ class Prediction:
         return (self.low + self.high) / 2
 
     def band_text(self) -> str:
-        return f"{self.low:.3g}-{self.high:.3g} {self.unit}" if self.high > self.low else f"{self.low:.3g} {self.unit}"
+        """The band in its unit; a band under 0.1 GB/s in MB/s (10^6 B/s), easier to read."""
+        lo, hi, unit = self.low, self.high, self.unit
+        if unit == "GB/s" and hi < 0.1:
+            lo, hi, unit = lo * 1e3, hi * 1e3, "MB/s"
+        return f"{lo:.3g}-{hi:.3g} {unit}" if hi > lo else f"{lo:.3g} {unit}"
 
     @property
     def label(self) -> str:
