@@ -230,3 +230,14 @@ def test_pi_explorer_defaults_to_the_pi_and_offers_the_host_apart():
     assert plots.HOST_RECORDING in plots.footer_text(ex.figure)
     ex.controls["series"].value = ()
     assert ex.figure is None and "tick" in ex.message
+
+
+def test_published_comparison_in_plain_words_names_board_source_and_program(data):
+    fig = plots.published_comparison(plain=True)
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "Pi 3B, tinymembench memset (published)" in ticks and "cached fill" in ticks
+    assert not any("[" in t or t.startswith(("baseline", "tinymembench-")) for t in ticks)
+    rows = [t for t in ticks if "(published)" in t]
+    assert len(rows) == len(set(rows))          # every row says which figure it is
+    plain_default = [t.get_text() for t in plots.published_comparison().axes[0].get_yticklabels()]
+    assert "tinymembench-pi3b [libc]" in plain_default   # the default, drawn by notebooks 04 and 06, unchanged

@@ -43,7 +43,8 @@ WORDS: dict[tuple[str, str], str] = {
 }
 #: A published program named by what it ran.
 _KERNEL_WORDS = {("baseline", "libc"): "memset", ("baseline", "c-fill"): "C fill", ("host-copy", "libc"): "memcpy",
-                 ("read-host", "c-gcc"): "read, C sum loop (gcc)", ("read-host", "c-clang"): "read, C sum loop (clang)"}
+                 ("read-host", "c-gcc"): "read, C sum loop (gcc)", ("read-host", "c-clang"): "read, C sum loop (clang)",
+                 ("baseline", "neon"): "NEON fill", ("host-copy", "neon"): "NEON copy", ("read-host", "neon"): "NEON read"}
 _SOURCE_WORDS = {"tinymembench": "tinymembench", "original-lesson": "original lesson", "qmkl": "qmkl",
                  "cpp-memory-performance": "cpp-memory-performance", "ramlat": "ramlat"}
 #: The published Pi 3 recordings a by-size Pi figure draws.
