@@ -241,3 +241,13 @@ def test_published_comparison_in_plain_words_names_board_source_and_program(data
     assert len(rows) == len(set(rows))          # every row says which figure it is
     plain_default = [t.get_text() for t in plots.published_comparison().axes[0].get_yticklabels()]
     assert "tinymembench-pi3b [libc]" in plain_default   # the default, drawn by notebooks 04 and 06, unchanged
+
+
+def test_host_figure_leaves_out_a_live_runs_overhead_bound_points_and_says_so(data):
+    live = data[(data.recording == "host-2026-12-02-libc") & (data.benchmark == "baseline")].copy()
+    live["recording"] = plots.style.LIVE_RECORDING
+    n = int(live.overhead_bound.sum())
+    assert n > 0
+    fig = plots.host_bandwidth(live)
+    assert f"left out: {n} overhead-bound rows" in plots.footer_text(fig)
+    assert not [ln for ln in fig.axes[0].get_lines() if (ln.get_gid() or "").endswith(":overhead")]

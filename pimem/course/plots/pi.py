@@ -21,7 +21,7 @@ from ...exc import UsageError
 from ...firmware.board import PI3B
 from .. import predict as P
 from .curves import _shade_host_caches, cache_regions, peak_line, summarize_points
-from .style import (GB, MIN_FONT, add_provenance, axes_info, benchmark_style, footer_lines, host_recordings,
+from .style import (GB, LIVE_RECORDING, MIN_FONT, add_provenance, axes_info, benchmark_style, footer_lines, host_recordings,
                     new_axes, new_figure, place_point_labels, size_axis, sources)
 
 #: What a benchmark's phase does, in plain words.
@@ -165,6 +165,9 @@ def pi_bandwidth(data: pd.DataFrame | None = None, *, series: Sequence[str] = ("
                              "plots.host_bandwidth (its own figure, its own caches)")
         pairs = {bp for name in series for bp in SERIES[name][0]}
         lv = summarize_points(live[[bp in pairs for bp in zip(live["benchmark"], live["phase"])]], "median")
+        if lv["overhead_bound"].any():   # call overhead dominated them: not the memory's rate
+            lines.append(f"left out: {int(lv['overhead_bound'].sum())} overhead-bound points of the live run")
+            lv = lv[~lv["overhead_bound"]]
         for (rec, bench, phase, kernel), s in lv.groupby(["recording", "benchmark", "phase", "kernel"], sort=False):
             colour, marker = benchmark_style(bench)
             line, = ax.plot(s["size_bytes"], s["value"], marker=marker, ms=5, color=colour, ls="-", lw=2.2,
@@ -209,11 +212,22 @@ def host_bandwidth(frame: pd.DataFrame, *, benchmarks: Sequence[str] | None = No
     srcs = sources(f)
     if any(s.is_pi for s in srcs.values()):
         raise UsageError("host_bandwidth draws this computer's run; Pi data goes in plots.pi_bandwidth")
-    if f["overhead_bound"].astype(bool).any():
-        raise UsageError("overhead-bound points (call overhead dominates) mislead a reader; draw the C-loop "
-                         f"recording ({HOST_RECORDING}) or a live run with the c-loop kernel")
+    ob = f["overhead_bound"].astype(bool).to_numpy()
+    notes: list[str] = []
+    if ob.any():
+        recorded = set(f.loc[ob, "recording"].fillna("")) - {LIVE_RECORDING}
+        if recorded:
+            raise UsageError(f"{', '.join(sorted(recorded))} has overhead-bound points (call overhead dominates), "
+                             f"which mislead a reader; draw the C-loop recording ({HOST_RECORDING})")
+        # A live run without the compiled core: its overhead-bound points are left out, and the footer says so.
+        notes.append(f"left out: {int(ob.sum())} overhead-bound rows of this live run (call overhead dominated them)")
+        f = f[~ob]
+        if f.empty:
+            raise UsageError("every point of this live run is overhead-bound; build the compiled core "
+                             "(pimem core) and run again")
     fig = bandwidth_curve(f, logy=logy, title=title or "On this computer (a host run, not a Pi)")
     ax = fig.axes[0]
+    add_provenance(fig, notes)
     leg = ax.get_legend()
     if leg is not None:
         for t in leg.get_texts():
