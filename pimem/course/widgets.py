@@ -511,6 +511,10 @@ def pi_explorer(run: Any, *, series: Sequence[str] = ("fill", "cached-read"), it
                            "predictions, dashed and labelled; \"this computer\" draws the host run "
                            f"data/{html.escape(host_recording)}, never a Pi. Nothing is measured; set MODE = \"live\" "
                            "to measure.")
+    elif run.host_run:
+        ex.status.value = ("<b>Live, a host run</b>: the Raspberry Pi 3B view draws published Pi figures and the "
+                           "predictions (nothing to measure: this is not a Pi); \"this computer\" measures this "
+                           "computer again when a control is let go (the emulator stands in for the GPU).")
     return ex
 
 
