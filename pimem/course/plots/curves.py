@@ -322,6 +322,12 @@ def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None
     return fig
 
 
+#: pimem's pointer chase, by the buffer it runs through, in plain words.
+_CHASE_WORDS = {"latency-host": "chase through a host buffer", "latency-direct": "chase through a DIRECT buffer",
+                "latency-coherent": "chase through a COHERENT buffer",
+                "latency-l1nonalloc": "chase through an L1_NONALLOCATING buffer"}
+
+
 def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> Figure:
     """pimem's own pointer-chase latency (ns per access, median with min-max) against block size.
 
@@ -349,7 +355,8 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
         colour, marker = benchmark_style(bench)
         k = variant[(rec, bench)]
         ax.plot(x, med, marker=marker, ms=4, color=colour, ls=VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)],
-                fillstyle=VARIANT_FILLSTYLES[k % 5], label=f"{bench} ({rec})" if multi else bench,
+                fillstyle=VARIANT_FILLSTYLES[k % 5], label=f"{_CHASE_WORDS.get(bench, bench)} ({rec})" if multi
+                else _CHASE_WORDS.get(bench, bench),
                 gid=f"latency:{rec}:{bench}")
         ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0, gid=f"latency:{rec}:{bench}:band")
         spread = hi > lo
@@ -358,6 +365,8 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
             ax.vlines(x[spread], lo[spread], hi[spread], color=colour, lw=1.0, gid=f"latency:{rec}:{bench}:whiskers")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    # Room under the lowest point for the cache labels, which sit at the bottom of the axes.
+    ax.set_ylim(float(lat["seconds"].min()) * 1e9 / 2.5, float(lat["seconds"].max()) * 1e9 * 1.6)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     size_axis(ax, sorted(lat["size_bytes"].unique()))
     ax.set_ylabel("ns per random load\n(median; bars and band: min-max)" if spread_any
