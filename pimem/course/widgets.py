@@ -448,3 +448,88 @@ def _explorer(source: Source, controls: dict[str, W.Widget], draw: Callable[[dic
         ex.figure = ex.static_figure
         ex.output.outputs = (_output_of(ex.figure),)
     return ex
+
+
+# --- the Pi first: published Pi data and predictions, this computer as an option --------------
+
+#: The explorer's two views: the Pi 3B (published data and predictions, a live Pi run over them) and this computer.
+PI_VIEWS = (("Raspberry Pi 3B: published data and predictions", "pi"), ("this computer: a host run", "host"))
+
+
+def _series_rows(frame: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
+    pairs = {bp for s in series for bp in plots.SERIES[s][0]}
+    return frame[[bp in pairs for bp in zip(frame["benchmark"], frame["phase"])]]
+
+
+def pi_explorer(run: Any, *, series: Sequence[str] = ("fill", "cached-read"), iterations: int = 5,
+                sizes: Sequence[int] = DEFAULT_SIZES, host_recording: str = plots.HOST_RECORDING,
+                static: bool = True) -> Explorer:
+    """Bandwidth against size for a Pi 3B: published Pi data and predictions by default; this computer an option.
+
+    ``run`` is the notebook's RunMode. Recorded: the Pi view draws data/'s Pi recordings and the
+    predictions of the ticked series; the host view the C-loop host recording, in a figure of its own.
+    Live on a Pi: the Pi view measures the ticked series and draws them over the predictions. Live on
+    another computer: the host view measures this computer; the Pi view stays published data and predictions.
+    """
+    from ..bench.data import load_all
+
+    data = load_all()
+    pi = data[data["recording"].isin(plots.PI3_RECORDINGS)].reset_index(drop=True)
+    source: Source = live_runner(None, run.backend) if run.live else pi
+    bad = [s for s in series if s not in plots.SERIES]
+    if bad:
+        raise UsageError(f"series {', '.join(bad)} unknown; choose from {', '.join(plots.SERIES)}")
+    controls: dict[str, W.Widget] = {
+        "view": W.ToggleButtons(options=list(PI_VIEWS), value="pi", description="draw", style=_WIDE),
+        "iterations": _iterations(iterations),
+        "series": CheckList(list(plots.SERIES), series, "what to draw (tick one or more):"),
+    }
+    swept = [s for s in sizes if s <= 64 * MiB]
+
+    def measure(chosen: Sequence[str], its: int, progress: Progress | None) -> pd.DataFrame:
+        benches = [b for s in chosen for (b, _p) in plots.SERIES[s][0] if b in BENCHMARKS]
+        if not benches:
+            raise UsageError("nothing to measure for these series")
+        return _series_rows(fetch(source, list(dict.fromkeys(benches)), swept, its, progress), chosen)
+
+    def draw(v: dict[str, Any], progress: Progress | None) -> Figure:
+        chosen = list(v["series"])
+        if not chosen:
+            raise UsageError("nothing ticked; tick at least one series")
+        if v["view"] == "host":
+            frame = (measure(chosen, v["iterations"], progress) if run.live and run.host_run
+                     else _series_rows(data[data["recording"] == host_recording], chosen))
+            if frame.empty:
+                raise UsageError(f"the host run has no rows for {', '.join(chosen)}")
+            return plots.host_bandwidth(frame)
+        live = measure(chosen, v["iterations"], progress) if run.live and not run.host_run else None
+        return plots.pi_bandwidth(data, series=chosen, live=live)
+
+    ex = _explorer(source, controls, draw, static)
+    if not run.live:
+        ex.status.value = ("<b>Recorded</b>: the Raspberry Pi 3B view draws published Pi figures (data/) and the "
+                           "predictions, dashed and labelled; \"this computer\" draws the host run "
+                           f"data/{html.escape(host_recording)}, never a Pi. Nothing is measured; set MODE = \"live\" "
+                           "to measure.")
+    elif run.host_run:
+        ex.status.value = ("<b>Live, a host run</b>: the Raspberry Pi 3B view draws published Pi figures and the "
+                           "predictions (nothing to measure: this is not a Pi); \"this computer\" measures this "
+                           "computer again when a control is let go (the emulator stands in for the GPU).")
+    return ex
+
+
+def pi_measurement(run: Any, benchmarks: Sequence[str], sizes: Sequence[int], iterations: int = 5
+                   ) -> pd.DataFrame | None:
+    """A sweep measured now on a Pi, to draw over the predictions; None when recorded or live on another computer."""
+    if not run.live or run.host_run:
+        return None
+    return fetch(live_runner(None, run.backend), benchmarks, sizes, iterations)
+
+
+def host_frame(run: Any, benchmarks: Sequence[str], sizes: Sequence[int], iterations: int = 5,
+               recording: str = plots.HOST_RECORDING) -> pd.DataFrame:
+    """This computer's rows: measured now when live off a Pi, else the C-loop host recording (never a Pi)."""
+    if run.live and run.host_run:
+        return fetch(live_runner(None, run.backend), benchmarks, sizes, iterations)
+    frame = recorded_source(recording)
+    return frame[frame["benchmark"].isin(list(benchmarks)) & frame["size_bytes"].isin(list(sizes))]

@@ -166,8 +166,13 @@ def course_published(directory: str | os.PathLike[str] | None = None) -> pd.Data
     return pub[sizes == 1].reset_index(drop=True)
 
 
-def _published_points(pub: pd.DataFrame) -> dict[tuple[str, str], list[_Point]]:
-    """{(benchmark, phase): its published points}, the groups in the catalog's order."""
+def _published_points(pub: pd.DataFrame, boards: Mapping[str, str] | None = None
+                      ) -> dict[tuple[str, str], list[_Point]]:
+    """{(benchmark, phase): its published points}, the groups in the catalog's order.
+
+    ``boards`` ({recording: board}): name each point in plain words ("Pi 3B, tinymembench memset
+    (published)") rather than by its recording and kernel.
+    """
     order = list(BENCHMARK_STYLES)
 
     def rank(bp: tuple[str, str]) -> tuple[int, str, int, str]:
@@ -183,6 +188,10 @@ def _published_points(pub: pd.DataFrame) -> dict[tuple[str, str], list[_Point]]:
         for _, r in mine.iterrows():
             # A recording with two kernels for one benchmark (memset and a C fill) names the kernel.
             source = f"{rec} [{r['kernel']}]" if kinds[(r["benchmark"], r["phase"])] > 1 else rec
+            if boards is not None:
+                from .pi import plain_label
+
+                source = plain_label(rec, boards.get(rec, ""), r["benchmark"], r["phase"], r["kernel"], True)
             v = float(r["value"])
             entries[(r["benchmark"], r["phase"])].append(_Point(source, v, v, v, int(r["size_bytes"]), True))
     return entries
@@ -209,7 +218,8 @@ def _comparison_size(entries: Mapping[Any, list[_Point]], notes: Sequence[str], 
     return n_rows * max(0.19, 1.6 / n_rows) + top_in + bottom_in, top_in
 
 
-def _draw_comparison(ax: Axes, entries: Mapping[tuple[str, str], list[_Point]], run_label: str) -> list[Any]:
+def _draw_comparison(ax: Axes, entries: Mapping[tuple[str, str], list[_Point]], run_label: str,
+                     plain: bool = False) -> list[Any]:
     """Draw the groups' rows (no two points share one, so their size labels cannot overlap); the labels."""
     y = 0.0
     ticks: list[tuple[float, str, bool]] = []
@@ -219,7 +229,12 @@ def _draw_comparison(ax: Axes, entries: Mapping[tuple[str, str], list[_Point]], 
     for gi, ((b, p), points) in enumerate(entries.items()):
         if gi:
             ax.axhline(-(y - 0.75), color="0.75", lw=0.8, gid="separator")
-        ticks.append((-y, f"{b}: {p}", True))
+        if plain:
+            from .pi import what_words
+
+            ticks.append((-y, what_words(b, p), True))
+        else:
+            ticks.append((-y, f"{b}: {p}", True))
         y += 1
         colour, marker = benchmark_style(b)
         for pt in points:
@@ -274,8 +289,11 @@ def _comparison_legend(ax: Axes, entries: Mapping[Any, list[_Point]], run_label:
 def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFrame | None = None, *,
                          benchmarks: Sequence[str] | None = None, statistic: str = "median",
                          ax: Axes | None = None, provenance: str | Source | None = None,
-                         title: str | None = None) -> Figure:
+                         title: str | None = None, plain: bool = False) -> Figure:
     """Published Raspberry Pi figures (data/) beside a run: a group of rows per benchmark phase.
+
+    ``plain``: name the groups and rows in plain words ("cached fill"; "Pi 3B, tinymembench memset
+    (published)") rather than by benchmark, recording and kernel.
 
     ``published`` defaults to every published recording in data/ of the course's board, the
     Pi 3 (the other models' runs are for the generations figure), and their bandwidth rows.
@@ -292,7 +310,8 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
         raise UsageError(f"no published figures to draw; check data/ ({pimem_command('check-data')})")
     pub = summarize_points(published, "median")
     provs = sources(published)
-    entries = _published_points(pub)
+    boards = dict(zip(published["recording"], published["board"])) if plain and "board" in published else None
+    entries = _published_points(pub, boards)
     notes = footer_lines({r: provs[r] for r in dict.fromkeys(pub["recording"]) if r in provs})
     host, run_label = False, None
     if run is not None:
@@ -301,15 +320,17 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
         _add_run_points(entries, pub, summarize_points(run, statistic))
         run_label = "this run" + (" (host run, not a Pi)" if host else "")
         notes += [f"this run: {s.line}" for s in run_provs.values()]
-    height, top_in = _comparison_size(entries, notes, 10.0)
-    fig, ax = new_axes(ax, (10.0, height))
-    labels = _draw_comparison(ax, entries, run_label or "this run")
+    width = 12.0 if plain else 10.0
+    height, top_in = _comparison_size(entries, notes, width)
+    fig, ax = new_axes(ax, (width, height))
+    labels = _draw_comparison(ax, entries, run_label or "this run", plain)
     _comparison_legend(ax, entries, run_label)
     axes_info(ax)["host"] = host
     ax.set_title(host_title(title or "Published Raspberry Pi figures" + (" beside this run" if run is not None else ""),
                             host, True))
     add_provenance(fig, notes)
-    fig.subplots_adjust(top=1 - top_in / fig.get_figheight(), right=0.76, left=0.2)
+    fig.subplots_adjust(top=1 - top_in / fig.get_figheight(), right=0.8 if plain else 0.76,
+                        left=0.36 if plain else 0.2)
     keep_labels_inside(fig, ax, labels)
     return fig
 

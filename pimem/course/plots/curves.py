@@ -263,11 +263,22 @@ def peak_line(ax: Axes, board: str = "pi3b", *, host: bool | None = None) -> Lin
 
 # --- latency: published tables and pimem's own pointer chase ----------------------
 
-def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None = None) -> Figure:
-    """Random-read latency (ns beyond an L1 hit) against block size, one line per recording and kind.
+#: What each published latency benchmark times, in plain words.
+_LATENCY_KINDS = {
+    "latency-single": ("one random read at a time, beyond an L1 hit", "-"),
+    "latency-dual": ("two random reads at a time, beyond an L1 hit", "--"),
+    "latency-chase": ("one dependent load at a time, whole time (L1 hit included)", "-."),
+}
 
-    ``frame`` holds latency rows of one board's recordings (load_all() filtered); its caches are
-    shaded: the data and the shading come from the same machine, or this refuses.
+
+def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None = None) -> Figure:
+    """Published latency against block size, one line per recording and kind, on the board's caches.
+
+    tinymembench's tables (latency-single, latency-dual) print the time *beyond* an L1 hit; ramlat's
+    chase (latency-chase) the whole time of a load, the L1 hit included: each line's legend says which,
+    and the y label names both when both are drawn. ``frame`` holds latency rows of one board's
+    recordings (load_all() filtered); its caches are shaded: the data and the shading come from the
+    same machine, or this refuses.
     """
     lat = frame[frame["phase"] == "latency"]
     if lat.empty:
@@ -277,28 +288,44 @@ def latency_curve(frame: pd.DataFrame, board: str = "pi3b", *, title: str | None
         raise UsageError("latency_curve draws published board data on that board's cache sizes; "
                          "a host run has no place on them")
     b = _board(board)
-    fig, ax = new_axes()
+    fig, ax = new_axes(None, (11.0, 5.0))
     groups = list(lat.groupby(["recording", "benchmark"], sort=True))
     variant = variant_index([key for key, _ in groups])
     for (rec, bench), rows in groups:
         rows = rows.sort_values("size_bytes")
-        kind = "two reads at a time" if bench == "latency-dual" else "one read at a time"
+        kind, ls = _LATENCY_KINDS.get(bench, (bench, "-"))
         colour, marker = benchmark_style(bench)
         k = variant[(rec, bench)]
-        ls = ("--" if bench == "latency-dual" else "-") if k == 0 else VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)]
-        # The legend names the recording (its source is in the footer), so that it stays off the curves.
+        ls = ls if k == 0 else VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)]
+        board_name = str(rows["board"].iloc[0]).replace("Raspberry Pi ", "Pi ") if "board" in rows else b.name
+        tool = "ramlat" if bench == "latency-chase" else "tinymembench"
         ax.plot(rows["size_bytes"], rows["seconds"] * 1e9, marker=marker, ms=5, color=colour, ls=ls,
-                label=f"{rec}: {kind}", gid=f"latency:{rec}:{bench}")
+                label=f"{board_name}, {tool}:\n{kind} (published)", gid=f"latency:{rec}:{bench}")
     ax.set_xscale("log", base=2)
     size_axis(ax, sorted(lat["size_bytes"].unique()))
-    ax.set_ylabel("extra time per random read (ns, beyond an L1 hit)")
+    kinds = set(lat["benchmark"])
+    whole, extra = "latency-chase" in kinds, bool(kinds & {"latency-single", "latency-dual"})
+    ax.set_ylabel("ns per read: tinymembench beyond an L1 hit,\nramlat the whole load" if whole and extra
+                  else "ns per dependent load (whole time, L1 hit included)" if whole
+                  else "extra time per random read (ns, beyond an L1 hit)")
     ax.set_xlabel("block size read at random")
-    ax.set_title(title or f"Random-read latency against block size, {b.name} (published)")
-    ax.legend(fontsize=MIN_FONT, loc="center right")
+    ax.set_title(title or f"Latency against block size, {b.name} (published)")
+    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(right=0.68)
     cache_regions(ax, board, host=False)
-    add_provenance(fig, footer_lines(provs) + ["missing points: block sizes tinymembench timed at 0.0 ns "
-                                                "(they fit in L1)"])
+    notes = []
+    if extra:
+        notes.append("missing points: block sizes tinymembench timed at 0.0 ns beyond an L1 hit (they fit in L1)")
+    if whole:
+        notes.append("ramlat (latency-chase) times the whole load: its first points are the L1 hit itself")
+    add_provenance(fig, footer_lines(provs) + notes)
     return fig
+
+
+#: pimem's pointer chase, by the buffer it runs through, in plain words.
+_CHASE_WORDS = {"latency-host": "chase through a host buffer", "latency-direct": "chase through a DIRECT buffer",
+                "latency-coherent": "chase through a COHERENT buffer",
+                "latency-l1nonalloc": "chase through an L1_NONALLOCATING buffer"}
 
 
 def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> Figure:
@@ -328,7 +355,8 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
         colour, marker = benchmark_style(bench)
         k = variant[(rec, bench)]
         ax.plot(x, med, marker=marker, ms=4, color=colour, ls=VARIANT_LINESTYLES[k % len(VARIANT_LINESTYLES)],
-                fillstyle=VARIANT_FILLSTYLES[k % 5], label=f"{bench} ({rec})" if multi else bench,
+                fillstyle=VARIANT_FILLSTYLES[k % 5], label=f"{_CHASE_WORDS.get(bench, bench)} ({rec})" if multi
+                else _CHASE_WORDS.get(bench, bench),
                 gid=f"latency:{rec}:{bench}")
         ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0, gid=f"latency:{rec}:{bench}:band")
         spread = hi > lo
@@ -337,6 +365,8 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
             ax.vlines(x[spread], lo[spread], hi[spread], color=colour, lw=1.0, gid=f"latency:{rec}:{bench}:whiskers")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    # Room under the lowest point for the cache labels, which sit at the bottom of the axes.
+    ax.set_ylim(float(lat["seconds"].min()) * 1e9 / 2.5, float(lat["seconds"].max()) * 1e9 * 1.6)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     size_axis(ax, sorted(lat["size_bytes"].unique()))
     ax.set_ylabel("ns per random load\n(median; bars and band: min-max)" if spread_any
@@ -344,8 +374,15 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
     ax.set_xlabel("block size chased through")
     ax.grid(True, which="major", alpha=0.3)
     ax.set_title(host_title(title or "Memory latency against block size (pimem's pointer chase)", host))
-    ax.legend(fontsize=MIN_FONT, loc="upper left")
-    cache_regions(ax, "pi3b", host=host)
+    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(right=0.78)
+    if host:
+        # A host's run on the host's own caches only: no Pi size drawn over its curves.
+        lo, hi = ax.get_xlim()
+        _shade_host_caches(ax, lo, hi)
+        ax.set_xlim(lo, hi)
+    else:
+        cache_regions(ax, "pi3b", host=False)
     add_provenance(fig, footer_lines(provs) + ["tinymembench's tables subtract an L1 hit; this one does not: "
                                                 "the first points are the L1 hit itself"])
     return fig
