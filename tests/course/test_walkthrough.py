@@ -147,9 +147,9 @@ def test_alias_table_shows_both_sources_and_where_they_disagree():
     assert list(t.index) == ["0x0", "0x4", "0x8", "0xC"]
     assert list(t["bus base"]) == ["0x00000000", "0x40000000", "0x80000000", "0xC0000000"]
     assert list(t["bits 31..30"]) == ["00", "01", "10", "11"]
-    # BCM2835 ARM Peripherals 1.2.4, as quoted in FACTS.md section 2.
-    assert t.loc["0x4", "BCM2835 manual (1.2.4)"] == "L2 cache coherent (non allocating)"
-    assert t.loc["0x8", "BCM2835 manual (1.2.4)"] == "L2 cached (only)"
+    # BCM2835 ARM Peripherals 1.2.1 and 1.2.3, as quoted in FACTS.md section 2.
+    assert t.loc["0x4", "BCM2835 manual (1.2.1, 1.2.3)"] == "L2 cache coherent (non allocating)"
+    assert t.loc["0x8", "BCM2835 manual (1.2.1, 1.2.3)"] == "L2 cached (only)"
     # The firmware wiki: COHERENT (the 0x8 alias) is "non-allocating in L2 but coherent".
     assert "non-allocating" in t.loc["0x8", "firmware wiki (flag comment)"]
     assert list(t["sources disagree"]) == ["", "yes", "yes", ""]

@@ -63,7 +63,7 @@ def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: st
     ax.set_xlabel("physical address (MiB): every row is the same RAM; bus address = alias base + physical address")
     ax.set_title(f"One memory, four VideoCore windows, two ARM paths ({board})")
     add_provenance(fig, [
-        "VideoCore rows: BCM2835 ARM Peripherals 1.2.4 (the firmware wiki swaps the 0x4 and 0x8 descriptions); "
+        "VideoCore rows: BCM2835 ARM Peripherals 1.2.1 and 1.2.3 (the firmware wiki swaps the 0x4 and 0x8 descriptions); "
         "they govern the VideoCore's L2 only",
         "ARM row: read from the kernel source (arch/arm/mm/mmu.c, arch/arm64/mm/mmu.c); "
         "BCM2836/7 and later: the ARM has its own L2 (config_txt/memory.adoc); an inference until a live run",
