@@ -342,7 +342,8 @@ def _crossover_vs_fill(frame):
 RIGHT = [
     (labs.check_alias, lambda b: (b >> 28) & 0xC),
     (labs.check_bus_to_phys, lambda b: b & ~0xC0000000),
-    (labs.check_region, lambda p, a, g: "ARM" if p < a else "GPU" if p < a + g else "none"),
+    (labs.check_region, lambda p, a, g: ("peripherals" if 0x3F000000 <= p < 0x40000000 else "ARM" if p < a
+                                         else "GPU" if p < a + g else "none")),
     (labs.check_wrong_conversion, lambda: "e"),
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits / 8),
     (labs.check_fill_time, lambda n, bw: n / bw),
@@ -366,7 +367,12 @@ WRONG = [
     (labs.check_bus_to_phys, lambda b: b | 0xC0000000, "OR sets the alias bits"),
     (labs.check_bus_to_phys, lambda b: b & 0x0FFFFFFF, "bits 29..28"),
     (labs.check_bus_to_phys, lambda b: b ^ 0xC0000000, "XOR"),
-    (labs.check_region, lambda p, a, g: "ARM" if p <= a else "GPU" if p < a + g else "none", "boundary"),
+    (labs.check_region, lambda p, a, g: ("peripherals" if 0x3F000000 <= p < 0x40000000 else "ARM" if p <= a
+                                         else "GPU" if p < a + g else "none"), "boundary"),
+    # The peripheral window (BCM2835 ARM Peripherals 1.2.3): the top 16 MiB is not GPU memory for the ARM.
+    (labs.check_region, lambda p, a, g: "ARM" if p < a else "GPU" if p < a + g else "none", "0x3F000000"),
+    (labs.check_region, lambda p, a, g: ("peripherals" if p >= 0x3F000000 else "ARM" if p < a
+                                         else "GPU"), "peripheral window"),
     (labs.check_wrong_conversion, lambda: "a", "768 MiB"),
     (labs.check_wrong_conversion, lambda: "b", "page aligned"),
     (labs.check_wrong_conversion, lambda: "c", "range_is_allowed"),   # right on some kernels only
