@@ -34,7 +34,10 @@ def clock_table(backend: Backend | str | None = None, conditions: RunConditions 
         ("ARM clock the firmware measures (CLOCK_RATE_MEASURED)", _mhz(c.arm_measured_mhz)),
         ("throttled bits (GET_THROTTLED)", throttled),
         ("SoC temperature", "not read here" if c.temperature_c is None else f"{c.temperature_c:.1f} C"),
-        ("verdict", conditions_warning(c, c) or "nothing says this run would be slowed"),
+        ("verdict", conditions_warning(c, c) or (
+            "none: neither cpufreq nor the firmware could be read here"
+            if c.governor is None and c.arm_measured_mhz is None and c.throttled is None
+            else "nothing says this run would be slowed")),
     ]
     rows += [("not read", why) for why in c.unknown]
     return pd.DataFrame(rows, columns=["what", "now"])
