@@ -134,7 +134,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     for d in decoded:
         a = d.alias
         print(f"0x{d.bus:08X}: alias {a} ({a.name} on a BCM2837), physical 0x{d.phys:08X}")
-        print(f"    manual (BCM2835 ARM Peripherals 1.2.4): {a.manual}")
+        print(f"    manual (BCM2835 ARM Peripherals 1.2.1 and 1.2.3): {a.manual}")
         print(f"    firmware (mailbox wiki, {a.name} flag):  {a.firmware}")
         if a.sources_disagree:
             print("    note: the manual and the firmware's comments disagree about this alias")

@@ -91,7 +91,7 @@ class BenchReport:
         if warning:
             lines.append(f"  NOTE: {warning}")
         lines += ["", "Bus address aliases (bits 31..30 of a bus address)",
-                  f"  {'alias':6} {'base':11} {'BCM2835 manual (1.2.4)':38} firmware wiki (flag)"]
+                  f"  {'alias':6} {'base':11} {'BCM2835 manual (1.2.1, 1.2.3)':38} firmware wiki (flag)"]
         for a in Alias:
             mark = "  <- the sources disagree" if a.sources_disagree else ""
             lines.append(f"  {str(a):6} 0x{a.base:08X}  {a.manual:38} {a.firmware} ({a.name}){mark}")

@@ -45,6 +45,19 @@ class BoardFacts:
     cache_source: str
     sdram_source: str
     gpu_mem_source: str
+    #: ARM physical addresses of the peripherals' registers (0 bytes: none inside the RAM's range)
+    peripheral_base: int = 0
+    peripheral_bytes: int = 0
+    peripheral_source: str = ""
+
+    @property
+    def peripheral_end(self) -> int:
+        """One past the last ARM physical address of the peripheral window."""
+        return self.peripheral_base + self.peripheral_bytes
+
+    def in_peripheral_window(self, phys: int) -> bool:
+        """True where the ARM's physical address reaches the peripherals, not RAM."""
+        return self.peripheral_base <= phys < self.peripheral_end
 
     @property
     def peak_bytes_per_s(self) -> float:
@@ -64,6 +77,11 @@ PI3B = BoardFacts(
     cache_source="Linux arch/arm/boot/dts/broadcom/bcm2837.dtsi",
     sdram_source="sdram_freq from raspberrypi/documentation config_txt/overclocking.adoc",
     gpu_mem_source="raspberrypi/documentation config_txt/memory.adoc (76 MiB on a board with 1 GB)",
+    # The Pi 2/3 put the peripherals at ARM physical 0x3F000000 (the Pi 1 at 0x20000000): the top
+    # 16 MiB of the 1 GiB is registers for the ARM, whatever gpu_mem says, so no GPU buffer there
+    # can be mapped as memory.
+    peripheral_base=0x3F000000, peripheral_bytes=16 << 20,
+    peripheral_source="BCM2835 ARM Peripherals section 1.2.3; Linux bcm2837.dtsi (soc ranges)",
 )
 #: ARM physical addresses of the peripherals on the Pi 2 and 3 (BCM2836/7): the top 16 MiB of the
 #: 1 GiB, which the ARM sees as peripherals whatever gpu_mem says (BCM2835 ARM Peripherals section

@@ -2,7 +2,9 @@
 
 Sources: the firmware wiki's allocation flags (raspberrypi/firmware,
 "Mailbox property interface") and the BCM2835 ARM Peripherals manual,
-section 1.2.4 (bus address aliases).
+sections 1.2.1 (the memory map) and 1.2.3 (the footnote on the
+bus address's top two bits). Section 1.2.4 is about peripheral and DMA
+addresses, not the aliases.
 """
 from __future__ import annotations
 
@@ -77,7 +79,7 @@ class Alias(enum.IntEnum):
 
     @property
     def manual(self) -> str:
-        """What the BCM2835 ARM Peripherals manual (1.2.4) says of it."""
+        """What the BCM2835 ARM Peripherals manual (sections 1.2.1 and 1.2.3) says of it."""
         return _MANUAL[self]
 
     @property

@@ -358,7 +358,8 @@ RIGHT = [
     (labs.check_aligned_pieces, _aligned),
     (labs.check_aligned_pieces, lambda a, n: [(k, 1) for k in range(n)]),   # bytes only: slow, but safe
     (labs.check_bus_to_phys, lambda b: b & ~0xC0000000),
-    (labs.check_region, lambda p, a, g: "ARM" if p < a else "GPU" if p < a + g else "none"),
+    (labs.check_region, lambda p, a, g: ("peripherals" if 0x3F000000 <= p < 0x40000000 else "ARM" if p < a
+                                         else "GPU" if p < a + g else "none")),
     (labs.check_wrong_conversion, lambda: "e"),
     (labs.check_peak_bandwidth, lambda mhz, bits: mhz * 1e6 * 2 * bits / 8),
     (labs.check_fill_time, lambda n, bw: n / bw),
@@ -382,7 +383,12 @@ WRONG = [
     (labs.check_bus_to_phys, lambda b: b | 0xC0000000, "OR sets the alias bits"),
     (labs.check_bus_to_phys, lambda b: b & 0x0FFFFFFF, "bits 29..28"),
     (labs.check_bus_to_phys, lambda b: b ^ 0xC0000000, "XOR"),
-    (labs.check_region, lambda p, a, g: "ARM" if p <= a else "GPU" if p < a + g else "none", "boundary"),
+    (labs.check_region, lambda p, a, g: ("peripherals" if 0x3F000000 <= p < 0x40000000 else "ARM" if p <= a
+                                         else "GPU" if p < a + g else "none"), "boundary"),
+    # The peripheral window (BCM2835 ARM Peripherals 1.2.3): the top 16 MiB is not GPU memory for the ARM.
+    (labs.check_region, lambda p, a, g: "ARM" if p < a else "GPU" if p < a + g else "none", "0x3F000000"),
+    (labs.check_region, lambda p, a, g: ("peripherals" if p >= 0x3F000000 else "ARM" if p < a
+                                         else "GPU"), "peripheral window"),
     (labs.check_aligned_pieces, _widest_first, "alignment fault, SIGBUS"),
     (labs.check_aligned_pieces, _one_short, "bytes"),
     (labs.check_aligned_pieces, lambda a, n: [(0, n)], "1, 2, 4 or 8"),

@@ -248,10 +248,20 @@ def test_alias_map_shows_one_ram_through_four_windows_and_the_arm_paths():
     # The ARM: its RAM cached, the GPU memory (from the split to the top) non-cached, whatever the flag.
     cached, noncached = _patch(fig, "arm:cached"), _patch(fig, "arm:noncached")
     assert (cached.get_x(), cached.get_width()) == (0, 948)
-    assert (noncached.get_x(), noncached.get_width()) == (948, 76)
+    assert (noncached.get_x(), noncached.get_width()) == (948, 60)
     assert "whatever the flag" in texts
+    # The top 16 MiB (0x3F000000 up) is the Pi 2/3's peripheral window for the ARM, not GPU memory it maps.
+    periph = _patch(fig, "arm:peripherals")
+    assert (periph.get_x(), periph.get_width()) == (1008, 16)
+    assert "0x3F000000" in texts and "peripheral window" in plots.footer_text(fig)
     footer = plots.footer_text(fig)
     assert "inference" in footer and "mmu.c" in footer
+
+
+def test_alias_map_without_a_peripheral_window():
+    fig = plots.alias_map(arm_bytes=948 << 20, peripheral_base=None)
+    assert _patch(fig, "arm:noncached").get_width() == 76
+    assert "arm:peripherals" not in {p.get_gid() for p in fig.axes[0].patches}
 
 
 def test_alias_map_refuses_a_split_outside_the_ram():

@@ -147,9 +147,9 @@ def test_alias_table_shows_both_sources_and_where_they_disagree():
     assert list(t.index) == ["0x0", "0x4", "0x8", "0xC"]
     assert list(t["bus base"]) == ["0x00000000", "0x40000000", "0x80000000", "0xC0000000"]
     assert list(t["bits 31..30"]) == ["00", "01", "10", "11"]
-    # BCM2835 ARM Peripherals 1.2.4, as quoted in FACTS.md section 2.
-    assert t.loc["0x4", "BCM2835 manual (1.2.4)"] == "L2 cache coherent (non allocating)"
-    assert t.loc["0x8", "BCM2835 manual (1.2.4)"] == "L2 cached (only)"
+    # BCM2835 ARM Peripherals 1.2.1 and 1.2.3, as quoted in FACTS.md section 2.
+    assert t.loc["0x4", "BCM2835 manual (1.2.1, 1.2.3)"] == "L2 cache coherent (non allocating)"
+    assert t.loc["0x8", "BCM2835 manual (1.2.1, 1.2.3)"] == "L2 cached (only)"
     # The firmware wiki: COHERENT (the 0x8 alias) is "non-allocating in L2 but coherent".
     assert "non-allocating" in t.loc["0x8", "firmware wiki (flag comment)"]
     assert list(t["sources disagree"]) == ["", "yes", "yes", ""]
@@ -366,3 +366,24 @@ def test_an_answer_of_length_zero_is_not_read_as_a_handle():
     m = list(w.annotate(qemu)["meaning"])
     assert "answer is 0 bytes" in m[4]
     assert all("not part of the answer" in x for x in m[5:8])
+
+
+# --- notebook 04: the clock a live run starts from ---------------------------------------------------
+
+def test_clock_table_shows_an_idle_pi_at_600_mhz_and_its_throttled_bits_in_words():
+    from pimem.bench.machine import RunConditions
+
+    idle = RunConditions(governor="ondemand", cur_mhz=600, max_mhz=1200, arm_measured_mhz=600, arm_max_mhz=1200,
+                         throttled=0x50005, temperature_c=62.0)
+    t = w.clock_table(conditions=idle).set_index("what")["now"]
+    assert t["cpufreq governor (sysfs)"] == "ondemand"
+    assert t["ARM clock the firmware measures (CLOCK_RATE_MEASURED)"] == "600 MHz"
+    assert "under-voltage now" in t["throttled bits (GET_THROTTLED)"]
+    assert "throttling has occurred" in t["throttled bits (GET_THROTTLED)"]
+    assert "--performance" in t["verdict"] and "below its 1200 MHz" in t["verdict"]
+
+
+def test_clock_table_off_a_pi_says_what_it_could_not_read(backend):
+    t = w.clock_table(backend)
+    assert (t.what == "not read").any()
+    assert "emulator" in " ".join(t[t.what == "not read"].now)

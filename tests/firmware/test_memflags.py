@@ -1,7 +1,7 @@
 """pimem.firmware.memflags against the firmware wiki and the BCM2835 manual.
 
 Flag values: the firmware wiki's allocation flags. Aliases: bits 31..30 of a
-bus address (BCM2835 ARM Peripherals, section 1.2.4). bus_to_phys clears
+bus address (BCM2835 ARM Peripherals, sections 1.2.1 and 1.2.3). bus_to_phys clears
 them (hello_fft gpu_fft_base.c). The original lesson's run: COHERENT gave
 0xBAAA8000, DIRECT 0xFAAA8000, and the lesson misprinted the latter's alias
 as 0x3 (FACTS.md sections 2 and 7).
@@ -114,7 +114,7 @@ def test_sources_disagree_exactly_for_4_and_8():
 
 
 def test_manual_descriptions():
-    # BCM2835 ARM Peripherals, section 1.2.4.
+    # BCM2835 ARM Peripherals, sections 1.2.1 (memory map) and 1.2.3 (footnote).
     assert Alias.from_bus(0x00000000).manual == "L1 and L2 cached"
     assert Alias.from_bus(0x40000000).manual == "L2 cache coherent (non allocating)"
     assert Alias.from_bus(0x80000000).manual == "L2 cached (only)"

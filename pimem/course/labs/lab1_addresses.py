@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 from typing import Callable
 
+from ...firmware.board import PI3B
 from ...units import GiB, MiB
 from .checks import CheckResult, Report, call_student, hex_text, is_int, name_of, run_check
 
@@ -124,7 +125,13 @@ def check_bus_to_phys(fn: Callable[[int], int], *, seed: int | None = None, hint
     return run_check("bus_to_phys", fn, body, check="check_bus_to_phys", hint=hint)
 
 
+#: The Pi 2/3's peripheral window in ARM physical addresses: 0x3F000000..0x3FFFFFFF.
+PERIPHERALS = range(PI3B.peripheral_base, PI3B.peripheral_end)
+
+
 def _region(phys: int, arm_size: int, gpu_size: int) -> str:
+    if phys in PERIPHERALS:
+        return "peripherals"
     if phys < arm_size:
         return "ARM"
     if phys < arm_size + gpu_size:
@@ -133,10 +140,13 @@ def _region(phys: int, arm_size: int, gpu_size: int) -> str:
 
 
 def check_region(fn: Callable[[int, int, int], str], *, seed: int | None = None, hint: int = 1) -> CheckResult:
-    """fn(phys, arm_size, gpu_size) -> 'ARM', 'GPU' or 'none' (beyond both)."""
+    """fn(phys, arm_size, gpu_size) -> 'ARM', 'GPU', 'peripherals' (0x3F000000..0x3FFFFFFF) or 'none'."""
     more = ("Draw the memory as a line from 0: ARM memory covers [0, arm_size), GPU memory the next gpu_size "
-            "bytes, [arm_size, arm_size + gpu_size), and nothing lies beyond. Test the two addresses either "
-            "side of each boundary by hand, arm_size - 1 and arm_size, then arm_size + gpu_size - 1 and "
+            "bytes, [arm_size, arm_size + gpu_size), and nothing lies beyond. But on a Pi 2 or 3 the ARM's "
+            "physical addresses 0x3F000000..0x3FFFFFFF reach the peripherals' registers, not RAM (BCM2835 ARM "
+            "Peripherals section 1.2.3; Linux bcm2837.dtsi), so the top 16 MiB of the GPU's part is not "
+            "memory the ARM can map. Test the two addresses either side of each boundary by hand: "
+            "arm_size - 1 and arm_size, 0x3EFFFFFF and 0x3F000000, arm_size + gpu_size - 1 and "
             "arm_size + gpu_size.")
 
     def body(rep: Report) -> None:
@@ -144,25 +154,35 @@ def check_region(fn: Callable[[int, int, int], str], *, seed: int | None = None,
         for gpu_mib in rng.sample([64, 76, 128, 192, 256], 3):
             gpu = gpu_mib * MiB
             arm = GiB - gpu
-            cases = [rng.randrange(0, arm), arm - 1, arm, rng.randrange(arm, GiB), GiB + rng.randrange(0, GiB)]
+            p0 = PERIPHERALS.start
+            cases = [rng.randrange(0, arm), arm - 1, arm, rng.randrange(arm, p0), p0 - 1, p0,
+                     rng.randrange(p0, GiB), GiB - 1, GiB + rng.randrange(0, GiB)]
             for phys in cases:
                 want = _region(phys, arm, gpu)
                 call = f"{name_of(fn)}(0x{phys:08X}, {arm:#x}, {gpu:#x})"
                 got = call_student(fn, call, phys, arm, gpu)
                 if isinstance(got, str) and got.strip().upper() == want.upper():
                     continue
+                where = {"none": "in neither", "peripherals": "in the peripheral window"}.get(want,
+                                                                                     f"in the {want} part")
                 why = (f"ARM memory is 0x00000000..0x{arm - 1:08X} and GPU memory 0x{arm:08X}..0x{GiB - 1:08X}, "
-                       f"so 0x{phys:08X} is {'in neither' if want == 'none' else 'in the ' + want + ' part'}")
+                       f"of which the ARM reaches 0x{p0:08X}..0x{GiB - 1:08X} as peripherals, "
+                       f"so 0x{phys:08X} is {where}")
                 if not isinstance(got, str):
-                    rep.fail(call, repr(got), repr(want), why, "return one of the strings 'ARM', 'GPU' or 'none'",
-                             more, rank=2)
+                    rep.fail(call, repr(got), repr(want), why,
+                             "return one of the strings 'ARM', 'GPU', 'peripherals' or 'none'", more, rank=2)
+                elif want == "peripherals" or (got.strip().lower() == "peripherals"):
+                    rep.fail(call, repr(got), repr(want), why, "the peripheral window is ARM physical "
+                             "0x3F000000..0x3FFFFFFF on a Pi 2/3, whatever gpu_mem says: test it before the "
+                             "GPU part, and only for addresses inside it", more, rank=2)
                 elif phys in (arm - 1, arm):
                     rep.fail(call, repr(got), repr(want), why, "mind the boundary: the GPU part starts at arm_size "
                              "itself; a range includes its start and excludes its end", more, rank=2)
                 else:
                     rep.fail(call, repr(got), repr(want), why, "compare the address with where each part starts "
                              "and ends", more)
-        rep.notes.append("right for three gpu_mem splits, including both sides of the boundary")
+        rep.notes.append("right for three gpu_mem splits, including both sides of each boundary and the "
+                         "peripheral window at the top of the GPU's part")
     return run_check("Which memory a physical address is in", fn, body, check="check_region", hint=hint)
 
 
@@ -176,7 +196,8 @@ WRONG_CONVERSION_OPTIONS: dict[str, tuple[bool, str]] = {
                  "/dev/mem (Linux drivers/char/mem.c, range_is_allowed) and which Raspberry Pi kernels check it"),
     "d": (False, "the GPU never sees these writes: they land 768 MiB away from its buffer, in Linux's memory"),
     "e": (True, "0x0AAA8000 lies in the memory Linux manages. A kernel built with CONFIG_STRICT_DEVMEM (the arm64 "
-                "default, and 64-bit Raspberry Pi OS) refuses to map System RAM through /dev/mem (drivers/char/mem.c, "
+                "default in lib/Kconfig.debug, which the 64-bit Raspberry Pi kernel's bcm2711_defconfig does not "
+                "override) refuses to map System RAM through /dev/mem (drivers/char/mem.c, "
                 "range_is_allowed), so mmap fails with EPERM; one without it maps the memory, and the program reads "
                 "and writes whatever the kernel or another process keeps there (raspberrypi/firmware#423: a hang)"),
 }

@@ -15,14 +15,18 @@ from ...units import MiB
 
 # --- the memory map: one RAM, four bus aliases, two processors -----------------------
 
-def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: str = "Raspberry Pi 3B") -> Figure:
+def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: str = "Raspberry Pi 3B",
+              peripheral_base: int | None = 0x3F000000) -> Figure:
     """One physical RAM seen through the four bus aliases, with the ARM/VideoCore split.
 
     Each VideoCore row is a window of bus addresses onto the same RAM; its label says how
     the VideoCore's L2 treats it (the manual's words). The ARM row shows the ARM's own
     path: its RAM through its own L1 and L2 (the BCM2836/7 and later do not use the
     VideoCore's L2), and the GPU memory pimem maps through /dev/mem as non-cached memory
-    whichever alias the flag picked.
+    whichever alias the flag picked, up to ``peripheral_base``: from there to the top
+    (0x3F000000-0x3FFFFFFF on a Pi 2/3) the ARM's physical addresses reach the
+    peripherals' registers, not RAM (BCM2835 ARM Peripherals 1.2.3; bcm2837.dtsi), so that
+    part of gpu_mem is no memory the ARM can map. ``None`` leaves the window out.
     """
     from matplotlib.patches import Rectangle
 
@@ -45,11 +49,21 @@ def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: st
                            gid="arm:cached"))
     ax.text(split / 2, y_arm + 0.5, "ARM, Linux's RAM: through the ARM's own L1 and L2 (cached)",
             ha="center", va="center", fontsize=8.5)
-    ax.add_patch(Rectangle((split, y_arm + 0.15), top - split, 0.7, facecolor="#ffcdd2", edgecolor="0.4",
+    periph = top if peripheral_base is None else peripheral_base / MiB
+    if not split < periph <= top:
+        periph = top
+    ax.add_patch(Rectangle((split, y_arm + 0.15), periph - split, 0.7, facecolor="#ffcdd2", edgecolor="0.4",
                            lw=0.8, hatch="//", gid="arm:noncached"))
-    ax.annotate("ARM, GPU memory via /dev/mem:\nnon-cached, whatever the flag", xy=(split + (top - split) / 2, y_arm + 0.85),
-                xytext=(split - 260, y_arm + 1.55), fontsize=8.5, ha="center",
+    ax.annotate("ARM, GPU memory via /dev/mem:\nnon-cached, whatever the flag", xy=(split + (periph - split) / 2, y_arm + 0.85),
+                xytext=(split - (420 if periph < top else 260), y_arm + 1.55), fontsize=8.5, ha="center",
                 arrowprops={"arrowstyle": "->", "color": "0.3"})
+    if periph < top:
+        ax.add_patch(Rectangle((periph, y_arm + 0.15), top - periph, 0.7, facecolor="0.35", edgecolor="0.4",
+                               lw=0.8, gid="arm:peripherals"))
+        ax.annotate(f"ARM, 0x{int(periph * MiB):08X} and up:\nperipheral registers, not RAM",
+                    xy=(periph + (top - periph) / 2, y_arm + 0.85),
+                    xytext=(split - 110, y_arm + 1.55), fontsize=8.5, ha="center",
+                    arrowprops={"arrowstyle": "->", "color": "0.3"})
     y_ram = -1.0
     ax.add_patch(Rectangle((0, y_ram + 0.15), split, 0.7, facecolor="0.92", edgecolor="0.3", gid="ram:arm"))
     ax.add_patch(Rectangle((split, y_ram + 0.15), top - split, 0.7, facecolor="0.75", edgecolor="0.3", gid="ram:gpu"))
@@ -63,10 +77,12 @@ def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: st
     ax.set_xlabel("physical address (MiB): every row is the same RAM; bus address = alias base + physical address")
     ax.set_title(f"One memory, four VideoCore windows, two ARM paths ({board})")
     add_provenance(fig, [
-        "VideoCore rows: BCM2835 ARM Peripherals 1.2.4 (the firmware wiki swaps the 0x4 and 0x8 descriptions); "
+        "VideoCore rows: BCM2835 ARM Peripherals 1.2.1 and 1.2.3 (the firmware wiki swaps the 0x4 and 0x8 descriptions); "
         "they govern the VideoCore's L2 only",
         "ARM row: read from the kernel source (arch/arm/mm/mmu.c, arch/arm64/mm/mmu.c); "
         "BCM2836/7 and later: the ARM has its own L2 (config_txt/memory.adoc); an inference until a live run",
+        "peripheral window: ARM physical 0x3F000000-0x3FFFFFFF on a Pi 2/3 (BCM2835 ARM Peripherals 1.2.3; "
+        "Linux bcm2837.dtsi soc ranges)",
     ])
     return fig
 

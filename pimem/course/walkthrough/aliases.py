@@ -13,7 +13,8 @@ from ._shared import whole_pages
 def alias_table() -> pd.DataFrame:
     """The four bus aliases with both published descriptions.
 
-    manual: BCM2835 ARM Peripherals, section 1.2.4; firmware: the comment on
+    manual: BCM2835 ARM Peripherals, the memory map of section 1.2.1 and the
+    footnote of section 1.2.3; firmware: the comment on
     the matching allocation flag in the firmware wiki ("Mailbox property
     interface"). The two disagree about 0x4 and 0x8.
     """
@@ -24,7 +25,7 @@ def alias_table() -> pd.DataFrame:
             "bits 31..30": format(a.value >> 2, "02b"),
             "bus base": f"0x{a.base:08X}",
             "flag that gets it": a.name,
-            "BCM2835 manual (1.2.4)": a.manual,
+            "BCM2835 manual (1.2.1, 1.2.3)": a.manual,
             "firmware wiki (flag comment)": a.firmware,
             "sources disagree": "yes" if a.sources_disagree else "",
         })

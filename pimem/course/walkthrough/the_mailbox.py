@@ -350,10 +350,11 @@ def _touch(mapping: mmap.mmap, bus: int, length: int, flags: MemFlag) -> str:
     back = struct.unpack_from("<I", mapping, 0)[0]
     if back != pattern:
         raise GpuMemoryError(f"wrote 0x{pattern:08X} at physical 0x{phys:08X} and read back 0x{back:08X}")
-    # The wiki says memory is all ones unless ZERO or NO_INIT is given; the firmware's own
-    # header comments describe the default differently, so a live first word is the evidence.
+    # The wiki says memory is all ones unless ZERO or NO_INIT is given; the firmware's header
+    # rtos_common_mem.h says a block without ZERO gets each word set to MEM_HANDLE_INVALID, which it
+    # defines as 0. The two disagree, so a live first word is the evidence.
     init = "zeroed (ZERO)" if flags & MemFlag.ZERO else ("not initialised (NO_INIT)" if flags & MemFlag.NO_INIT
-                                                       else "all ones by the wiki (the default)")
+                                                       else "all ones by the wiki, 0 by rtos_common_mem.h (the default)")
     return (f"mapped {length} bytes at physical 0x{phys:08X}; first word 0x{first:08X}, {init}; "
             f"wrote 0x{pattern:08X}, read back 0x{back:08X}")
 
