@@ -70,19 +70,6 @@ class BoardFacts:
         return f"{self.sdram_mhz} MHz x 2 x {self.bus_bits // 8} B; {self.sdram_source}"
 
 
-#: The course's board.
-PI3B = BoardFacts(
-    name="Raspberry Pi 3B", l1d_bytes=32 << 10, l2_bytes=512 << 10, sdram_mhz=450, bus_bits=32,
-    ram_bytes=1 << 30, default_gpu_mem=76 << 20,
-    cache_source="Linux arch/arm/boot/dts/broadcom/bcm2837.dtsi",
-    sdram_source="sdram_freq from raspberrypi/documentation config_txt/overclocking.adoc",
-    gpu_mem_source="raspberrypi/documentation config_txt/memory.adoc (76 MiB on a board with 1 GB)",
-    # The Pi 2/3 put the peripherals at ARM physical 0x3F000000 (the Pi 1 at 0x20000000): the top
-    # 16 MiB of the 1 GiB is registers for the ARM, whatever gpu_mem says, so no GPU buffer there
-    # can be mapped as memory.
-    peripheral_base=0x3F000000, peripheral_bytes=16 << 20,
-    peripheral_source="BCM2835 ARM Peripherals section 1.2.3; Linux bcm2837.dtsi (soc ranges)",
-)
 #: ARM physical addresses of the peripherals on the Pi 2 and 3 (BCM2836/7): the top 16 MiB of the
 #: 1 GiB, which the ARM sees as peripherals whatever gpu_mem says (BCM2835 ARM Peripherals section
 #: 1.2.3; Linux bcm2837.dtsi, `soc` ranges). On the Pi 1 (0x20000000) and the Pi 4 (0xFE000000) the
@@ -90,6 +77,17 @@ PI3B = BoardFacts(
 PERIPHERAL_WINDOWS: dict[str, tuple[int, int]] = {"BCM2836": (0x3F000000, 16 << 20),
                                                   "BCM2837": (0x3F000000, 16 << 20)}
 
+#: The course's board.
+PI3B = BoardFacts(
+    name="Raspberry Pi 3B", l1d_bytes=32 << 10, l2_bytes=512 << 10, sdram_mhz=450, bus_bits=32,
+    ram_bytes=1 << 30, default_gpu_mem=76 << 20,
+    cache_source="Linux arch/arm/boot/dts/broadcom/bcm2837.dtsi",
+    sdram_source="sdram_freq from raspberrypi/documentation config_txt/overclocking.adoc",
+    gpu_mem_source="raspberrypi/documentation config_txt/memory.adoc (76 MiB on a board with 1 GB)",
+    # No GPU buffer in the peripheral window can be mapped as memory.
+    peripheral_base=PERIPHERAL_WINDOWS["BCM2837"][0], peripheral_bytes=PERIPHERAL_WINDOWS["BCM2837"][1],
+    peripheral_source="BCM2835 ARM Peripherals section 1.2.3; Linux bcm2837.dtsi (soc ranges)",
+)
 #: The boards whose memory system pimem knows, by short name.
 BOARDS: dict[str, BoardFacts] = {"pi3b": PI3B}
 

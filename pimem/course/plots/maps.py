@@ -10,13 +10,14 @@ from matplotlib.figure import Figure
 
 from ...exc import UsageError
 from .style import MIN_FONT, add_provenance, host_title, new_axes, new_figure, size_label
+from ...firmware.board import PI3B
 from ...units import MiB
 
 
 # --- the memory map: one RAM, four bus aliases, two processors -----------------------
 
-def alias_map(arm_bytes: int = 948 << 20, ram_bytes: int = 1 << 30, *, board: str = "Raspberry Pi 3B",
-              peripheral_base: int | None = 0x3F000000) -> Figure:
+def alias_map(arm_bytes: int = PI3B.ram_bytes - PI3B.default_gpu_mem, ram_bytes: int = PI3B.ram_bytes, *,
+              board: str = PI3B.name, peripheral_base: int | None = PI3B.peripheral_base) -> Figure:
     """One physical RAM seen through the four bus aliases, with the ARM/VideoCore split.
 
     Each VideoCore row is a window of bus addresses onto the same RAM; its label says how
