@@ -83,9 +83,9 @@ def child(flag: str, op: str, size: int) -> None:
     with GpuBuffer(size, flags) as buf:
         a = buf.array
         print(f"bus 0x{buf.bus_address:08X} phys 0x{buf.phys_address:08X}", file=sys.stderr)
+        from pimem.bench.core import explain_bus_errors   # imported before the marker: its memsets are not the op's
         if os.environ.get("PIMEM_ZVA_MARK"):
             os.getsid(0)   # a marker: zva_gdb.py starts watching here
-        from pimem.bench.core import explain_bus_errors
         exec(OPS[op], {"a": a, "np": np, "host": host, "buf": buf, "explain_bus_errors": explain_bus_errors})
         del a
 
