@@ -17,7 +17,6 @@ import pandas as pd
 
 from .._version import __version__
 from ..exc import MailboxError, UsageError
-from ..firmware.board import read_emulated_machine
 from ..firmware.mailbox import Clock, describe_throttled
 from ..firmware.protocol import Tag
 from ..memory.backend import Backend
@@ -65,7 +64,7 @@ def run_metadata(backend: Backend, kernel: str, options: RunOptions, command: st
     from ..memory.info import system_info
 
     info = system_info(backend)
-    emulated = read_emulated_machine() if backend.name == "pi" else None
+    emulated = info.emulated
     is_pi = backend.name == "pi" and emulated is None
     cpu = cpu_model()
     board = info.revision.describe() if info.revision else None

@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .backend import Backend
-from ..firmware.board import FIRMWARE_RESERVE_MIB, PERIPHERAL_WINDOWS, BoardRevision, decode_revision, read_model_string
+from ..firmware.board import (FIRMWARE_RESERVE_MIB, PERIPHERAL_WINDOWS, BoardRevision, decode_revision,
+                              read_emulated_machine, read_model_string)
 from ..exc import MailboxError, RevisionError
 from ..firmware.mailbox import Clock
 from ..units import MiB
@@ -31,6 +32,7 @@ class SystemInfo:
     machine: str                   # platform.machine() of this process
     pointer_bits: int              # 32 or 64: picks the ioctl number
     is_root: bool
+    emulated: str | None = None    # what emulates this "Pi" (scripts/pi-machine.sh), None on a real one
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -46,7 +48,9 @@ class SystemInfo:
         start, length = PERIPHERAL_WINDOWS.get(self.revision.processor if self.revision else "", (0, 0))
         window = (start, length) if length and vc[0] < start + length and start < vc[0] + vc[1] else None
         board = self.revision.describe() if self.revision else f"unknown revision {self.revision_code:x}"
-        where = "emulated by pimem (no Raspberry Pi attached)" if self.backend.startswith("emulator") else "this Raspberry Pi"
+        where = (f"an emulated machine, {self.emulated}: not a Raspberry Pi" if self.emulated else
+                 "emulated by pimem (no Raspberry Pi attached)" if self.backend.startswith("emulator") else
+                 "this Raspberry Pi")
         return [
             f"Backend:      {self.backend}",
             f"Board:        {board} ({where})",
@@ -112,6 +116,7 @@ def system_info(backend: Backend) -> SystemInfo:
         machine=platform.machine(),
         pointer_bits=struct.calcsize("P") * 8,
         is_root=os.geteuid() == 0,
+        emulated=read_emulated_machine() if backend.name == "pi" else None,
     )
 
 

@@ -150,9 +150,18 @@ def test_a_run_on_the_pi_shaped_machine_says_so_and_is_not_pi_data(backend, monk
     from pimem.bench.data.sidecar import check_meta
     from pimem.bench.benchmarks import RunOptions
 
-    monkeypatch.setattr(machine, "read_emulated_machine", lambda: "qemu-raspi3b")
+    monkeypatch.setattr("pimem.memory.info.read_emulated_machine", lambda: "qemu-raspi3b")
     monkeypatch.setattr(backend, "name", "pi")       # the real mailbox path, answered by a program
     meta = machine.run_metadata(backend, "numpy", RunOptions())
     assert meta["machine"]["is_pi"] is False and meta["machine"]["emulated"] == "qemu-raspi3b"
     assert "emulated machine (qemu-raspi3b), not a Raspberry Pi" in meta["machine"]["description"]
     assert check_meta(meta) == []
+
+
+def test_info_on_the_pi_shaped_machine_does_not_say_this_raspberry_pi(backend, monkeypatch):
+    from pimem.memory.info import system_info
+
+    monkeypatch.setattr("pimem.memory.info.read_emulated_machine", lambda: "qemu-raspi3b")
+    monkeypatch.setattr(backend, "name", "pi")
+    text = "\n".join(system_info(backend).lines())
+    assert "an emulated machine, qemu-raspi3b: not a Raspberry Pi" in text and "this Raspberry Pi" not in text

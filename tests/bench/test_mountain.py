@@ -32,9 +32,7 @@ def test_a_small_mountain_has_every_point_and_counts_the_words_read(backend):
 
 
 def test_a_mountain_on_the_pi_shaped_machine_is_not_pi_data(backend, monkeypatch, tmp_path):
-    from pimem.bench import machine
-
-    monkeypatch.setattr(machine, "read_emulated_machine", lambda: "qemu-raspi3b")
+    monkeypatch.setattr("pimem.memory.info.read_emulated_machine", lambda: "qemu-raspi3b")
     monkeypatch.setattr(backend, "name", "pi")
     frame, meta = mountain(backend, sizes=[4096], strides=[1], iterations=2, progress=False,
                            announce=lambda m: None)
