@@ -86,7 +86,9 @@ def cmd_run_kit(args: argparse.Namespace) -> int:
     from .bench.mountain import load_mountain
     from .exc import DataError
 
-    name = args.name or f"{'pi' if _backend(args).name == 'pi' else 'host'}-{date.today().isoformat()}-kit"
+    from .memory.info import system_info
+
+    name = args.name or f"{'pi' if system_info(_backend(args)).is_pi else 'host'}-{date.today().isoformat()}-kit"
     check_name(name, what="--name")
     folder = Path(args.dir) if args.dir else user_data_dir()
     common = (["--backend", args.backend] if args.backend else []) + (["--performance"] if args.performance else [])

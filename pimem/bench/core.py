@@ -186,7 +186,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "pimem_chase_setup": ([vp, size, size, u64], size),
         "pimem_chase_cycle": ([vp, size], size),
         "pimem_time_chase": ([ctypes.POINTER(vp), u64], u64),
-        "pimem_explain_sigbus": ([ctypes.c_char_p], ctypes.c_int),
+        "pimem_explain_sigbus": ([ctypes.c_char_p, ctypes.c_int], ctypes.c_int),
     }
     for name, (args, res) in sigs.items():
         fn = getattr(lib, name)
@@ -265,9 +265,8 @@ BUS_ERROR_NOTE = (
 def explain_bus_errors() -> bool:
     """Make a SIGBUS print BUS_ERROR_NOTE (and Python's traceback, through faulthandler) before the process
     dies; True when the compiled core's handler is in place (faulthandler alone otherwise)."""
-    import faulthandler
+    from ..memory.device import enable_faulthandler, stderr_fd
 
-    if not faulthandler.is_enabled():
-        faulthandler.enable()
+    enable_faulthandler()
     lib = load()
-    return lib is not None and lib.pimem_explain_sigbus(BUS_ERROR_NOTE.encode()) == 0
+    return lib is not None and lib.pimem_explain_sigbus(BUS_ERROR_NOTE.encode(), stderr_fd()) == 0

@@ -50,12 +50,12 @@ from typing import Callable, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from pimem.exc import UsageError
+from pimem.memory.device import REPEAT_BYTE
 from pimem.memory.device import fill as aligned_fill
 
 __all__ = ["Kernel", "Op", "NumpyKernel", "LibcKernel", "CompiledKernel", "KERNELS", "DEFAULT_KERNEL", "get_kernel"]
 
 _MASK64 = (1 << 64) - 1
-_REPEAT_BYTE = 0x0101010101010101      # value * this = the value in all 8 bytes
 _WORD = np.dtype("<u8")                 # little-endian, so read() is endian-independent
 
 
@@ -247,7 +247,7 @@ class NumpyKernel(_OneShot):
         if flat.nbytes % 8 == 0:
             words = flat.view(np.uint64)
             if words.flags.aligned:                 # the usual case: one uint64 fill
-                word = v * _REPEAT_BYTE
+                word = v * REPEAT_BYTE
                 return Op(partial(words.fill, word), partial(words[:0].fill, word), (words,))
         return Op(partial(aligned_fill, flat, v), partial(aligned_fill, flat[:0], v), (flat,))
 

@@ -54,7 +54,7 @@ class BenchReport:
             "size_bytes": self.size, "iterations": self.options.iterations, "warmup": self.options.warmup,
             "kernel": self.kernel, "statistic": st, "system": self.info.as_dict(),
             # Never let a host measurement pass for a Pi's: the text report says so too.
-            "host_run": self.info.backend.startswith("emulator"),
+            "host_run": not self.info.is_pi,
             "results": [{
                 "benchmark": r.benchmark, "phase": r.phase, "seconds": r.seconds(st),
                 "gb_per_s": r.gb_per_s(st), "gib_per_s": r.gib_per_s(st), "bytes": r.bytes,
@@ -71,7 +71,7 @@ class BenchReport:
 
     def text(self) -> str:
         st = self.statistic
-        emu = self.info.backend.startswith("emulator")
+        emu = not self.info.is_pi
         lines = [
             f"pimem bench: {format_size(self.size)} ({self.size} bytes)",
             "",
@@ -84,7 +84,10 @@ class BenchReport:
             "System",
             *("  " + line for line in self.info.lines()),
         ]
-        if emu:
+        if self.info.emulated:
+            lines += [f"  NOTE: emulated machine ({self.info.emulated}): every figure below is the emulator's,",
+                      "        not a Raspberry Pi's."]
+        elif emu:
             lines += ["  NOTE: host run (emulator backend): the \"GPU\" buffers are host memory; every figure",
                       "        below is a measurement of this host, not of a Raspberry Pi."]
         warning = (self.conditions or {}).get("warning")

@@ -497,8 +497,8 @@ class FirmwareEmulator:
         """
         if self._physical is not None:
             if value is not None:
-                # Whole 1 MiB chunks from page-aligned buffers: memcpy's aligned path, never
-                # memset (whose DC ZVA faults on Device memory).
+                # Whole 1 MiB or page-sized copies from a bytes object (16-byte aligned data, as the
+                # page-aligned mapping): memcpy's aligned path, never memset (DC ZVA faults on Device memory).
                 with self.map_memory(offset, length) as mem:
                     chunk = bytes([value]) * min(length, _CHUNK)
                     for start in range(0, length, _CHUNK):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import faulthandler
 import operator
 import os
 import queue
@@ -21,6 +20,7 @@ import weakref
 import numpy as np
 
 from . import device
+from .device import enable_faulthandler
 from .allocation import HeldAllocation, held_allocations
 from .backend import Backend, get_backend
 from ..exc import BufferClosedError, UsageError, ViewsOutliveBuffer
@@ -110,8 +110,8 @@ class GpuBuffer:
                  backend: Backend | str | None = None, alignment: int = PAGE_SIZE) -> None:
         size, flags, alignment, self.backend = _checked(size, flags, alignment, backend)
         self.backend.require_memory_tags()
-        if self.backend.name == "pi" and not faulthandler.is_enabled():
-            faulthandler.enable()   # a SIGBUS on Device memory shows the Python line that caused it
+        if self.backend.name == "pi":
+            enable_faulthandler()   # a SIGBUS on Device memory shows the Python line that caused it
         _start_releaser()
         wait_for_releases()   # memory that dropped buffers held is given back first
         self.size = size
@@ -179,8 +179,9 @@ class GpuBuffer:
         """Copy ``data``'s bytes into the buffer from ``offset``, at any offset and length, safely on a Pi."""
         try:
             source = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
-        except TypeError:
-            raise UsageError(f"GpuBuffer.write needs bytes or a numpy array, got {type(data).__name__}") from None
+        except (TypeError, ValueError, BufferError):
+            raise UsageError(f"GpuBuffer.write needs bytes or a contiguous numpy array, got {type(data).__name__}"
+                             ) from None
         if not source.flags.c_contiguous:
             source = np.ascontiguousarray(source)
         offset, size = self._range(offset, source.nbytes, "write")

@@ -17,6 +17,8 @@ aligned load or store of its size.
 """
 from __future__ import annotations
 
+import faulthandler
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -26,10 +28,12 @@ from ..exc import UsageError
 #: The body's alignment: the widest access (a 128-bit register) glibc's memcpy makes.
 BODY_ALIGN = 16
 _UINT = {1: np.dtype(np.uint8), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
-_REPEAT_BYTE = 0x0101010101010101
+#: A byte value times this is that byte in all 8 bytes of a word.
+REPEAT_BYTE = 0x0101010101010101
 _CHUNK = 1 << 20   # a copy through a staging buffer goes a MiB at a time
 
-__all__ = ["BODY_ALIGN", "plan", "fill", "copy", "address_of"]
+__all__ = ["BODY_ALIGN", "REPEAT_BYTE", "plan", "fill", "copy", "address_of", "enable_faulthandler",
+           "stderr_fd"]
 
 
 def address_of(array: np.ndarray) -> int:
@@ -74,9 +78,9 @@ def fill(dst: np.ndarray, value: int) -> None:
     value = int(value)
     head, (start, length), tail = plan(address_of(b), b.nbytes)
     for offset, width in head + tail:
-        b[offset:offset + width].view(_UINT[width])[0] = value * (_REPEAT_BYTE >> (8 * (8 - width)))
+        b[offset:offset + width].view(_UINT[width])[0] = value * (REPEAT_BYTE >> (8 * (8 - width)))
     if length:
-        b[start:start + length].view(_UINT[8]).fill(value * _REPEAT_BYTE)
+        b[start:start + length].view(_UINT[8]).fill(value * REPEAT_BYTE)
 
 
 def copy(dst: np.ndarray, src: np.ndarray) -> None:
@@ -89,6 +93,11 @@ def copy(dst: np.ndarray, src: np.ndarray) -> None:
     d, s = _bytes(dst, "dst"), _bytes(src, "src")
     if d.nbytes != s.nbytes:
         raise UsageError(f"copy of {s.nbytes} bytes into {d.nbytes}: give a source the size of the destination")
+    if np.may_share_memory(d, s):
+        # The pieces and the body are not copied in address order: read the source whole first.
+        staged = _staging(s)
+        _copy_agreeing(staged, s)
+        s = staged
     if (address_of(d) - address_of(s)) % BODY_ALIGN == 0:
         _copy_agreeing(d, s)
         return
@@ -117,3 +126,25 @@ def _copy_agreeing(d: np.ndarray, s: np.ndarray) -> None:
         d[offset:offset + width].view(_UINT[width])[0] = s[offset:offset + width].view(_UINT[width])[0]
     if length:
         np.copyto(d[start:start + length], s[start:start + length])
+
+
+def stderr_fd() -> int:
+    """The file descriptor of the real stderr: sys.stderr's where it has one (a Jupyter kernel's
+    is the server's terminal, its fd 2 a pipe that a thread drains), else 2."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2
+
+
+def enable_faulthandler() -> None:
+    """Python's traceback on a fatal signal (a SIGBUS on Device memory), if this process's stderr allows it."""
+    if faulthandler.is_enabled():
+        return
+    try:
+        faulthandler.enable()
+    except (AttributeError, OSError, ValueError, RuntimeError):   # stderr captured or closed
+        try:
+            faulthandler.enable(file=stderr_fd())
+        except (OSError, ValueError, RuntimeError):
+            pass

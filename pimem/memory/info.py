@@ -7,8 +7,8 @@ import struct
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .backend import Backend
-from ..firmware.board import (FIRMWARE_RESERVE_MIB, PERIPHERAL_WINDOWS, BoardRevision, decode_revision,
+from .backend import Backend, mappable_gpu_memory
+from ..firmware.board import (FIRMWARE_RESERVE_MIB, BoardRevision, decode_revision,
                               read_emulated_machine, read_model_string)
 from ..exc import MailboxError, RevisionError
 from ..firmware.mailbox import Clock
@@ -34,6 +34,11 @@ class SystemInfo:
     is_root: bool
     emulated: str | None = None    # what emulates this "Pi" (scripts/pi-machine.sh), None on a real one
 
+    @property
+    def is_pi(self) -> bool:
+        """Measured on a Raspberry Pi: neither pimem's emulator nor an emulated machine."""
+        return not self.backend.startswith("emulator") and not self.emulated
+
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["revision"] = asdict(self.revision) if self.revision else None
@@ -45,8 +50,7 @@ class SystemInfo:
 
     def lines(self) -> list[str]:
         arm, vc = self.arm_memory, self.vc_memory
-        start, length = PERIPHERAL_WINDOWS.get(self.revision.processor if self.revision else "", (0, 0))
-        window = (start, length) if length and vc[0] < start + length and start < vc[0] + vc[1] else None
+        window_note = mappable_gpu_memory(vc[0], vc[1], self.revision)[2]
         board = self.revision.describe() if self.revision else f"unknown revision {self.revision_code:x}"
         where = (f"an emulated machine, {self.emulated}: not a Raspberry Pi" if self.emulated else
                  "emulated by pimem (no Raspberry Pi attached)" if self.backend.startswith("emulator") else
@@ -59,7 +63,7 @@ class SystemInfo:
             f"Firmware:     0x{self.firmware_revision:08X}",
             f"ARM memory:   0x{arm[0]:08X} - 0x{arm[0] + arm[1] - 1:08X} ({arm[1] // MiB} MiB)",
             f"GPU memory:   0x{vc[0]:08X} - 0x{vc[0] + vc[1] - 1:08X} ({vc[1] // MiB} MiB, gpu_mem"
-            + (f"; the ARM sees peripherals, not this memory, from 0x{window[0]:08X})" if window else ")"),
+            + window_note + ")",
             f"GPU heap:     {self.gpu_heap // MiB} MiB lent out, the rest the firmware's own ("
             + ("the firmware's get_mem reloc_total)" if self.gpu_heap_told else
                f"estimated: gpu_mem less {FIRMWARE_RESERVE_MIB} MiB; the firmware did not say)")

@@ -2,8 +2,8 @@
 
 Run on the Pi-shaped machine (memory is meaningful under QEMU even though time is not):
     sudo bash scripts/pi-machine.sh arm64 -- python3 scripts/pi-machine/memory_use.py
-Prints, per notebook, the kernel's peak resident size (VmHWM) after it ran top to bottom, the
-server's resident size with the notebook open, and their sum against the 400 MiB goal (a Pi Zero 2 W
+Prints, per notebook, the kernel's peak resident size (VmHWM) after it ran top to bottom (a kernel of
+its own, as a notebook's), the server's resident size meanwhile, and their sum against the 400 MiB goal (a Pi Zero 2 W
 has 512 MB; a Pi 3B with gpu_mem=128 leaves Linux 896 MB).
 """
 from __future__ import annotations

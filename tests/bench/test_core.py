@@ -206,3 +206,26 @@ def test_without_the_core_a_bus_error_still_shows_a_traceback(tmp_path):
                           timeout=120, cwd=tmp_path, env=env)
     assert done.stdout.split() == ["False"] and done.returncode == -signal.SIGBUS
     assert "Fatal Python error: Bus error" in done.stderr and "pimem: SIGBUS" not in done.stderr
+
+
+_REAL_FAULT = """
+import mmap, os, sys
+from pimem.bench import core
+print(core.explain_bus_errors(), flush=True)
+with open(sys.argv[1], "w+b") as f:
+    f.truncate(4096)
+    m = mmap.mmap(f.fileno(), 4096)
+    f.truncate(0)              # the page behind m is gone: touching it is a real SIGBUS (BUS_ADRERR)
+    m[0]
+print("still alive", flush=True)
+"""
+
+
+@needs_core
+def test_a_real_fault_runs_the_handler_then_dies_of_it(tmp_path):
+    done = subprocess.run([sys.executable, "-c", _REAL_FAULT, str(tmp_path / "shrinks")], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.stdout.split() == ["True"] and done.returncode == -signal.SIGBUS, done.stderr
+    assert "pimem: SIGBUS that is not an alignment fault" in done.stderr and "(address 0x" in done.stderr
+    assert "an alignment fault: on a Raspberry Pi" not in done.stderr      # only BUS_ADRALN is called that
+    assert "Fatal Python error: Bus error" in done.stderr

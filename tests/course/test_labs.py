@@ -392,6 +392,7 @@ WRONG = [
     (labs.check_aligned_pieces, _widest_first, "alignment fault, SIGBUS"),
     (labs.check_aligned_pieces, _one_short, "bytes"),
     (labs.check_aligned_pieces, lambda a, n: [(0, n)], "1, 2, 4 or 8"),
+    (labs.check_aligned_pieces, lambda a, n: _aligned(a, n) + [(n, 1)], "reaches outside"),
     (labs.check_wrong_conversion, lambda: "a", "768 MiB"),
     (labs.check_wrong_conversion, lambda: "b", "page aligned"),
     (labs.check_wrong_conversion, lambda: "c", "range_is_allowed"),   # right on some kernels only

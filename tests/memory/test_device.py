@@ -48,6 +48,15 @@ def test_copy_moves_exactly_the_bytes_whatever_the_alignments(dst_start, src_sta
     assert np.array_equal(dst, want)
 
 
+@pytest.mark.parametrize("dst, src", [(0, 16), (16, 0), (0, 3), (5, 0), (1, 2)])
+def test_an_overlapping_copy_is_a_memmove(dst, src):
+    b = np.arange(100, dtype=np.uint8)
+    want = b.copy()
+    want[dst:dst + 40] = b[src:src + 40].copy()
+    device.copy(b[dst:dst + 40], b[src:src + 40])
+    assert np.array_equal(b, want)
+
+
 def test_a_copy_longer_than_a_staging_chunk_is_whole():
     src = np.arange(3 * (1 << 20) + 5, dtype=np.uint32).view(np.uint8)[3:]
     dst = np.empty(src.nbytes + 1, dtype=np.uint8)[1:]
@@ -79,7 +88,9 @@ def test_gpu_buffer_fill_write_read(backend):
         assert np.array_equal(buf.read(3, data.nbytes).view(np.uint16), data)
         with pytest.raises(UsageError, match="does not fit.*10000-byte"):
             buf.write(b"x" * 10, offset=9995)
-        with pytest.raises(UsageError, match="bytes or a numpy array"):
+        with pytest.raises(UsageError, match="bytes or a contiguous numpy array"):
             buf.write("text")
+        with pytest.raises(UsageError, match="bytes or a contiguous numpy array"):
+            buf.write(memoryview(b"abcdef")[::2])
         with pytest.raises(UsageError, match="offset"):
             buf.read(-1)

@@ -309,36 +309,55 @@ uint64_t pimem_time_chase(void **cursor, uint64_t steps)
  * kill(2) is raised again for the same reason. */
 static char pimem_bus_note[600];
 static size_t pimem_bus_note_len;
+static int pimem_bus_fd = 2;
+static volatile sig_atomic_t pimem_bus_seen;
 static struct sigaction pimem_bus_previous;
 
 static void pimem_on_sigbus(int sig, siginfo_t *info, void *context)
 {
+    static const char other[] = "pimem: SIGBUS that is not an alignment fault (e.g. a mapped file that shrank)";
     char line[64] = " (address 0x";
     size_t n = strlen(line);
     uintptr_t addr = (uintptr_t)info->si_addr;
-    int shift;
+    int shift, ok;
     (void)context;
+    if (pimem_bus_seen) {   /* handlers that chain to each other must not loop: end it the default way */
+        signal(SIGBUS, SIG_DFL);
+        if (info->si_code <= 0)
+            raise(sig);
+        return;
+    }
+    pimem_bus_seen = 1;
     for (shift = (int)(sizeof addr * 8) - 4; shift >= 0; shift -= 4)
         line[n++] = "0123456789abcdef"[(addr >> shift) & 0xF];
     line[n++] = ')';
     line[n++] = '\n';
-    if (write(2, pimem_bus_note, pimem_bus_note_len) < 0 || write(2, line, n) < 0)
-        n = 0;   /* nothing more can be done about a failed write here */
+    if (info->si_code == BUS_ADRALN || info->si_code <= 0)   /* sent by kill(2): say what it would mean */
+        ok = write(pimem_bus_fd, pimem_bus_note, pimem_bus_note_len) >= 0;
+    else
+        ok = write(pimem_bus_fd, other, sizeof other - 1) >= 0;
+    if (ok && info->si_code > 0)   /* si_addr holds a fault address only for a fault */
+        ok = write(pimem_bus_fd, line, n) >= 0;
+    else if (ok)
+        ok = write(pimem_bus_fd, "\n", 1) >= 0;
+    (void)ok;   /* nothing more can be done about a failed write here */
     sigaction(SIGBUS, &pimem_bus_previous, NULL);
     if (info->si_code <= 0)
         raise(sig);
 }
 
-/* Installs the handler once; 0 on success. */
-int pimem_explain_sigbus(const char *note)
+/* Installs the handler (again if another has replaced it), writing to `fd`; 0 on success. */
+int pimem_explain_sigbus(const char *note, int fd)
 {
-    struct sigaction action;
+    struct sigaction action, current;
     size_t n = strlen(note);
-    if (pimem_bus_note_len)
+    if (sigaction(SIGBUS, NULL, &current) == 0 && (current.sa_flags & SA_SIGINFO)
+            && current.sa_sigaction == pimem_on_sigbus)
         return 0;
     if (n > sizeof pimem_bus_note)
         n = sizeof pimem_bus_note;
     memcpy(pimem_bus_note, note, n);
+    pimem_bus_fd = fd;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = pimem_on_sigbus;
     action.sa_flags = SA_SIGINFO;

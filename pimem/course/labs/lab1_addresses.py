@@ -236,6 +236,9 @@ def _piece_problem(pieces: object, address: int, size: int) -> tuple[str, str, i
                 "return e.g. [(0, 1), (1, 2), (3, 1)]", 2)
     covered = 0
     for offset, width in sorted(pieces):
+        if offset < 0 or offset + width > size:
+            return (f"the piece ({offset}, {width}) reaches outside the {size} bytes (offsets 0 to {size - 1})",
+                    "every piece lies inside the range: 0 <= offset and offset + width <= size", 2)
         if width not in (1, 2, 4, 8):
             return (f"an access of {width} bytes: the CPU's loads and stores are 1, 2, 4 or 8 bytes wide",
                     "use only widths 1, 2, 4 and 8", 2)

@@ -65,7 +65,10 @@ def report_provenance(report: Any) -> Source:
     """The source of a ``pimem.bench.report.BenchReport`` measured now."""
     from ...bench.machine import cpu_model
 
-    if report.info.backend.startswith("emulator"):
+    if report.info.emulated:
+        return Source(f"emulated machine ({report.info.emulated}), not a Raspberry Pi: measured now, the emulator's "
+                      "timings")
+    if not report.info.is_pi:
         return Source(f"host run: {cpu_model()} ({report.info.machine}), pimem emulator backend, measured now")
     board = report.info.revision.describe() if report.info.revision else "Raspberry Pi"
     return Source(f"{board}, measured now: pimem pi backend, {report.kernel} kernel", is_pi=True)

@@ -185,7 +185,7 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
     host = axes_info(ax)["host"] if host is None else host
     lo, hi = ax.get_xlim()
     if host:
-        _shade_host_caches(ax, lo, hi)
+        shade_host_caches(ax, lo, hi)
         # A host curve must not sit on a Pi's cache shading: the Pi's sizes become reference marks.
         for size, name in ((b.l1d_bytes, "L1D"), (b.l2_bytes, "L2")):
             if lo < size < hi:
@@ -211,7 +211,7 @@ def cache_regions(ax: Axes, board: str = "pi3b", *, host: bool | None = None) ->
     add_provenance(ax.figure, [note])  # type: ignore[arg-type]
 
 
-def _shade_host_caches(ax: Axes, lo: float, hi: float) -> None:
+def shade_host_caches(ax: Axes, lo: float, hi: float) -> None:
     """Shade the caches of the host that made the data, from its recording's sidecar (sysfs, cpu0)."""
     from ...bench.data import DataError, data_dir, load_recording
 
@@ -379,7 +379,7 @@ def measured_latency_curve(frame: pd.DataFrame, *, title: str | None = None) -> 
     if host:
         # A host's run on the host's own caches only: no Pi size drawn over its curves.
         lo, hi = ax.get_xlim()
-        _shade_host_caches(ax, lo, hi)
+        shade_host_caches(ax, lo, hi)
         ax.set_xlim(lo, hi)
     else:
         cache_regions(ax, "pi3b", host=False)

@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter
 from ...exc import UsageError
 from ...firmware.board import PI3B
 from .. import predict as P
-from .curves import _shade_host_caches, cache_regions, peak_line, summarize_points
+from .curves import shade_host_caches, cache_regions, peak_line, summarize_points
 from .style import (GB, LIVE_RECORDING, MIN_FONT, add_provenance, axes_info, benchmark_style, footer_lines, host_recordings,
                     new_axes, new_figure, place_point_labels, size_axis, sources)
 
@@ -236,7 +236,7 @@ def host_bandwidth(frame: pd.DataFrame, *, benchmarks: Sequence[str] | None = No
     info["host"] = True
     info.setdefault("host_recordings", set()).update(host_recordings(srcs))
     lo, hi = ax.get_xlim()
-    _shade_host_caches(ax, lo, hi)
+    shade_host_caches(ax, lo, hi)
     ax.set_xlim(lo, hi)
     return fig
 
