@@ -86,13 +86,14 @@ def draw_prediction(ax: Axes, pred: P.Prediction, *, scale: float = 1.0) -> Any:
     lo, hi = ax.get_xlim()
     x0, x1 = (max(pred.sizes[0], lo), min(pred.sizes[1], hi)) if pred.sizes else (lo, hi)
     xs = np.array([x0, x1])
-    band = ax.fill_between(xs, pred.low * scale, pred.high * scale, color=colour, alpha=0.16, lw=0,
-                           gid=f"prediction:{pred.key}", zorder=1)
+    hatch = "//" if pred.phase == "total" else None     # a total shares its benchmark's colour with its parts
+    band = ax.fill_between(xs, pred.low * scale, pred.high * scale, facecolor=colour, alpha=0.16, lw=0,
+                           hatch=hatch, edgecolor=colour, gid=f"prediction:{pred.key}", zorder=1)
     for v in (pred.low, pred.high):
         ax.plot(xs, [v * scale] * 2, ls="--", lw=1.3, color=colour, gid=f"prediction-edge:{pred.key}", zorder=2)
     band._pimem_label = pred.label  # type: ignore[attr-defined]
     ax.set_xlim(lo, hi)
-    return Patch(facecolor=colour, alpha=0.35, edgecolor=colour, ls="--",
+    return Patch(facecolor=colour, alpha=0.35, edgecolor=colour, ls="--", hatch=hatch,
                  label=pred.label.replace(f" ({P.NOT_A_MEASUREMENT})", f"\n({P.NOT_A_MEASUREMENT})"),
                  gid=f"prediction-key:{pred.key}")
 
