@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -286,3 +287,86 @@ def predictions_table(preds: Mapping[str, Prediction]) -> pd.DataFrame:
     return pd.DataFrame([{"prediction (not a measurement)": p.what, "band": p.band_text(),
                           "sizes": (f"{format_size(p.sizes[0])} to {format_size(p.sizes[1])}" if p.sizes else ""),
                           "a live run on a Pi 3B tests": p.test} for p in preds.values()])
+
+
+# --- the cache line: a sum with a growing stride ----------------------------------------
+
+#: The Cortex-A53's L1D line (FACTS.md section 3).
+LINE_BYTES = 64
+LINE_SOURCE = "Linux arch/arm/boot/dts/broadcom/bcm2837.dtsi (L1D: 64-byte lines)"
+
+
+def in_cache_read_ns(data: pd.DataFrame | None = None,
+                     recording: str = "cpp-memory-performance-pi3b") -> float:
+    """The published sum loop's fastest time per 8-byte element inside the caches (the loop's own pace), ns."""
+    d = _data(data)
+    rows = d[(d["recording"] == recording) & (d["benchmark"] == "read-host") & (d["kernel"] == "c-gcc")
+             & (d["size_bytes"] >= 1024) & (d["size_bytes"] <= PI3B.l2_bytes // 2)]
+    if rows.empty:
+        raise UsageError(f"data/{recording} has no read-host rows inside the caches")
+    return float(8 / rows["gb_per_s"].max())
+
+
+def line_time(data: pd.DataFrame | None = None) -> Prediction:
+    """The time to bring one 64-byte line from DRAM when a loop streams through memory (ns)."""
+    rc_lo, _rc_hi = cached_dram_read(data)
+    peak = PI3B.peak_bytes_per_s / 1e9
+    lo, hi = LINE_BYTES / peak, LINE_BYTES / rc_lo
+    return Prediction(
+        "line-time", "time per 64-byte line from DRAM", lo, hi, "ns",
+        f"a line is {LINE_BYTES} B; at the SDRAM's peak {peak:.1f} GB/s it takes {LINE_BYTES} / {peak:.1f} = "
+        f"{lo:.1f} ns, at the slowest published sequential sum beyond the L2 ({rc_lo:.3f} GB/s, "
+        f"cpp-memory-performance) {LINE_BYTES} / {rc_lo:.3f} = {hi:.1f} ns. A stride of s bytes uses 8 of "
+        f"every s bytes fetched, so each 8-byte word costs the line time x s / {LINE_BYTES} (never less than "
+        f"the loop's own pace in the caches), and a whole line from s = {LINE_BYTES} B up.",
+        (LINE_SOURCE, "data/cpp-memory-performance-pi3b (github.com/anetczuk/cpp-memory-performance)",
+         PI3B.peak_source),
+        None, "read-host", "read",
+        f"a live stride sweep beyond the L2 should rise with the stride and level off at {LINE_BYTES} B: "
+        f"that is where each word read costs a whole line; a prefetcher can lower the band, not move the knee")
+
+
+def stride_read_ns(data: pd.DataFrame | None, strides: Any) -> tuple[Any, Any]:
+    """(fastest, slowest) predicted ns per 8-byte word read of a sum with ``strides`` (bytes), beyond the L2."""
+    import numpy as np
+
+    t, loop = line_time(data), in_cache_read_ns(data)
+    s = np.minimum(np.asarray(strides, dtype=float), LINE_BYTES) / LINE_BYTES
+    return np.maximum(loop, t.low * s), np.maximum(loop, t.high * s)
+
+
+# --- 06: the three paths side by side -----------------------------------------------------
+
+def three_paths(data: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The three ways to fill memory, side by side: bus bytes, who caches, the cost of reading back, and the
+    original lesson's Pi 3B time at 64 MiB (published). Every number is read from data/ or a prediction here."""
+    d = _data(data)
+    lesson = d[d["recording"] == "original-lesson-pi3b"].set_index(["benchmark", "phase"])
+
+    def row(b: str, p: str) -> pd.Series:
+        if (b, p) not in lesson.index:
+            raise UsageError(f"data/original-lesson-pi3b has no {b}/{p} row")
+        return lesson.loc[(b, p)]
+
+    base, total, zc = row("baseline", "fill"), row("standard", "total"), row("zerocopy", "write")
+    rc_lo, rc_hi = cached_dram_read(d)
+    unc = uncached_read(d)
+    qmkl = published(d, "qmkl-pi3", "read-direct", "read")
+    cached = f"cached read, {rc_lo:.2f}-{rc_hi:.2f} GB/s beyond the L2 (published sum)"
+    return pd.DataFrame([
+        {"path": "cached fill (the baseline)", "the GPU can read the result": "no",
+         "bus bytes per byte": base["bus_bytes"] / base["bytes"],
+         "cached for the ARM": "yes", "reading it back from the CPU": cached,
+         "Pi 3B, 64 MiB, ms (original lesson)": base["seconds"] * 1e3},
+        {"path": "fill, then copy (standard)", "the GPU can read the result": "yes",
+         "bus bytes per byte": total["bus_bytes"] / total["bytes"],
+         "cached for the ARM": "the host buffer yes, the GPU buffer no",
+         "reading it back from the CPU": cached + ", from the host buffer",
+         "Pi 3B, 64 MiB, ms (original lesson)": total["seconds"] * 1e3},
+        {"path": "direct write (zero-copy)", "the GPU can read the result": "yes",
+         "bus bytes per byte": zc["bus_bytes"] / zc["bytes"],
+         "cached for the ARM": "no (mapped uncached)",
+         "reading it back from the CPU": (f"uncached read, {unc.band_text()} predicted; qmkl measured "
+                                          f"{qmkl.value * 1e3:.0f} MB/s"),
+         "Pi 3B, 64 MiB, ms (original lesson)": zc["seconds"] * 1e3},
+    ])

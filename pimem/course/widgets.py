@@ -38,7 +38,8 @@ from ..units import MiB, format_size
 #: (done, total, what is running) -> None: a live measurement's progress.
 Progress = Callable[[int, int, str], None]
 
-DEFAULT_RECORDING = "host-2026-12-02-libc"
+#: The host recording drawn in recorded mode: pimem's compiled C loop, no overhead-bound point.
+DEFAULT_RECORDING = plots.HOST_RECORDING
 #: The CSS class of an explorer's mode line (pimem.course.html rewrites it for a page without a kernel).
 MODE_LINE_CLASS = "pimem-mode"
 #: What the mode line says in a page with no kernel behind it (the HTML edition).

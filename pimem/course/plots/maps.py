@@ -100,6 +100,31 @@ def _mountain_title(meta: Mapping[str, Any], view: str) -> str:
     return host_title(f"Memory mountain ({meta.get('buffer_kind', 'host')} memory), {view}", host)
 
 
+def mountain_levels(frame: pd.DataFrame, meta: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    """The ridges of a mountain: (name, first size, last size) of each cache level and of the memory beyond.
+
+    A level's ridge is the working sets that fit in it and not in the level below; the caches come from the
+    recording's sidecar (a host's own, from sysfs), or a Pi 3B's documented L1 and L2 for a Pi run.
+    """
+    machine = meta.get("machine", {})
+    caches = sorted({(int(c["level"]), int(c["bytes"])) for c in machine.get("caches", [])
+                     if c.get("type") != "Instruction"})
+    if not caches and machine.get("is_pi"):
+        caches = [(1, PI3B.l1d_bytes), (2, PI3B.l2_bytes)]
+    sizes = sorted(int(v) for v in frame["size_bytes"].unique())
+    out: list[tuple[str, int, int]] = []
+    below = 0
+    for level, nbytes in caches:
+        inside = [v for v in sizes if below < v <= nbytes]
+        if inside:
+            out.append((f"L{level}", inside[0], inside[-1]))
+        below = nbytes
+    beyond = [v for v in sizes if v > below]
+    if beyond:
+        out.append(("DRAM", beyond[0], beyond[-1]))
+    return out
+
+
 def mountain_heatmap(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
     """The mountain from above: read GB/s for each working-set size (x) and stride (y)."""
     sizes, strides, gbps = _mountain_grid(frame)
@@ -111,7 +136,13 @@ def mountain_heatmap(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
     ax.set_xlabel("working set (bytes read over and over)")
     ax.set_ylabel("stride (8-byte words)")
     fig.colorbar(mesh, ax=ax, label="read bandwidth, GB/s (10^9 B/s)")
-    ax.set_title(_mountain_title(meta, "heat map"))
+    for name, first, last in mountain_levels(frame, meta):
+        i0, i1 = list(sizes).index(first), list(sizes).index(last) + 1
+        if i1 < len(sizes):
+            ax.axvline(i1, color="w", lw=1.5, ls="--", gid=f"ridge-edge:{name}")
+        ax.text((i0 + i1) / 2, len(strides) + 0.15, f"{name} ridge", ha="center", va="bottom", fontsize=9,
+                gid=f"ridge:{name}")
+    ax.set_title(_mountain_title(meta, "heat map"), pad=18)
     add_provenance(fig, [f"{meta.get('machine', {}).get('description', 'machine not recorded')}",
                          "bytes counted: the 8-byte words read (CS:APP's convention); median of the timed regions"])
     return fig
@@ -123,12 +154,19 @@ def mountain_surface(frame: pd.DataFrame, meta: Mapping[str, Any]) -> Figure:
     fig = new_figure((8.0, 5.6))
     ax = fig.add_subplot(projection="3d")
     x, y = np.meshgrid(np.log2(sizes), strides)
-    ax.plot_surface(x, y, gbps, cmap="viridis", edgecolor="0.3", linewidth=0.2)
+    ax.plot_surface(x, y, gbps, cmap="viridis", edgecolor="0.3", linewidth=0.2, alpha=0.9)
+    top = float(np.nanmax(gbps))
+    for name, first, last in mountain_levels(frame, meta):
+        cols = [i for i, v in enumerate(sizes) if first <= v <= last]
+        mid = np.log2(sizes[cols]).mean()
+        z = float(np.nanmax(gbps[0, cols]))     # the ridge's crest, at stride 1
+        ax.text(mid, strides[0], z + 0.08 * top, f"{name} ridge", ha="center", fontsize=9, zorder=10,
+                gid=f"ridge:{name}", bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="0.6", alpha=0.85))
     ax.set_xticks(np.log2(sizes)[::2], [size_label(v) for v in sizes[::2]], fontsize=MIN_FONT)
     ax.set_xlabel("working set", fontsize=8)
     ax.set_ylabel("stride (words)", fontsize=8)
     ax.set_zlabel("read GB/s", fontsize=8)
-    ax.view_init(elev=25, azim=-130)
+    ax.view_init(elev=22, azim=-62)    # from the small strides: the ridges face the reader, large sets to the right
     ax.set_title(_mountain_title(meta, "surface"), fontsize=10)
     add_provenance(fig, [f"{meta.get('machine', {}).get('description', 'machine not recorded')}"])
     return fig

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
@@ -85,13 +86,14 @@ def draw_prediction(ax: Axes, pred: P.Prediction, *, scale: float = 1.0) -> Any:
     lo, hi = ax.get_xlim()
     x0, x1 = (max(pred.sizes[0], lo), min(pred.sizes[1], hi)) if pred.sizes else (lo, hi)
     xs = np.array([x0, x1])
-    band = ax.fill_between(xs, pred.low * scale, pred.high * scale, color=colour, alpha=0.16, lw=0,
-                           gid=f"prediction:{pred.key}", zorder=1)
+    hatch = "//" if pred.phase == "total" else None     # a total shares its benchmark's colour with its parts
+    band = ax.fill_between(xs, pred.low * scale, pred.high * scale, facecolor=colour, alpha=0.16, lw=0,
+                           hatch=hatch, edgecolor=colour, gid=f"prediction:{pred.key}", zorder=1)
     for v in (pred.low, pred.high):
         ax.plot(xs, [v * scale] * 2, ls="--", lw=1.3, color=colour, gid=f"prediction-edge:{pred.key}", zorder=2)
     band._pimem_label = pred.label  # type: ignore[attr-defined]
     ax.set_xlim(lo, hi)
-    return Patch(facecolor=colour, alpha=0.35, edgecolor=colour, ls="--",
+    return Patch(facecolor=colour, alpha=0.35, edgecolor=colour, ls="--", hatch=hatch,
                  label=pred.label.replace(f" ({P.NOT_A_MEASUREMENT})", f"\n({P.NOT_A_MEASUREMENT})"),
                  gid=f"prediction-key:{pred.key}")
 
@@ -416,6 +418,103 @@ def zero_copy_payoff(data: pd.DataFrame | None = None, size: int = 64 << 20) -> 
     return fig
 
 
-__all__ = ["HOST_RECORDING", "PI3_RECORDINGS", "SERIES", "WORDS", "demand_ceiling_achieved", "draw_prediction",
-           "generations_in_cycles", "host_bandwidth", "pi_bandwidth", "plain_label", "what_words",
+# --- 01: the cache line -------------------------------------------------------------------
+
+#: The strides a cache-line figure draws, bytes.
+STRIDES = (8, 16, 24, 32, 48, 64, 96, 128, 256, 512)
+
+
+def _stride_axes(ax: Axes, strides: Sequence[int], line: int = P.LINE_BYTES) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(list(strides), [f"{s}" for s in strides])
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _pos: f"{v:g}" if str(f"{v:g}")[0] in "2356" else ""))
+    ax.set_xlabel("stride: bytes from one word read to the next (log scale)")
+    ax.set_ylabel("time per 8-byte word read, ns (log scale)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.axvline(line, color="k", ls=":", lw=1.2, gid="line-size")
+
+
+def cache_line_stride(data: pd.DataFrame | None = None, *, live: pd.DataFrame | None = None) -> Figure:
+    """A Pi 3B summing every s-th byte of a buffer beyond the L2: ns per word read against the stride.
+
+    The band is a prediction (``predict.stride_read_ns``): the time per word grows with the stride until the
+    stride reaches the 64-byte line, then each word costs a whole line. The one published point is the
+    sequential sum (stride 8 B) of cpp-memory-performance beyond the L2. ``live``: ns per word measured on a
+    Pi (columns stride_bytes, ns), drawn over the band.
+    """
+    if data is None:
+        from ...bench.data import load_all
+
+        data = load_all()
+    t = P.line_time(data)
+    xs = np.array([8, 16, 32, 64, 128, 256, 512], dtype=float)
+    lo, hi = P.stride_read_ns(data, xs)
+    fig, ax = new_axes(None, (10.0, 5.0))
+    colour = benchmark_style("read-host")[0]
+    ax.fill_between(xs, lo, hi, color=colour, alpha=0.16, lw=0, gid="prediction:stride")
+    ax.plot(xs, lo, "--", color=colour, lw=1.3, gid="prediction-edge:stride")
+    ax.plot(xs, hi, "--", color=colour, lw=1.3, gid="prediction-edge:stride")
+    handles: list[Any] = [Patch(facecolor=colour, alpha=0.35, edgecolor=colour, ls="--",
+                                label=f"Pi 3B, sum with a stride, beyond the L2\n({P.NOT_A_MEASUREMENT})")]
+    rows = data[(data["recording"] == "cpp-memory-performance-pi3b") & (data["kernel"] == "c-gcc")
+                & (data["size_bytes"] >= P.BEYOND_L2[0])]
+    lines = []
+    if not rows.empty:
+        ns = 8 / rows["gb_per_s"]
+        pt, = ax.plot([8], [float(ns.median())], "o", ms=8, color=colour, mec="k", zorder=5, gid="pi:stride-8",
+                      label=f"Pi 3B, cpp-memory-performance sum, stride 8 B,\nbeyond the L2: "
+                            f"{ns.min():.2f}-{ns.max():.2f} ns (published)")
+        handles.append(pt)
+        lines.append("published: data/cpp-memory-performance-pi3b, sizes 1 MiB to 300 MiB, gcc build, best of "
+                     "repeats (github.com/anetczuk/cpp-memory-performance, doc/measurements/rpi3)")
+    if live is not None and not live.empty:
+        ln, = ax.plot(live["stride_bytes"], live["ns"], "o-", color=colour, mec="k", lw=2.2, zorder=6,
+                      gid="live:stride", label="this Pi, sum with a stride (measured now)")
+        handles.append(ln)
+    _stride_axes(ax, [int(x) for x in xs])
+    handles.append(Line2D([], [], color="k", ls=":", lw=1.2,
+                          label=f"the Pi 3B's cache line, {P.LINE_BYTES} B (bcm2837.dtsi)"))
+    ax.set_ylim(2, 80)
+    ax.set_title("Raspberry Pi 3B: one word every s bytes costs more until s reaches the 64-byte line")
+    ax.legend(handles=handles, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(right=0.64)
+    _fit_footer(fig, lines + [t.footer_line()], 3.6)
+    return fig
+
+
+def host_cache_line(hill: pd.DataFrame, meta: Any, size: int | None = None) -> Figure:
+    """This computer's stride sum, from its memory-mountain recording at one working set (the largest)."""
+    if meta.get("machine", {}).get("is_pi", False):
+        raise UsageError("host_cache_line draws this computer's mountain; a Pi's goes in cache_line_stride")
+    size = int(hill["size_bytes"].max()) if size is None else size
+    rows = hill[hill["size_bytes"] == size].sort_values("stride_words")
+    if rows.empty:
+        raise UsageError(f"the mountain has no working set of {size} bytes")
+    strides = (rows["stride_words"] * 8).astype(int).tolist()
+    caches = [c for c in meta.get("machine", {}).get("caches", []) if c.get("type") != "Instruction"]
+    holder = next((c for c in sorted(caches, key=lambda c: c["bytes"]) if size <= c["bytes"]), None)
+    where = f"inside its L{holder['level']}" if holder else "beyond its caches"
+    fig, ax = new_axes(None, (10.0, 4.6))
+    colour = benchmark_style("read-host")[0]
+    ax.plot(strides, 8 / rows["gb_per_s"], "o-", color=colour, mec="k", lw=1.6, gid="host:stride",
+            label=f"this computer, sum with a stride,\n{size >> 20} MiB working set, {where} (measured)")
+    _stride_axes(ax, [x for x in strides if x in STRIDES or x == strides[-1]])
+    handles = ax.get_legend_handles_labels()[0] + [Line2D([], [], color="k", ls=":", lw=1.2,
+                                                             label="64 B, the Pi 3B's line size")]
+    ax.set_title("On this computer (a host run, not a Pi): a sum with a growing stride")
+    ax.legend(handles=handles, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.subplots_adjust(right=0.64)
+    caches = ", ".join(f"L{c['level']} {c['bytes'] >> 10} KiB" for c in caches)
+    _fit_footer(fig, [f"host run: {meta.get('machine', {}).get('description', 'machine not recorded')}"
+                      f" ({caches}); data/mountain, {meta.get('created', '')[:10]}",
+                      "ns per word = 8 B / the mountain's GB/s (the words read, CS:APP's convention); median of "
+                      "the timed regions"], 3.2)
+    return fig
+
+
+__all__ = ["HOST_RECORDING", "PI3_RECORDINGS", "SERIES", "STRIDES", "WORDS", "cache_line_stride",
+           "demand_ceiling_achieved", "draw_prediction", "generations_in_cycles", "host_cache_line", "host_bandwidth", "pi_bandwidth", "plain_label", "what_words",
            "zero_copy_payoff"]
