@@ -303,12 +303,12 @@ def test_generations_figure_has_every_model_with_its_source():
     from pimem.bench.data import list_recordings
 
     recs = [r for r in list_recordings() if r.name.startswith("tinymembench-")]
-    fig = plots.memory_wall_generations(recs)
-    left, right = fig.axes
+    fig = plots.generations_in_cycles(recs)
+    left, right = fig.axes[:2]
     boards = {ln.get_gid().split(":", 1)[1] for ln in left.get_lines()}
     assert {"Raspberry Pi 3B", "Raspberry Pi 3B+", "Raspberry Pi 5", "Raspberry Pi 1 Model B"} <= boards
     pi3b = next(ln for ln in left.get_lines() if ln.get_gid() == "bandwidth:Raspberry Pi 3B")
-    assert pi3b.get_data()[0][0] == pytest.approx(4.8) and pi3b.get_data()[1][0] == pytest.approx(1.705)
+    assert pi3b.get_data()[0][0] == pytest.approx(4.8) and pi3b.get_data()[1][0] == pytest.approx(1.705 / 4.8)
     footer = plots.footer_text(fig)
     assert all(f"sbc-bench {code}" in footer for code in ("4hOp", "1iI5", "3E7U", "4JAv"))
 
@@ -476,7 +476,7 @@ def test_the_course_comparison_places_single_published_figures_not_sweeps():
 def test_generation_labels_do_not_overlap_and_stay_inside():
     from pimem.bench.data import list_recordings
 
-    fig = plots.memory_wall_generations([r for r in list_recordings() if r.name.startswith("tinymembench-")])
+    fig = plots.generations_in_cycles([r for r in list_recordings() if r.name.startswith("tinymembench-")])
     for ax in fig.axes:
         assert_apart_and_inside(fig, [t for t in ax.texts if isinstance(t, Annotation)])
 
@@ -494,7 +494,7 @@ def footer_figures() -> list[Figure]:
             plots.published_comparison(d[d.recording == "host-2026-12-02-libc"]),
             plots.latency_curve(d[d.recording == "tinymembench-pi3b"]),
             plots.measured_latency_curve(d[d.recording == "host-2026-12-02-c-loop"]),
-            plots.memory_wall_generations([r for r in list_recordings() if r.name.startswith("tinymembench-")]),
+            plots.generations_in_cycles([r for r in list_recordings() if r.name.startswith("tinymembench-")]),
             plots.alias_map()]
 
 

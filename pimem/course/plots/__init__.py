@@ -5,7 +5,7 @@ Modules by job: ``style`` (colours, markers, fonts, footer, axes), ``curves``, `
 from __future__ import annotations
 
 from .classes import PUBLISHED_MARKERS, class_panels
-from .compare import course_published, memory_wall_generations, published_comparison, report_bars, report_provenance
+from .compare import course_published, published_comparison, report_bars, report_provenance
 from .curves import (BOARDS, BoardFacts, bandwidth_curve, cache_regions, latency_curve, measured_latency_curve,
                      peak_line, summarize_points)
 from .pi import (HOST_RECORDING, PI3_RECORDINGS, SERIES, cache_line_stride, demand_ceiling_achieved,
@@ -27,7 +27,7 @@ __all__ = [
     "BOARDS", "BoardFacts", "bandwidth_curve", "cache_regions", "latency_curve", "measured_latency_curve",
     "peak_line", "summarize_points",
     # compare
-    "course_published", "memory_wall_generations", "published_comparison", "report_bars", "report_provenance",
+    "course_published", "published_comparison", "report_bars", "report_provenance",
     # classes
     "PUBLISHED_MARKERS", "class_panels",
     # pi

@@ -18,8 +18,8 @@ from ...paths import pimem_command
 from ...exc import UsageError
 from .curves import summarize_points
 from .style import (BENCHMARK_STYLES, FOOTER_FONT, GB, MIN_FONT, STATISTICS, Source, add_provenance, axes_info,
-                    benchmark_style, footer_lines, host_title, keep_labels_inside, new_axes, new_figure,
-                    place_point_labels, size_label, sources)
+                    benchmark_style, footer_lines, host_title, keep_labels_inside, new_axes, size_label,
+                    sources)
 
 
 # --- bars ------------------------------------------------------------------------
@@ -338,54 +338,3 @@ def published_comparison(run: pd.DataFrame | None = None, published: pd.DataFram
     return fig
 
 
-# --- the memory wall across Pi generations ---------------------------------------
-
-def memory_wall_generations(recordings: Sequence[Any]) -> Figure:
-    """Across Raspberry Pi models: CPU clock x cores against DRAM bandwidth (memset) and latency (64 MiB).
-
-    ``recordings`` are pimem.bench.data Recordings of published board runs (tinymembench-*), each
-    with a memset row and a latency table; every point is labelled with its board and the
-    footer names its source.
-    """
-    points = []
-    for r in recordings:
-        f, m = r.frame, r.meta["machine"]
-        memset = f[(f.benchmark == "baseline") & (f.kernel == "libc")]
-        far = f[(f.benchmark == "latency-single") & (f.size_bytes == f[f.phase == "latency"].size_bytes.max())]
-        if not r.is_pi or memset.empty or far.empty or not m.get("cpu_mhz") or not m.get("cores"):
-            raise UsageError(f"{r.name}: needs a board run with a memset row, a latency table, cpu_mhz and cores")
-        points.append((m["cpu_mhz"] * m["cores"] / 1000, float(memset.gb_per_s.iloc[0]),
-                       float(far.seconds.iloc[0]) * 1e9, m["board"], r.provenance()))
-    points.sort()
-    fig, (left, right) = _two_axes()
-    (bcol, bmark), (lcol, lmark) = benchmark_style("baseline"), benchmark_style("latency-single")
-    labels: list[Any] = []
-    for i, (x, gbs, ns, board, _) in enumerate(points):
-        short = board.replace("Raspberry Pi ", "")
-        offset = (4, 4 if i % 2 else -10)   # alternate above and below: neighbours sit close
-        left.plot(x, gbs, bmark, color=bcol, gid=f"bandwidth:{board}")
-        labels.append(left.annotate(short, (x, gbs), fontsize=MIN_FONT, xytext=offset, textcoords="offset points",
-                                    gid=f"point-label:bandwidth:{board}"))
-        right.plot(x, ns, lmark, color=lcol, gid=f"latency:{board}")
-        labels.append(right.annotate(short, (x, ns), fontsize=MIN_FONT, xytext=offset, textcoords="offset points",
-                                     gid=f"point-label:latency:{board}"))
-    left.set_ylabel("DRAM fill bandwidth, memset (GB/s)")
-    right.set_ylabel("random read at 64 MiB (ns beyond L1)")
-    for ax in (left, right):
-        ax.set_xlabel("CPU clock x cores (GHz)")
-        ax.grid(alpha=0.3)
-    left.set_title("DRAM bandwidth", fontsize=10)
-    right.set_title("DRAM latency", fontsize=10)
-    fig.suptitle("The memory wall across Raspberry Pi generations (published tinymembench runs)")
-    for ax in (left, right):
-        ax.margins(x=0.1, y=0.15)
-    add_provenance(fig, [f"{board}: {prov}" for _, _, _, board, prov in points])
-    fig.subplots_adjust(wspace=0.3, top=1 - 0.8 / fig.get_figheight(), left=0.07, right=0.98)
-    place_point_labels(fig, labels)
-    return fig
-
-
-def _two_axes() -> tuple[Figure, tuple[Axes, Axes]]:
-    fig = new_figure((11.0, 6.4))
-    left, right = fig.subplots(1, 2)
-    return fig, (left, right)

@@ -71,6 +71,16 @@ def _series_label(key: tuple[str, str, str, str], multi: Mapping[str, bool]) -> 
 
 # --- the curve -------------------------------------------------------------------
 
+def select_rows(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None,
+                phases: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of these benchmarks and phases (None: all of them)."""
+    if benchmarks is not None:
+        frame = frame[frame["benchmark"].isin(list(benchmarks))]
+    if phases is not None:
+        frame = frame[frame["phase"].isin(list(phases))]
+    return frame
+
+
 def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None,
                     phases: Sequence[str] | None = None, statistic: str = "median", ax: Axes | None = None,
                     title: str | None = None, *, provenance: str | Source | None = None, logy: bool = False,
@@ -86,11 +96,7 @@ def bandwidth_curve(frame: pd.DataFrame, benchmarks: Sequence[str] | None = None
     figures (one statistic, no samples). Failed points are left out.
     """
     sources(frame, provenance)  # fail early when the data's origin is unknown
-    f = frame
-    if benchmarks is not None:
-        f = f[f["benchmark"].isin(list(benchmarks))]
-    if phases is not None:
-        f = f[f["phase"].isin(list(phases))]
+    f = select_rows(frame, benchmarks, phases)
     if f.empty:
         raise UsageError(f"nothing to draw: no rows for benchmarks={benchmarks!r}, phases={phases!r}; "
                          f"the frame holds: {', '.join(sorted(frame['benchmark'].unique()))}")

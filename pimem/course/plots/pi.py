@@ -21,7 +21,7 @@ from matplotlib.ticker import FuncFormatter
 from ...exc import UsageError
 from ...firmware.board import PI3B
 from .. import predict as P
-from .curves import shade_host_caches, cache_regions, peak_line, summarize_points
+from .curves import cache_regions, peak_line, select_rows, shade_host_caches, summarize_points
 from .style import (GB, LIVE_RECORDING, MIN_FONT, add_provenance, axes_info, benchmark_style, footer_lines, host_recordings,
                     new_axes, new_figure, place_point_labels, size_axis, sources)
 
@@ -204,11 +204,7 @@ def host_bandwidth(frame: pd.DataFrame, *, benchmarks: Sequence[str] | None = No
     """
     from .curves import bandwidth_curve
 
-    f = frame
-    if benchmarks is not None:
-        f = f[f["benchmark"].isin(list(benchmarks))]
-    if phases is not None:
-        f = f[f["phase"].isin(list(phases))]
+    f = select_rows(frame, benchmarks, phases)
     if f.empty:
         raise UsageError("no host rows to draw for these benchmarks and phases")
     srcs = sources(f)
