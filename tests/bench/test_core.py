@@ -1,6 +1,7 @@
 """The compiled timing core: where it is built, what it refuses, and the fallback without a compiler."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -229,3 +230,31 @@ def test_a_real_fault_runs_the_handler_then_dies_of_it(tmp_path):
     assert "pimem: SIGBUS that is not an alignment fault" in done.stderr and "(address 0x" in done.stderr
     assert "an alignment fault: on a Raspberry Pi" not in done.stderr      # only BUS_ADRALN is called that
     assert "Fatal Python error: Bus error" in done.stderr
+
+
+@needs_core
+def test_in_a_jupyter_kernel_the_note_reaches_the_terminal_jupyter_runs_in(tmp_path):
+    # ipykernel points fd 2 at a pipe a thread drains; the note must go to the real stderr instead.
+    driver = """
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+nb = nbformat.v4.new_notebook()
+nb.cells = [nbformat.v4.new_code_cell("from pimem.bench.core import explain_bus_errors; explain_bus_errors()"),
+            nbformat.v4.new_code_cell("import signal; signal.raise_signal(signal.SIGBUS)")]
+try:
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+except DeadKernelError:
+    print("the kernel died")
+"""
+    pytest.importorskip("nbclient")
+    spec = tmp_path / "kernels" / "python3"      # a kernel of this Python, whatever kernels the machine has
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "this Python", "language": "python"}))
+    env = {**os.environ, "JUPYTER_PATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                          env=env)
+    assert "the kernel died" in done.stdout, done.stderr[-2000:]
+    assert "pimem: SIGBUS, an alignment fault" in done.stderr
