@@ -30,7 +30,7 @@ byte changes it (a change of ``d`` in byte ``k`` of a word adds
 ``d * 256**k``, which is never 0 modulo 2**64 for ``0 < |d| < 256``).
 
 On a 64-bit Pi OS (aarch64) a /dev/mem mapping of GPU memory is Device
-memory (FACTS section 2, an inference). There, glibc ``memset`` of 0 uses
+memory (an inference from Linux drivers/char/mem.c). There, glibc ``memset`` of 0 uses
 ``DC ZVA`` and ``memset``/``memcpy`` use overlapping unaligned stores for
 sizes that are not multiples of 16; either raises SIGBUS, which kills the
 process (ARM ARM on DC ZVA to Device memory; Qiita ikwzm/3216f907ff8fc41866c4;

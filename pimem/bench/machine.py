@@ -117,7 +117,7 @@ class RunConditions:
     """The CPU's state at one moment of a run: what decides whether its times are the board's best.
 
     An idle Pi 3B runs at 600 MHz under the ondemand governor and ramps to 1200 under load; the
-    firmware lowers the clock when it is hot or under-powered (FACTS.md: clocks at idle, throttling).
+    firmware lowers the clock when it is hot or under-powered (raspberrypi/documentation config_txt/overclocking.adoc).
     """
 
     governor: str | None            #: cpu0's cpufreq governor (sysfs)

@@ -23,7 +23,7 @@ from ..firmware.board import PI3B
 #: Not a prediction: the words every prediction's label carries.
 NOT_A_MEASUREMENT = "prediction, not a measurement"
 
-#: The Pi 3B's ARM cores and clock (FACTS.md section 3).
+#: The Pi 3B's ARM cores and clock (raspberrypi/documentation, processors/bcm2837.adoc: 4 x A53 at 1.2 GHz).
 CPU_CORES = 4
 CPU_MHZ = 1200
 CPU_SOURCE = ("raspberrypi/documentation processors/bcm2837.adoc (4 x Cortex-A53), "
@@ -182,7 +182,7 @@ def zerocopy_write(data: pd.DataFrame | None = None) -> Prediction:
         "zerocopy-write", "direct (uncached) write, any size", lo, hi, "GB/s",
         f"from qmkl's memset of a DIRECT buffer on a Pi 3 (4 MiB, one shot: {_gb(qmkl.value)}) to the original "
         f"lesson's zero-copy write (64 MiB, mean of 5: {_gb(lesson.value)}); the buffer is mapped uncached "
-        f"(FACTS.md section 2, an inference from the kernel source), so no cache can hold it and the rate "
+        f"(an inference from the kernel source: Linux maps /dev/mem outside System RAM non-cached, drivers/char/mem.c), so no cache can hold it and the rate "
         f"should not depend on the size.",
         (qmkl.source + " (github.com/Idein/qmkl/pull/35)", lesson.source),
         ALL_SIZES, "zerocopy", "write",
@@ -291,7 +291,7 @@ def predictions_table(preds: Mapping[str, Prediction]) -> pd.DataFrame:
 
 # --- the cache line: a sum with a growing stride ----------------------------------------
 
-#: The Cortex-A53's L1D line (FACTS.md section 3).
+#: The Cortex-A53's L1D line.
 LINE_BYTES = 64
 LINE_SOURCE = "Linux arch/arm/boot/dts/broadcom/bcm2837.dtsi (L1D: 64-byte lines)"
 

@@ -33,7 +33,7 @@ FIRMWARE_RESERVE_MIB = 20
 
 @dataclass(frozen=True)
 class BoardFacts:
-    """A board's memory system, each figure from its primary source (FACTS.md section 3)."""
+    """A board's memory system, each figure from its primary source (the *_source fields)."""
 
     name: str
     l1d_bytes: int          #: L1 data cache per core

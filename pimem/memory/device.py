@@ -1,9 +1,9 @@
 """Device memory: how to touch a GPU buffer without faulting.
 
 On a Pi the kernel maps GPU memory through /dev/mem as Device-nGnRnE (64-bit) or
-Strongly-ordered (32-bit) memory, not Normal memory (FACTS.md, "Two kinds of uncached on
-ARM"). There an access that is not aligned to its own size raises an alignment fault, and
-so does ``DC ZVA``, the cache-line zeroing glibc's aarch64 ``memset(p, 0, n)`` uses above
+Strongly-ordered (32-bit) memory, not Normal memory (Linux drivers/char/mem.c maps /dev/mem
+outside System RAM non-cached; Arm ARM, "Device memory"). There an access that is not aligned
+to its own size raises an alignment fault, and so does ``DC ZVA``, the cache-line zeroing glibc's aarch64 ``memset(p, 0, n)`` uses above
 128 bytes; the kernel turns either into SIGBUS, which kills the process. numpy does not
 know: ``a[1:4097] = 3``, ``a[1:4097].copy()`` and ``a[:] = 0`` on ``GpuBuffer.array`` reach
 such accesses (measured on QEMU's raspi3b/raspi2b machines, scripts/pi-machine/README.md).

@@ -62,7 +62,7 @@ SERIES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
     "uncached-read": ((("read-direct", "read"),), ("uncached-read",)),
 }
 #: Published rows a by-size figure leaves out: qmkl's host memset was timed with its first page faults
-#: (FACTS.md section 4); tinymembench's C fill sits on its memset (1705.4 against 1705.0 MB/s); the
+#: (the qmkl-pi3 recording's notes); tinymembench's C fill sits on its memset (1705.4 against 1705.0 MB/s); the
 #: clang build of the sweep repeats the gcc one.
 LEFT_OUT = {("qmkl-pi3", "baseline", "libc"), ("tinymembench-pi3b", "baseline", "c-fill"),
             ("cpp-memory-performance-pi3b", "read-host", "c-clang")}
