@@ -1,6 +1,7 @@
-"""Side-by-side figures: report bars, published figures beside a run, the memory wall across Pi generations."""
+"""Side-by-side figures: report bars, and published figures beside a run."""
 from __future__ import annotations
 
+import math
 import os
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -271,9 +272,18 @@ def _draw_comparison(ax: Axes, entries: Mapping[tuple[str, str], list[_Point]], 
     ax.set_xscale("log")
     ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(_plain_minor))   # 0.2, 0.5, 2, 5 rather than 2x10^-1
     ax.set_xlabel("bandwidth, GB/s (10^9 bytes/s; log scale; a copy counts its bytes once)")
     ax.grid(True, axis="x", which="both", alpha=0.3)
     return labels
+
+
+def _plain_minor(value: float, _pos: int) -> str:
+    """A log axis's minor tick as a plain number, only at 2 and 5 times a power of ten."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return f"{value:g}" if round(mantissa, 6) in (2.0, 5.0) else ""
 
 
 def _comparison_legend(ax: Axes, entries: Mapping[Any, list[_Point]], run_label: str | None) -> None:
