@@ -27,20 +27,25 @@ def status_mib(pid: int, field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, wait_s: float) -> subprocess.Popen:
+    log = open("/tmp/memory_use-jupyterlab.log", "w+b")
     server = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
                                f"--port={port}", "--IdentityProvider.token=", "--ServerApp.password=",
                                f"--ServerApp.root_dir={REPO}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
+                              stdout=log, stderr=subprocess.STDOUT)
+    t0 = time.monotonic()
+    while time.monotonic() < t0 + wait_s and server.poll() is None:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=10).read()
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=30).read()
+            print(f"JupyterLab answered after {time.monotonic() - t0:.0f} s", flush=True)
             return server
         except OSError:
-            time.sleep(2)
+            time.sleep(5)
     server.kill()
-    raise SystemExit("JupyterLab did not answer within 10 minutes")
+    log.seek(0)
+    tail = log.read().decode(errors="replace").splitlines()[-15:]
+    raise SystemExit(f"JupyterLab did not answer within {wait_s:.0f} s (exit {server.poll()}); its log ends:\n"
+                     + "\n".join(tail))
 
 
 def run_notebook(path: Path) -> float:
@@ -61,10 +66,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("notebooks", nargs="*", help="default: notebooks/NN-*.ipynb")
     p.add_argument("--port", type=int, default=8899)
+    p.add_argument("--wait", type=float, default=1800, help="seconds to wait for JupyterLab to answer")
     args = p.parse_args()
     notebooks = [Path(n) for n in args.notebooks] or sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
     os.environ.setdefault("PIMEM_MODE", "recorded")   # the figures, not TCG-timed benchmarks
-    server = start_server(args.port)
+    t0 = time.monotonic()
+    alone = {nb.name: run_notebook(nb) for nb in notebooks[:1]}   # a kernel with no server beside it
+    for name, mib in alone.items():
+        print(f"{name}: kernel peak {mib:.0f} MiB with no server running ({time.monotonic() - t0:.0f} s)", flush=True)
+    server = start_server(args.port, args.wait)
     try:
         idle = status_mib(server.pid, "VmRSS")
         print(f"JupyterLab server, idle: {idle:.0f} MiB resident ({os.uname().machine}, "
