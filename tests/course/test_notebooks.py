@@ -343,3 +343,15 @@ def test_show_keeps_the_frame_and_hides_only_the_index():
     assert "row_heading" not in html_text and ">board<" in html_text and "text-align: left" in html_text
     assert html_text == show(frame)._repr_html_(), "the same table renders the same HTML (stable outputs)"
     assert repr(t).splitlines()[0].split() == ["what", "value"] and list(frame.index) == [5, 9]
+
+
+def test_every_committed_cell_has_an_id():
+    # nbformat 4.5 requires cell ids ("will become a hard error"); a hand-inserted cell is easy to leave without.
+    import json
+
+    from pimem.paths import REPO
+
+    for path in sorted((REPO / "notebooks").rglob("*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        missing = [i for i, cell in enumerate(nb["cells"]) if not cell.get("id")]
+        assert not missing, f"{path.relative_to(REPO)}: cells {missing} have no id"
