@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ...exc import UsageError
@@ -15,6 +16,31 @@ from ...units import MiB
 
 
 # --- the memory map: one RAM, four bus aliases, two processors -----------------------
+
+def _arm_row(ax: Axes, y_arm: float, split: float, top: float, peripheral_base: int | None) -> None:
+    """The ARM's row: its cached RAM, the GPU memory it maps non-cached, and the peripheral window."""
+    from matplotlib.patches import Rectangle
+
+    ax.add_patch(Rectangle((0, y_arm + 0.15), split, 0.7, facecolor="#c8e6c9", edgecolor="0.4", lw=0.8,
+                           gid="arm:cached"))
+    ax.text(split / 2, y_arm + 0.5, "ARM, Linux's RAM: through the ARM's own L1 and L2 (cached)",
+            ha="center", va="center", fontsize=8.5)
+    periph = top if peripheral_base is None else peripheral_base / MiB
+    if not split < periph <= top:
+        periph = top
+    ax.add_patch(Rectangle((split, y_arm + 0.15), periph - split, 0.7, facecolor="#ffcdd2", edgecolor="0.4",
+                           lw=0.8, hatch="//", gid="arm:noncached"))
+    ax.annotate("ARM, GPU memory via /dev/mem:\nnon-cached, whatever the flag", xy=(split + (periph - split) / 2, y_arm + 0.85),
+                xytext=(split - (420 if periph < top else 260), y_arm + 1.55), fontsize=8.5, ha="center",
+                arrowprops={"arrowstyle": "->", "color": "0.3"})
+    if periph < top:
+        ax.add_patch(Rectangle((periph, y_arm + 0.15), top - periph, 0.7, facecolor="0.35", edgecolor="0.4",
+                               lw=0.8, gid="arm:peripherals"))
+        ax.annotate(f"ARM, 0x{int(periph * MiB):08X} and up:\nperipheral registers, not RAM",
+                    xy=(periph + (top - periph) / 2, y_arm + 0.85),
+                    xytext=(split - 110, y_arm + 1.55), fontsize=8.5, ha="center",
+                    arrowprops={"arrowstyle": "->", "color": "0.3"})
+
 
 def alias_map(arm_bytes: int = PI3B.ram_bytes - PI3B.default_gpu_mem, ram_bytes: int = PI3B.ram_bytes, *,
               board: str = PI3B.name, peripheral_base: int | None = PI3B.peripheral_base) -> Figure:
@@ -46,25 +72,7 @@ def alias_map(arm_bytes: int = PI3B.ram_bytes - PI3B.default_gpu_mem, ram_bytes:
                                gid=f"alias:{gid}"))
         ax.text(top / 2, y + 0.5, label, ha="center", va="center", fontsize=8.5)
     y_arm = len(rows) + 0.4
-    ax.add_patch(Rectangle((0, y_arm + 0.15), split, 0.7, facecolor="#c8e6c9", edgecolor="0.4", lw=0.8,
-                           gid="arm:cached"))
-    ax.text(split / 2, y_arm + 0.5, "ARM, Linux's RAM: through the ARM's own L1 and L2 (cached)",
-            ha="center", va="center", fontsize=8.5)
-    periph = top if peripheral_base is None else peripheral_base / MiB
-    if not split < periph <= top:
-        periph = top
-    ax.add_patch(Rectangle((split, y_arm + 0.15), periph - split, 0.7, facecolor="#ffcdd2", edgecolor="0.4",
-                           lw=0.8, hatch="//", gid="arm:noncached"))
-    ax.annotate("ARM, GPU memory via /dev/mem:\nnon-cached, whatever the flag", xy=(split + (periph - split) / 2, y_arm + 0.85),
-                xytext=(split - (420 if periph < top else 260), y_arm + 1.55), fontsize=8.5, ha="center",
-                arrowprops={"arrowstyle": "->", "color": "0.3"})
-    if periph < top:
-        ax.add_patch(Rectangle((periph, y_arm + 0.15), top - periph, 0.7, facecolor="0.35", edgecolor="0.4",
-                               lw=0.8, gid="arm:peripherals"))
-        ax.annotate(f"ARM, 0x{int(periph * MiB):08X} and up:\nperipheral registers, not RAM",
-                    xy=(periph + (top - periph) / 2, y_arm + 0.85),
-                    xytext=(split - 110, y_arm + 1.55), fontsize=8.5, ha="center",
-                    arrowprops={"arrowstyle": "->", "color": "0.3"})
+    _arm_row(ax, y_arm, split, top, peripheral_base)
     y_ram = -1.0
     ax.add_patch(Rectangle((0, y_ram + 0.15), split, 0.7, facecolor="0.92", edgecolor="0.3", gid="ram:arm"))
     ax.add_patch(Rectangle((split, y_ram + 0.15), top - split, 0.7, facecolor="0.75", edgecolor="0.3", gid="ram:gpu"))

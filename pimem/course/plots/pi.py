@@ -121,6 +121,45 @@ def _fit_footer(fig: Figure, lines: Sequence[str], axes_inches: float, top_inche
     fig.subplots_adjust(top=1 - top_inches / fig.get_figheight())
 
 
+def _draw_published(ax: Axes, pts_frame: pd.DataFrame) -> list[Any]:
+    """Published Pi figures: a line per sweep, a black-edged marker per single figure."""
+    pts = summarize_points(pts_frame, "median")
+    boards = dict(zip(pts_frame["recording"], pts_frame["board"]))
+    handles = []
+    for (rec, bench, phase, kernel), s in pts.groupby(["recording", "benchmark", "phase", "kernel"], sort=False):
+        colour, marker = benchmark_style(bench)
+        many = len(s) > 1
+        line, = ax.plot(s["size_bytes"], s["value"], marker=marker, ms=4 if many else 8, mec="k" if not many else colour,
+                        mew=1.0, color=colour, ls="-" if many else "none", lw=1.4,
+                        fillstyle="full" if kernel != "c-clang" else "none",
+                        label=plain_label(rec, boards[rec], bench, phase, kernel, True), zorder=4,
+                        gid=f"pi:{rec}:{bench}:{phase}:{kernel}")
+        handles.append(line)
+    return handles
+
+
+def _draw_live(ax: Axes, live: pd.DataFrame, series: Sequence[str]) -> tuple[list[Any], list[str]]:
+    """A live Pi run over the predictions (a host run refused): its lines and its footer lines."""
+    srcs = sources(live)
+    if any(not s.is_pi for s in srcs.values()):
+        raise UsageError("a host run has no place on a Pi's caches and predictions; draw it with "
+                         "plots.host_bandwidth (its own figure, its own caches)")
+    pairs = {bp for name in series for bp in SERIES[name][0]}
+    lv = summarize_points(live[[bp in pairs for bp in zip(live["benchmark"], live["phase"])]], "median")
+    lines = []
+    if lv["overhead_bound"].any():   # call overhead dominated them: not the memory's rate
+        lines.append(f"left out: {int(lv['overhead_bound'].sum())} overhead-bound points of the live run")
+        lv = lv[~lv["overhead_bound"]]
+    handles = []
+    for (rec, bench, phase, kernel), s in lv.groupby(["recording", "benchmark", "phase", "kernel"], sort=False):
+        colour, marker = benchmark_style(bench)
+        line, = ax.plot(s["size_bytes"], s["value"], marker=marker, ms=5, color=colour, ls="-", lw=2.2,
+                        mec="k", label=f"this Pi, {what_words(bench, phase)} (measured now)", zorder=5,
+                        gid=f"live:{bench}:{phase}")
+        handles.append(line)
+    return handles, lines + [f"this Pi, measured now: {s.line}" for s in srcs.values()]
+
+
 def pi_bandwidth(data: pd.DataFrame | None = None, *, series: Sequence[str] = ("fill", "cached-read"),
                  live: pd.DataFrame | None = None, logy: bool | None = None, title: str | None = None,
                  peak: bool = True) -> Figure:
@@ -148,35 +187,12 @@ def pi_bandwidth(data: pd.DataFrame | None = None, *, series: Sequence[str] = ("
     handles: list[Any] = [draw_prediction(ax, p) for p in used]
     lines: list[str] = []
     if not pts_frame.empty:
-        pts = summarize_points(pts_frame, "median")
-        boards = dict(zip(pts_frame["recording"], pts_frame["board"]))
-        for (rec, bench, phase, kernel), s in pts.groupby(["recording", "benchmark", "phase", "kernel"], sort=False):
-            colour, marker = benchmark_style(bench)
-            label = plain_label(rec, boards[rec], bench, phase, kernel, True)
-            many = len(s) > 1
-            line, = ax.plot(s["size_bytes"], s["value"], marker=marker, ms=4 if many else 8, mec="k" if not many else colour,
-                            mew=1.0, color=colour, ls="-" if many else "none", lw=1.4,
-                            fillstyle="full" if kernel != "c-clang" else "none", label=label, zorder=4,
-                            gid=f"pi:{rec}:{bench}:{phase}:{kernel}")
-            handles.append(line)
+        handles += _draw_published(ax, pts_frame)
         lines += footer_lines(sources(pts_frame))
     if live is not None:
-        srcs = sources(live)
-        if any(not s.is_pi for s in srcs.values()):
-            raise UsageError("a host run has no place on a Pi's caches and predictions; draw it with "
-                             "plots.host_bandwidth (its own figure, its own caches)")
-        pairs = {bp for name in series for bp in SERIES[name][0]}
-        lv = summarize_points(live[[bp in pairs for bp in zip(live["benchmark"], live["phase"])]], "median")
-        if lv["overhead_bound"].any():   # call overhead dominated them: not the memory's rate
-            lines.append(f"left out: {int(lv['overhead_bound'].sum())} overhead-bound points of the live run")
-            lv = lv[~lv["overhead_bound"]]
-        for (rec, bench, phase, kernel), s in lv.groupby(["recording", "benchmark", "phase", "kernel"], sort=False):
-            colour, marker = benchmark_style(bench)
-            line, = ax.plot(s["size_bytes"], s["value"], marker=marker, ms=5, color=colour, ls="-", lw=2.2,
-                            mec="k", label=f"this Pi, {what_words(bench, phase)} (measured now)", zorder=5,
-                            gid=f"live:{bench}:{phase}")
-            handles.append(line)
-        lines += [f"this Pi, measured now: {s.line}" for s in srcs.values()]
+        drawn, notes = _draw_live(ax, live, series)
+        handles += drawn
+        lines += notes
     if logy:
         ax.set_yscale("log")
         ax.set_ylim(0.01, 12)
