@@ -243,7 +243,7 @@ nb = nbformat.v4.new_notebook()
 nb.cells = [nbformat.v4.new_code_cell("from pimem.bench.core import explain_bus_errors; explain_bus_errors()"),
             nbformat.v4.new_code_cell("import signal; signal.raise_signal(signal.SIGBUS)")]
 try:
-    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    NotebookClient(nb, timeout=600, startup_timeout=600, kernel_name="python3").execute()   # slow on QEMU
 except DeadKernelError:
     print("the kernel died")
 """
@@ -254,7 +254,7 @@ except DeadKernelError:
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "this Python", "language": "python"}))
     env = {**os.environ, "JUPYTER_PATH": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=180, cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-c", driver], capture_output=True, text=True, timeout=1200, cwd=tmp_path,
                           env=env)
     assert "the kernel died" in done.stdout, done.stderr[-2000:]
     assert "pimem: SIGBUS, an alignment fault" in done.stderr
