@@ -54,7 +54,8 @@ def run_notebook(path: Path) -> float:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=3600, startup_timeout=1200, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})   # TCG: minutes to start
     with client.setup_kernel():
         pid = client.km.provisioner.process.pid
         for index, cell in enumerate(nb.cells):
