@@ -353,6 +353,14 @@ SBC_BANDWIDTH = [
 ]
 
 
+def sbc_source(run: dict, result: str, short: str, tables: str, notes: str) -> dict[str, str]:
+    """A sidecar's source for sbc-bench result `result`: its file at the commit it was read at."""
+    return {"kind": "published", "short": f"{short}, sbc-bench {result} (best of repeats)",
+            "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
+                         f"(tinymembench {tables})",
+            "url": sbc_url(run), "notes": notes}
+
+
 def the_run(run: dict, board_line: str, clocks: str) -> str:
     """The sentence a sidecar's notes give about an sbc-bench run: board, cores, clocks, OS, versions."""
     return (f"The run: {board_line}, {run['cores']} x {run['cpu']}, {clocks}, {run['os']}, "
@@ -379,10 +387,8 @@ def sbc_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     meta = {
         "schema": SCHEMA,
         "title": f"tinymembench on a {board} ({clocks}): memset, memcpy, C fill, random-read latency",
-        "source": {"kind": "published", "short": f"tinymembench, sbc-bench {result} (best of repeats)",
-                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
-                                "(tinymembench 'Memory bandwidth tests' and 'Memory latency test')",
-                   "url": sbc_url(run), "notes": notes},
+        "source": sbc_source(run, result, "tinymembench", "'Memory bandwidth tests' and 'Memory latency test'",
+                             notes),
         "machine": {"is_pi": True, "description": f"{run['board']} of sbc-bench result {result}",
                     "board": board, "revision": None, "model_string": run["board"],
                     "cpu_model": run["cpu"], "arch": run["kernel"].split("(")[-1].rstrip(")"),
@@ -566,10 +572,7 @@ def latency_model(name: str, created: str) -> tuple[pd.DataFrame, dict[str, Any]
     meta = {
         "schema": SCHEMA,
         "title": f"tinymembench random-read latency on a {board} at {clocks}",
-        "source": {"kind": "published", "short": f"tinymembench latency, sbc-bench {result} (best of repeats)",
-                   "reference": f"ThomasKaiser/sbc-bench, results/{result}.txt at commit {run['commit']} "
-                                "(tinymembench 'Memory latency test')",
-                   "url": sbc_url(run), "notes": notes},
+        "source": sbc_source(run, result, "tinymembench latency", "'Memory latency test'", notes),
         "machine": {"is_pi": True,
                     "description": f"{board} of sbc-bench result {result}, real clock {run['cpu_mhz']} MHz",
                     "board": board, "revision": None, "model_string": run["board"] if printed else None,
